@@ -1,0 +1,24 @@
+"""Application rules: HTTP statuses, database greetings and errors, Redis replies."""
+
+from __future__ import annotations
+
+from ..report import Fault, ReportWarning
+from ._observations import Observations, fault
+
+__all__ = ["application_fault", "application_warnings"]
+
+
+def application_fault(obs: Observations) -> Fault | None:
+    app = obs.application
+    if app is None or app.status != "failed":
+        return None
+    msg = app.error.message if app.error else (app.reason or "unknown")
+    return fault(
+        "l7.connection_closed",
+        f"{obs.target.netloc} accepted the connection but the {app.protocol} exchange "
+        f"failed: {msg}.",
+    )
+
+
+def application_warnings(obs: Observations) -> list[ReportWarning]:
+    return []

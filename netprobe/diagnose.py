@@ -1,0 +1,207 @@
+"""Orchestration: walk the ladder within one total deadline, concurrently where rungs allow.
+
+DNS first (everything needs the addresses). Then, at the same time: ICMP echoes to every
+address, and a TCP connect to every address. As soon as one address is established the
+ladder goes on over that connection (TLS, then the application), while the other connects
+and the echoes finish. The wall time is that of the slowest necessary step, not the sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream
+
+from . import __version__
+from .classify import classify
+from .options import Options, make_options
+from .probes._context import ProbeContext
+from .probes.application import APP_PROBES
+from .probes.dns import resolve
+from .probes.icmp import Pinger
+from .probes.tcp import TcpConnector
+from .probes.tls import start_tls
+from .report import Report, ReportWarning, Timings
+from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
+from .target import Target, parse_target
+
+__all__ = ["diagnose", "diagnose_many"]
+
+
+async def diagnose(
+    target: str | Target, *, options: Options | None = None, **kwargs: Any
+) -> Report:
+    """Diagnose the path to one dependency, from DNS to the application.
+
+    Never raises for a network fault: refused, reset, timed out, NXDOMAIN, TLS alerts, HTTP 5xx
+    and odd greetings are verdicts in the returned report. Returns within ``timeout`` seconds
+    (plus a few milliseconds), with whatever it learned so far.
+
+    Args:
+        target: ``host:port``, a URL or a DSN (see the target grammar).
+        options: an :class:`Options` to start from.
+        **kwargs: any :class:`Options` field, e.g. ``timeout=5``, ``connect_timeout=1``,
+            ``nameservers=["10.0.0.2"]``.
+
+    Raises:
+        InvalidTarget: the target is malformed (before any I/O).
+        InvalidOption: an option is unknown or out of range (before any I/O).
+    """
+    parsed = parse_target(target)
+    opts = make_options(options, **kwargs)
+    return await _Diagnosis(parsed, opts).run()
+
+
+async def diagnose_many(
+    targets: Iterable[str | Target],
+    *,
+    concurrency: int = 50,
+    options: Options | None = None,
+    **kwargs: Any,
+) -> list[Report]:
+    """Diagnose many targets, at most ``concurrency`` at a time; reports in the input order.
+
+    Every target and option is validated before the first probe starts.
+    """
+    parsed = [parse_target(t) for t in targets]
+    opts = make_options(options, **kwargs)
+    if concurrency < 1:
+        from ._errors import InvalidOption
+
+        raise InvalidOption(f"concurrency must be at least 1 (got {concurrency})")
+    results: list[Report | None] = [None] * len(parsed)
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(i: int, t: Target) -> None:
+        async with limiter:
+            results[i] = await _Diagnosis(t, opts).run()
+
+    async with anyio.create_task_group() as tg:
+        for i, t in enumerate(parsed):
+            tg.start_soon(one, i, t)
+    return [r for r in results if r is not None]
+
+
+class _Diagnosis:
+    """One run of the ladder. Steps are recorded as they finish, so a deadline keeps them."""
+
+    def __init__(self, target: Target, options: Options) -> None:
+        self.ctx = ProbeContext(target=target, options=options)
+        self.started_at = datetime.now(UTC)
+        self.steps: dict[str, Step] = {}
+        self.tcp: TcpConnector | None = None
+        self.pinger: Pinger | None = None
+        self.in_progress: str | None = None
+
+    async def run(self) -> Report:
+        with anyio.move_on_after(self.ctx.options.timeout) as scope:
+            await self._ladder()
+        return self._report(deadline_hit=scope.cancelled_caught)
+
+    async def _ladder(self) -> None:
+        ctx = self.ctx
+        self.in_progress = "dns"
+        dns = await resolve(ctx)
+        self.steps["dns"] = dns
+        if dns.status != "skipped":
+            ctx.mark("dns")
+        if not dns.addresses:
+            return
+        self.tcp = TcpConnector(ctx, dns.addresses)
+        self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
+        async with anyio.create_task_group() as tg:
+            if self.pinger is not None:
+                tg.start_soon(self.pinger.run)
+            tg.start_soon(self.tcp.run)
+            self.in_progress = "tcp"
+            stream = await self.tcp.first_established()
+            if stream is not None:
+                async with stream:
+                    await self._l7(stream)
+            await self.tcp.wait_done()
+            # The echoes get no more time than the connect and L7 rungs took: ICMP must never
+            # add to the wall time of a diagnosis.
+            tg.cancel_scope.cancel()
+        self.in_progress = None
+
+    async def _l7(self, stream: ByteStream) -> None:
+        ctx = self.ctx
+        if ctx.target.tls:
+            self.in_progress = "tls"
+            tls_step, tls_stream = await start_tls(ctx, stream)
+            self.steps["tls"] = tls_step
+            if tls_step.status != "skipped":
+                ctx.mark("tls_handshake")
+            if tls_stream is None:
+                self.in_progress = None
+                return
+            stream = tls_stream
+        probe = APP_PROBES.get(ctx.target.protocol)
+        if probe is not None:
+            self.in_progress = "application"
+            self.steps["application"] = await probe(ctx, stream)
+        self.in_progress = None
+
+    def _report(self, *, deadline_hit: bool) -> Report:
+        ctx = self.ctx
+        steps = self._ordered_steps(deadline_hit)
+        verdict = classify(ctx.target, ctx.options, steps)
+        warnings = list(verdict.warnings)
+        if deadline_hit:
+            warnings.append(
+                ReportWarning(
+                    code="diagnosis.deadline",
+                    message=f"The total deadline ({ctx.options.timeout:g} s) ended the diagnosis "
+                    f"during the {self.in_progress or 'last'} step: later rungs were not tried.",
+                )
+            )
+        ctx.mark("total")
+        marks = ctx.marks
+        return Report(
+            ok=verdict.fault is None,
+            target=ctx.target,
+            fault=verdict.fault,
+            warnings=warnings,
+            timings_ms=Timings(
+                dns=marks.get("dns"),
+                tcp_connect=marks.get("tcp_connect"),
+                tls_handshake=marks.get("tls_handshake"),
+                first_byte=marks.get("first_byte"),
+                total=marks.get("total"),
+            ),
+            steps=steps,
+            started_at=self.started_at,
+            netprobe_version=__version__,
+        )
+
+    def _ordered_steps(self, deadline_hit: bool) -> list[Step]:
+        steps = dict(self.steps)
+        if self.pinger is not None:
+            steps["icmp"] = self.pinger.step()
+        if self.tcp is not None:
+            steps["tcp"] = self.tcp.step()
+        if deadline_hit and self.in_progress in ("tls", "application"):
+            err = ErrorInfo(type="Deadline", message="the total deadline was reached first")
+            reason = f"the total deadline ({self.ctx.options.timeout:g} s) was reached"
+            if self.in_progress == "tls":
+                steps["tls"] = TlsStep(
+                    status="failed", reason=reason, error=err, server_name=self.ctx.target.host
+                )
+            else:
+                steps["application"] = ApplicationStep(
+                    status="failed", reason=reason, error=err, protocol=self.ctx.target.protocol
+                )
+        if deadline_hit and self.in_progress == "dns" and "dns" not in steps:
+            from .steps import DnsStep
+
+            steps["dns"] = DnsStep(
+                status="failed",
+                reason="the total deadline was reached",
+                host=self.ctx.target.host,
+                rcode="TIMEOUT",
+            )
+        order: Sequence[str] = ("dns", "icmp", "tcp", "tls", "application")
+        return [steps[name] for name in order if name in steps]

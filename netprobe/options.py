@@ -1,0 +1,148 @@
+"""Options of a diagnosis: every default has a reason (docs/defaults.md); all are overridable."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._errors import InvalidOption
+
+__all__ = ["Options", "make_options", "parse_nameserver"]
+
+
+class Options(BaseModel):
+    """How a diagnosis runs. Pass any field as a keyword to ``diagnose()``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    # Time. The total deadline bounds the whole diagnosis; each rung has its own budget too.
+    timeout: float = Field(10.0, gt=0, le=3600, description="Total deadline of one diagnosis (s).")
+    connect_timeout: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="Per-address TCP connect timeout (s): lets the first SYN "
+        "retransmission (at 1 s) happen and still fails fast.",
+    )
+    dns_timeout: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Budget for name resolution (s), including the diagnosis "
+        "queries made when getaddrinfo fails.",
+    )
+    read_timeout: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="How long to wait for the peer to answer at L7 "
+        "(TLS handshake, HTTP response headers, database greeting) (s).",
+    )
+    nameservers: tuple[str, ...] | None = Field(
+        None,
+        description="Name servers to ask directly when getaddrinfo fails "
+        "(default: those of /etc/resolv.conf). 'host' or 'host:port'.",
+    )
+
+    # ICMP and the liveness witness (L3).
+    icmp: bool = Field(True, description="Send ICMP echoes alongside the TCP connect.")
+    icmp_count: int = Field(3, ge=1, le=20, description="Echo requests per address.")
+    icmp_engine: Literal["builtin", "aioping"] = "builtin"
+    canary: bool = Field(
+        True,
+        description="When the SYN goes unanswered, connect to a port that is almost "
+        "certainly closed: an RST proves the host is alive.",
+    )
+
+    # TLS.
+    verify: bool = Field(True, description="Verify the server certificate.")
+    ca_file: str | None = Field(None, description="CA bundle (PEM) to verify against.")
+    ssl_context: ssl.SSLContext | None = Field(None, description="A ready SSL context to use.")
+    client_cert: str | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    client_key: str | None = Field(None, description="Key of the client certificate (PEM).")
+    expiry_warning_days: float = Field(14, ge=0, description="Warn when a cert expires within.")
+
+    # HTTP.
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_status: tuple[int, ...] | None = Field(
+        None, description="Statuses that count as healthy (default: 2xx and 3xx)."
+    )
+    follow_redirects: bool = False
+
+    # Databases.
+    probe_user: str = Field(
+        "netprobe_probe",
+        min_length=1,
+        description="User named in credential-less database probes; it need not exist.",
+    )
+
+    @field_validator("nameservers", mode="before")
+    @classmethod
+    def _one_nameserver(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None:
+            for ns in v:
+                parse_nameserver(ns)
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if not v.isalpha():
+            raise ValueError(f"HTTP method {v!r} is not a token")
+        return v.upper()
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``'1.2.3.4'``, ``'1.2.3.4:5353'``, ``'::1'`` or ``'[::1]:5353'`` to (address, port)."""
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"name server {text!r} is not 'address' or 'address:port'")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"name server {text!r} is not 'address' or 'address:port'")
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"name server {text!r} must be an IP address") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"name server port {port} is out of range")
+    return host, port
+
+
+def make_options(options: Options | None = None, **overrides: Any) -> Options:
+    """Merge keyword overrides into ``options``; any mistake becomes a one-line InvalidOption."""
+    base = options.model_dump() if options is not None else {}
+    if options is not None:
+        base["ssl_context"] = options.ssl_context
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Options(**base)
+    except ValidationError as exc:
+        raise InvalidOption(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "options"
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(sorted(Options.model_fields))
+        return f"unknown option {loc!r} (known: {known})"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"option {loc!r}: {msg} (got {err.get('input')!r})"

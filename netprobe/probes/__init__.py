@@ -1,0 +1,1 @@
+"""Probes do the I/O. Each returns an observation (a step model); none decides what is wrong."""

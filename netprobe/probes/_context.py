@@ -1,0 +1,40 @@
+"""What every probe gets: the target, the options, the clock and the total deadline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..options import Options
+from ..target import Target
+
+__all__ = ["ProbeContext"]
+
+
+@dataclass
+class ProbeContext:
+    """Per-diagnosis state shared by the probes. Times are ``time.perf_counter()`` seconds."""
+
+    target: Target
+    options: Options
+    started: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.options.timeout
+
+    def remaining(self) -> float:
+        """Seconds left before the total deadline (never negative)."""
+        return max(0.0, self.deadline - time.perf_counter())
+
+    def budget(self, seconds: float) -> float:
+        """A rung's own timeout, cut to what is left of the total deadline."""
+        return min(seconds, self.remaining())
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def mark(self, name: str) -> None:
+        """Record a curl-style cumulative timing (ms since the start), once."""
+        self.marks.setdefault(name, round(self.elapsed_ms(), 3))

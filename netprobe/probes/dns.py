@@ -1,0 +1,226 @@
+"""Name resolution, the way the application does it, and the diagnosis when it fails.
+
+getaddrinfo reads /etc/hosts, nsswitch and the search domains, exactly as the application's
+own connect will; but when it fails it lumps SERVFAIL, REFUSED and a silent resolver together
+as ``EAI_AGAIN``. So on failure we ask the name servers directly (dnspython) for A and AAAA,
+which tells NXDOMAIN, NODATA, SERVFAIL/REFUSED and timeouts apart.
+
+With ``nameservers=`` the user overrides the system resolver: the name is resolved by asking
+those servers directly, and getaddrinfo is not used.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+
+import anyio
+import anyio.to_thread
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from ..options import parse_nameserver
+from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
+from ._context import ProbeContext
+
+__all__ = ["resolve"]
+
+_MAX_ADDRESSES = 16
+
+
+async def resolve(ctx: ProbeContext) -> DnsStep:
+    """Resolve the target's host. Never raises for a DNS fault."""
+    target = ctx.target
+    if target.is_ip:
+        return DnsStep(
+            status="skipped",
+            reason="the target is an IP address: no lookup",
+            host=target.host,
+            source="literal",
+            addresses=[target.host],
+            duration_ms=0.0,
+        )
+    start = time.perf_counter()
+    budget = ctx.budget(ctx.options.dns_timeout)
+    if ctx.options.nameservers:
+        answers = await _ask_nameservers(target.host, ctx.options.nameservers, budget)
+        return _from_direct_answers(target.host, answers, start)
+
+    error: ErrorInfo | None = None
+    addresses: list[str] = []
+    try:
+        with anyio.fail_after(budget):
+            infos = await anyio.to_thread.run_sync(
+                _getaddrinfo, target.host, target.port, abandon_on_cancel=True
+            )
+        addresses = _unique_addresses(infos)
+    except TimeoutError:
+        error = ErrorInfo(
+            type="TimeoutError", message=f"getaddrinfo gave no answer in {budget:.1f}s"
+        )
+    except (socket.gaierror, OSError, UnicodeError) as exc:
+        error = ErrorInfo.from_exception(exc)
+    if addresses:
+        return DnsStep(
+            status="ok",
+            host=target.host,
+            addresses=addresses,
+            duration_ms=_ms_since(start),
+        )
+
+    # getaddrinfo failed: ask the configured name servers why.
+    nameservers = _system_nameservers()
+    answers = await _ask_nameservers(target.host, nameservers, ctx.budget(ctx.options.dns_timeout))
+    rcode = _verdict(answers) if answers else None
+    return DnsStep(
+        status="failed",
+        reason=error.message if error else "no address",
+        host=target.host,
+        addresses=[],
+        error=error,
+        rcode=rcode,
+        queries=answers,
+        duration_ms=_ms_since(start),
+    )
+
+
+def _getaddrinfo(host: str, port: int) -> list[tuple[int, str]]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
+
+
+def _unique_addresses(infos: Sequence[tuple[int, str]]) -> list[str]:
+    seen: list[str] = []
+    for _, addr in infos:
+        if addr not in seen:
+            seen.append(addr)
+    return seen[:_MAX_ADDRESSES]
+
+
+def _system_nameservers() -> tuple[str, ...]:
+    try:
+        conf = dns.resolver.Resolver(configure=True)
+    except (dns.resolver.NoResolverConfiguration, OSError):
+        return ()
+    return tuple(str(ns) for ns in conf.nameservers)
+
+
+async def _ask_nameservers(
+    host: str, nameservers: Sequence[str], budget: float
+) -> list[NameserverAnswer]:
+    """Query A and AAAA at every server concurrently, each bounded by ``budget``."""
+    answers: list[NameserverAnswer] = []
+    name = dns.name.from_text(host)
+
+    async def ask(ns: str, qtype: str) -> None:
+        answers.append(await _query(name, ns, qtype, budget))
+
+    async with anyio.create_task_group() as tg:
+        for ns in nameservers[:3]:
+            for qtype in ("A", "AAAA"):
+                tg.start_soon(ask, ns, qtype)
+    order = {
+        (ns, q): i for i, (ns, q) in enumerate((n, q) for n in nameservers for q in ("A", "AAAA"))
+    }
+    answers.sort(key=lambda a: order.get((a.nameserver, a.qtype), 0))
+    return answers
+
+
+async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> NameserverAnswer:
+    address, port = parse_nameserver(ns)
+    query = dns.message.make_query(name, dns.rdatatype.from_text(qtype))
+    start = time.perf_counter()
+    rcode: Rcode
+    detail: str | None = None
+    addresses: list[str] = []
+    try:
+        with anyio.fail_after(max(budget, 0.01)):
+            response = await dns.asyncquery.udp(query, address, port=port, timeout=budget)
+            if response.flags & dns.flags.TC:
+                response = await dns.asyncquery.tcp(query, address, port=port, timeout=budget)
+    except (TimeoutError, dns.exception.Timeout):
+        rcode = "TIMEOUT"
+        detail = f"no answer in {budget:.1f}s"
+    except (OSError, dns.exception.DNSException) as exc:
+        rcode = "ERROR"
+        detail = f"{type(exc).__name__}: {exc}"
+    else:
+        code = response.rcode()
+        if code == dns.rcode.NXDOMAIN:
+            rcode = "NXDOMAIN"
+        elif code == dns.rcode.SERVFAIL:
+            rcode = "SERVFAIL"
+        elif code == dns.rcode.REFUSED:
+            rcode = "REFUSED"
+        elif code == dns.rcode.NOERROR:
+            for rrset in response.answer:
+                if rrset.rdtype == dns.rdatatype.from_text(qtype):
+                    addresses.extend(rd.to_text() for rd in rrset)
+            rcode = "NOERROR" if addresses else "NODATA"
+        else:
+            rcode = "ERROR"
+            detail = f"rcode {dns.rcode.to_text(code)}"
+    return NameserverAnswer(
+        nameserver=ns,
+        qtype=qtype,
+        rcode=rcode,
+        addresses=addresses,
+        elapsed_ms=_ms_since(start),
+        detail=detail,
+    )
+
+
+def _verdict(answers: Sequence[NameserverAnswer]) -> Rcode:
+    """Fold the per-server answers into one rcode; the most definite answer wins."""
+    codes = [a.rcode for a in answers]
+    if "NOERROR" in codes:
+        return "NOERROR"
+    if "NXDOMAIN" in codes:
+        return "NXDOMAIN"
+    if codes and all(c in ("NODATA", "NXDOMAIN") for c in codes):
+        return "NODATA"
+    if "NODATA" in codes and all(c in ("NODATA", "TIMEOUT", "ERROR") for c in codes):
+        return "NODATA"
+    for code in ("SERVFAIL", "REFUSED", "ERROR"):
+        if code in codes:
+            return code
+    return "TIMEOUT"
+
+
+def _from_direct_answers(host: str, answers: list[NameserverAnswer], start: float) -> DnsStep:
+    addresses: list[str] = []
+    for ans in sorted(answers, key=lambda a: a.qtype):  # A before AAAA
+        for addr in ans.addresses:
+            if addr not in addresses:
+                addresses.append(addr)
+    if addresses:
+        return DnsStep(
+            status="ok",
+            host=host,
+            source="nameservers",
+            addresses=addresses[:_MAX_ADDRESSES],
+            queries=answers,
+            rcode="NOERROR",
+            duration_ms=_ms_since(start),
+        )
+    rcode = _verdict(answers) if answers else "TIMEOUT"
+    return DnsStep(
+        status="failed",
+        reason=f"name servers answered {rcode}",
+        host=host,
+        source="nameservers",
+        rcode=rcode,
+        queries=answers,
+        duration_ms=_ms_since(start),
+    )
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)

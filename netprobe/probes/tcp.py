@@ -1,0 +1,196 @@
+"""TCP connect, one attempt per resolved address, each with its own errno and timing.
+
+``anyio.connect_tcp`` hides the errno behind one ``OSError`` and forgets the per-address
+results on timeout, so we connect each address ourselves: a non-blocking ``connect()``,
+then wait for writability and read ``SO_ERROR`` (connect(2), "EINPROGRESS").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from collections.abc import Sequence
+
+import anyio
+from anyio.abc import SocketStream
+
+from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, TcpStep
+from ._context import ProbeContext
+
+__all__ = ["TcpConnector", "connect_address"]
+
+_ERRNO_OUTCOMES: dict[int, ConnectOutcome] = {
+    errno.ECONNREFUSED: "refused",
+    errno.EHOSTUNREACH: "host_unreachable",
+    errno.ENETUNREACH: "network_unreachable",
+    errno.EADDRNOTAVAIL: "port_exhaustion",
+    errno.EMFILE: "fd_exhaustion",
+    errno.ENFILE: "fd_exhaustion",
+    errno.ETIMEDOUT: "timeout",
+    errno.EPERM: "denied",
+    errno.EACCES: "denied",
+}
+
+
+def _family_of(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+async def connect_address(
+    address: str, port: int, connect_timeout: float
+) -> tuple[AddressAttempt, socket.socket | None]:
+    """Connect to one address. Returns the attempt and, when established, the socket.
+
+    Never raises for a network fault; outer cancellation propagates and closes the socket.
+    """
+    family = _family_of(address)
+    fam: str = "ipv6" if family == socket.AF_INET6 else "ipv4"
+    start = time.perf_counter()
+
+    def attempt(
+        outcome: ConnectOutcome,
+        exc: BaseException | None = None,
+        *,
+        immediate: bool = False,
+        local: str | None = None,
+    ) -> AddressAttempt:
+        return AddressAttempt(
+            address=address,
+            port=port,
+            family=fam,
+            outcome=outcome,
+            connect_ms=round((time.perf_counter() - start) * 1000.0, 3),
+            error=ErrorInfo.from_exception(exc) if exc is not None else None,
+            immediate=immediate,
+            local_address=local,
+        )
+
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        return attempt(_outcome(exc), exc, immediate=True), None
+    # On loopback an RST can come back within connect() itself: that is not "immediate"
+    # in the sense of "no packet left", so only local refusals are flagged.
+    try:
+        sock.setblocking(False)
+        err = sock.connect_ex((address, port))
+        if err not in (0, errno.EINPROGRESS):
+            # Refused before any packet left: the routing table, the port allocator...
+            error = OSError(err, os.strerror(err))
+            sock.close()
+            outcome = _outcome(error)
+            return attempt(outcome, error, immediate=outcome != "refused"), None
+        if err == errno.EINPROGRESS:
+            with anyio.fail_after(connect_timeout):
+                await anyio.wait_writable(sock)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                error = OSError(err, os.strerror(err))
+                sock.close()
+                return attempt(_outcome(error), error), None
+    except TimeoutError:
+        sock.close()
+        return attempt("timeout"), None
+    except OSError as exc:
+        sock.close()
+        return attempt(_outcome(exc), exc), None
+    except BaseException:
+        sock.close()
+        raise
+    local = sock.getsockname()
+    return attempt("established", local=f"{local[0]}:{local[1]}"), sock
+
+
+def _outcome(exc: OSError) -> ConnectOutcome:
+    return _ERRNO_OUTCOMES.get(exc.errno or -1, "error")
+
+
+class TcpConnector:
+    """Connects to every address concurrently and hands over the first one established.
+
+    The ladder goes on (TLS, application) as soon as one address is established, while the
+    others finish on their own: the wall time is that of the slowest necessary step.
+    """
+
+    def __init__(self, ctx: ProbeContext, addresses: Sequence[str]) -> None:
+        self._ctx = ctx
+        self._addresses = list(addresses)
+        self._timeout = ctx.budget(ctx.options.connect_timeout)
+        self._results: dict[str, AddressAttempt] = {}
+        self._sockets: dict[str, socket.socket] = {}
+        self._chosen: str | None = None
+        self._settled = anyio.Event()
+        self._done = anyio.Event()
+        self._start = time.perf_counter()
+
+    async def run(self) -> None:
+        """Run all attempts; returns when every one has an outcome."""
+        try:
+            async with anyio.create_task_group() as tg:
+                for addr in self._addresses:
+                    tg.start_soon(self._one, addr)
+        finally:
+            self._done.set()
+            self._settled.set()
+            for sock in self._sockets.values():  # established but not chosen
+                sock.close()
+            self._sockets.clear()
+
+    async def _one(self, address: str) -> None:
+        attempt, sock = await connect_address(address, self._ctx.target.port, self._timeout)
+        self._results[address] = attempt
+        if sock is not None:
+            if self._chosen is None:
+                self._chosen = address
+                self._ctx.mark("tcp_connect")
+            self._sockets[address] = sock
+        if self._chosen is not None or len(self._results) == len(self._addresses):
+            self._settled.set()
+
+    async def first_established(self) -> SocketStream | None:
+        """Wait for the first established connection (or for all attempts to fail)."""
+        await self._settled.wait()
+        if self._chosen is None:
+            return None
+        sock = self._sockets.pop(self._chosen)
+        try:
+            return await SocketStream.from_socket(sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    def step(self) -> TcpStep:
+        """The TCP step so far; attempts still pending at the deadline count as unanswered."""
+        attempts: list[AddressAttempt] = []
+        for addr in self._addresses:
+            result = self._results.get(addr)
+            if result is None:
+                result = AddressAttempt(
+                    address=addr,
+                    port=self._ctx.target.port,
+                    family="ipv6" if ":" in addr else "ipv4",
+                    outcome="timeout",
+                    connect_ms=round((time.perf_counter() - self._start) * 1000.0, 3),
+                    error=ErrorInfo(type="Deadline", message="total deadline reached first"),
+                )
+            attempts.append(result)
+        ok = self._chosen is not None
+        reason = None
+        if not ok:
+            outcomes = sorted({a.outcome for a in attempts})
+            reason = "no address connected: " + ", ".join(outcomes)
+        return TcpStep(
+            status="ok" if ok else "failed",
+            reason=reason,
+            timeout_s=self._timeout,
+            attempts=attempts,
+            connected_to=attempts[self._addresses.index(self._chosen)].endpoint
+            if self._chosen is not None
+            else None,
+            duration_ms=max((a.connect_ms or 0.0) for a in attempts) if attempts else None,
+        )

@@ -1,0 +1,129 @@
+"""The human ladder: one line per rung, then the verdict, the evidence and the hints.
+
+Pure: a Report in, rich markup lines out (no I/O). User-controlled text is escaped.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from .report import Report
+from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
+
+__all__ = ["render_ladder", "step_line"]
+
+_MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
+_RUNGS = ("dns", "icmp", "tcp", "tls", "application")
+
+
+def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
+    """The ladder of one report, as rich markup lines."""
+    t = report.target
+    lines = [f"[bold]{escape(t.url)}[/]  [dim]({t.protocol}{', tls' if t.tls else ''})[/]"]
+    present: dict[str, Step] = {s.name: s for s in report.steps}
+    for rung in _RUNGS:
+        step = present.get(rung)
+        if step is None:
+            if rung in ("tls",) and not t.tls:
+                continue
+            if rung == "application" and t.protocol == "tcp":
+                continue
+            if rung == "icmp":
+                continue
+            lines.append(f"  [dim]·[/] {rung:<11} [dim]not reached[/]")
+            continue
+        lines.append(f"  {_MARK[step.status]} {rung:<11} {step_line(step)}")
+    lines.extend(_waterfall(report))
+    if report.fault is None:
+        lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
+    else:
+        f = report.fault
+        lines.append(
+            f"[bold red]FAULT[/] [bold]{f.code}[/] [dim](layer {f.layer})[/]: {escape(f.summary)}"
+        )
+        shown = f.evidence if verbose else f.evidence[:6]
+        for ev in shown:
+            lines.append(f"  [dim]evidence:[/] {escape(ev.observation)}")
+        if len(f.evidence) > len(shown):
+            lines.append(f"  [dim]... {len(f.evidence) - len(shown)} more (use --verbose)[/]")
+        for hint in f.hints:
+            lines.append(f"  [cyan]hint:[/] {escape(hint)}")
+    for w in report.warnings:
+        lines.append(f"[yellow]warning[/] {w.code}: {escape(w.message)}")
+    return lines
+
+
+def _waterfall(report: Report) -> list[str]:
+    """httpstat-style phases from the curl-style cumulative timings."""
+    tm = report.timings_ms
+    marks = [
+        ("dns", tm.dns),
+        ("connect", tm.tcp_connect),
+        ("tls", tm.tls_handshake),
+        ("server", tm.first_byte),
+        ("transfer", tm.total),
+    ]
+    phases: list[str] = []
+    prev = 0.0
+    for name, value in marks:
+        if value is None:
+            continue
+        phases.append(f"{name} {max(0.0, value - prev):.1f}")
+        prev = value
+    if len(phases) < 2:
+        return []
+    return [f"  [dim]timing ms: {' | '.join(phases)} = {tm.total or prev:.1f}[/]"]
+
+
+def step_line(step: Step) -> str:
+    """One line describing a rung's result."""
+    if isinstance(step, DnsStep):
+        return _dns_line(step)
+    if isinstance(step, IcmpStep):
+        return _icmp_line(step)
+    if isinstance(step, TcpStep):
+        return _tcp_line(step)
+    if isinstance(step, TlsStep):
+        return _tls_line(step)
+    return _application_line(step)
+
+
+def _dns_line(step: DnsStep) -> str:
+    if step.source == "literal":
+        return f"[dim]{escape(step.host)} is an IP address: no lookup[/]"
+    if step.status == "ok":
+        addrs = ", ".join(step.addresses)
+        return f"{escape(step.host)} → {escape(addrs)} [dim]({step.duration_ms or 0:.1f} ms)[/]"
+    return f"{escape(step.host)}: {escape(step.rcode or (step.reason or 'failed'))}"
+
+
+def _icmp_line(step: IcmpStep) -> str:
+    if step.status == "skipped" or not step.results:
+        return f"[dim]skipped: {escape(step.reason or '')}[/]"
+    parts = []
+    for r in step.results:
+        text = f"{r.address} {r.received}/{r.sent} answered"
+        if r.rtt_avg_ms is not None:
+            text += f" rtt {r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f} ms"
+        if r.unreachable:
+            text += f" ({r.unreachable})"
+        parts.append(text)
+    return escape("; ".join(parts))
+
+
+def _tcp_line(step: TcpStep) -> str:
+    from .classify.transport import describe_attempt
+
+    return escape("; ".join(describe_attempt(a) for a in step.attempts))
+
+
+def _tls_line(step: TlsStep) -> str:
+    if step.status == "ok":
+        return escape(f"{step.version or ''} {step.cipher or ''}".strip())
+    return escape(step.reason or (step.error.message if step.error else step.status))
+
+
+def _application_line(step: ApplicationStep) -> str:
+    if step.status == "ok":
+        return escape(f"{step.protocol}: {step.reason or 'ok'}")
+    return escape(f"{step.protocol}: {step.reason or (step.error.message if step.error else '')}")

@@ -1,0 +1,164 @@
+"""The report: a frozen pydantic model, serialisable to JSON, with a published schema.
+
+Fault and warning codes are stable public API: adding one is a feature, renaming one is a
+breaking change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .steps import Step, StepBase
+from .target import Target
+
+__all__ = [
+    "FAULT_CODES",
+    "WARNING_CODES",
+    "Evidence",
+    "Fault",
+    "Layer",
+    "Report",
+    "ReportWarning",
+    "Timings",
+]
+
+Layer = Literal["dns", "l3", "l4", "l7", "local"]
+
+#: Every fault code, with its layer and what it means.
+FAULT_CODES: dict[str, tuple[Layer, str]] = {
+    "dns.nxdomain": ("dns", "the name does not exist (NXDOMAIN)"),
+    "dns.no_address": ("dns", "the name exists but has no A/AAAA record (NODATA)"),
+    "dns.servfail": ("dns", "the name server failed to answer (SERVFAIL or REFUSED)"),
+    "dns.timeout": ("dns", "no name server answered in time"),
+    "l3.network_unreachable": ("l3", "no route to the network (ENETUNREACH)"),
+    "l3.host_unreachable": (
+        "l3",
+        "the host cannot be reached (EHOSTUNREACH: ARP failed, or an ICMP unreachable came back)",
+    ),
+    "l3.host_unresponsive": ("l3", "the SYN went unanswered and the host gave no sign of life"),
+    "l4.refused": ("l4", "the host answered with RST: nothing listens on the port"),
+    "l4.filtered": ("l4", "the SYN went unanswered although the host is alive"),
+    "l4.connect_timeout": ("l4", "the SYN went unanswered; whether the host is alive is unknown"),
+    "l7.connection_closed": ("l7", "the peer closed or reset the connection before answering"),
+    "tls.cert_expired": ("l7", "the server's certificate has expired"),
+    "tls.cert_not_yet_valid": ("l7", "the server's certificate is not valid yet"),
+    "tls.cert_untrusted": ("l7", "the certificate chain does not lead to a trusted CA"),
+    "tls.hostname_mismatch": ("l7", "the certificate is not valid for the target's name"),
+    "tls.not_tls": ("l7", "the peer does not speak TLS"),
+    "tls.handshake_failed": ("l7", "the TLS handshake failed (alert)"),
+    "tls.handshake_timeout": ("l7", "no answer to the ClientHello"),
+    "http.server_error": ("l7", "the server answered 5xx"),
+    "http.client_error": ("l7", "the server answered 4xx"),
+    "http.timeout": ("l7", "no response headers within the read timeout"),
+    "http.protocol_error": ("l7", "the answer is not HTTP"),
+    "db.too_many_connections": ("l7", "the database refuses more connections"),
+    "db.host_blocked": ("l7", "the database blocks this client host"),
+    "db.not_ready": ("l7", "the database is starting, shutting down, recovering or loading"),
+    "db.greeting_timeout": ("l7", "connected, but the database sent nothing in time"),
+    "db.protocol_mismatch": ("l7", "the peer does not speak the expected database protocol"),
+    "db.auth_failed": ("l7", "the credentials were rejected"),
+    "db.access_denied": ("l7", "the user may not connect from this host or to this database"),
+    "local.port_exhaustion": ("local", "no free local port (EADDRNOTAVAIL)"),
+    "local.fd_exhaustion": ("local", "no free file descriptor (EMFILE/ENFILE)"),
+    "local.connect_denied": (
+        "local",
+        "this host's own firewall or security policy forbids the connection (EPERM/EACCES)",
+    ),
+    "l4.connect_failed": ("l4", "connect() failed with an unexpected error (see the evidence)"),
+}
+
+#: Every warning code: things that are not faults but matter.
+WARNING_CODES: dict[str, str] = {
+    "tcp.syn_retransmitted": "a connect took 1 s or more: the first SYN was lost",
+    "tcp.address_failed": "one resolved address failed while another worked",
+    "icmp.no_reply": "ICMP echo got no reply while TCP works: ICMP is filtered",
+    "tls.cert_expiring_soon": "a certificate of the chain expires soon",
+    "tls.verify_disabled": "certificate verification was turned off for this diagnosis",
+    "local.close_wait_leak": "CLOSE_WAIT sockets toward the target pile up",
+    "local.time_wait_pressure": "TIME_WAIT sockets toward the target near the port range",
+    "local.fd_pressure": "open file descriptors near the limit",
+    "diagnosis.deadline": "the total deadline ended the diagnosis early: results are partial",
+}
+
+JsonScalar = str | int | float | bool | None
+
+
+class Evidence(BaseModel):
+    """One observation behind a verdict: what was sent, what came back, how long it took."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str = Field(
+        description="The rung that observed it: dns, icmp, tcp, tls, application, local."
+    )
+    observation: str = Field(description="The observation, in words.")
+    data: dict[str, JsonScalar] = Field(default_factory=dict)
+
+
+class Fault(BaseModel):
+    """The verdict when something is wrong: which layer, which code, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    layer: Layer
+    code: str = Field(description="A stable dotted code, see FAULT_CODES.")
+    summary: str = Field(description="One sentence an on-call engineer can act on.")
+    evidence: list[Evidence] = Field(default_factory=list)
+    hints: list[str] = Field(default_factory=list, description="What to check next.")
+
+
+class ReportWarning(BaseModel):
+    """Not a fault, but it matters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
+class Timings(BaseModel):
+    """Milliseconds from the start of the diagnosis, the way curl's ``-w`` times are.
+
+    ``dns`` is curl's ``time_namelookup``, ``tcp_connect`` its ``time_connect``,
+    ``tls_handshake`` its ``time_appconnect``, ``first_byte`` its ``time_starttransfer`` and
+    ``total`` its ``time_total``. Each is present only where it was measured.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dns: float | None = None
+    tcp_connect: float | None = None
+    tls_handshake: float | None = None
+    first_byte: float | None = None
+    total: float | None = None
+
+
+_S = TypeVar("_S", bound=StepBase)
+
+
+class Report(BaseModel):
+    """The result of one diagnosis. ``ok`` is true when no fault was found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    target: Target
+    fault: Fault | None = None
+    warnings: list[ReportWarning] = Field(default_factory=list)
+    timings_ms: Timings = Field(default_factory=Timings)
+    steps: list[Step] = Field(default_factory=list, description="Per-rung results in ladder order.")
+    started_at: datetime
+    netprobe_version: str
+
+    def step(self, kind: type[_S]) -> _S | None:
+        """The step of the given model class, e.g. ``report.step(TcpStep)``, or ``None``."""
+        for s in self.steps:
+            if isinstance(s, kind):
+                return s
+        return None
+
+    def warning_codes(self) -> list[str]:
+        return [w.code for w in self.warnings]

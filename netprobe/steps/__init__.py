@@ -1,0 +1,35 @@
+"""Per-rung step models: what each probe observed, as plain data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ._base import ErrorInfo, StepBase, StepStatus
+from .application import ApplicationStep
+from .dns import DnsStep, NameserverAnswer, Rcode
+from .icmp import IcmpAddressResult, IcmpStep
+from .tcp import AddressAttempt, ConnectOutcome, TcpStep
+from .tls import TlsStep
+
+Step = Annotated[
+    DnsStep | IcmpStep | TcpStep | TlsStep | ApplicationStep, Field(discriminator="name")
+]
+
+__all__ = [
+    "AddressAttempt",
+    "ApplicationStep",
+    "ConnectOutcome",
+    "DnsStep",
+    "ErrorInfo",
+    "IcmpAddressResult",
+    "IcmpStep",
+    "NameserverAnswer",
+    "Rcode",
+    "Step",
+    "StepBase",
+    "StepStatus",
+    "TcpStep",
+    "TlsStep",
+]

@@ -1,0 +1,370 @@
+"""The target grammar: parse a string once, validate it before any I/O, keep credentials secret.
+
+Accepted forms (public API, see docs/targets.md):
+
+* ``host:port``, ``ipv4:port``, ``[v6addr]:port``: a well-known port selects its protocol
+  (80 http, 443 https, 3306 mysql, 5432 postgresql, 6379 redis); any other port is plain TCP.
+* URLs ``http://`` and ``https://``.
+* DSNs ``mysql://``, ``mariadb://``, ``postgresql://``, ``postgres://``, ``redis://``, ``rediss://``.
+* ``tcp://host:port`` and ``tls://host:port``.
+
+Every problem raises :class:`InvalidTarget` (a ``ValueError``) whose message names it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+from urllib.parse import parse_qsl, unquote
+
+import idna
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ._errors import InvalidTarget
+
+__all__ = ["WELL_KNOWN_PORTS", "Protocol", "Scheme", "Target", "parse_target"]
+
+Scheme = Literal[
+    "tcp", "tls", "http", "https", "mysql", "mariadb", "postgresql", "postgres", "redis", "rediss"
+]
+Protocol = Literal["tcp", "http", "mysql", "postgresql", "redis"]
+
+_SCHEMES: dict[str, tuple[Protocol, bool, int | None]] = {
+    # scheme: (application protocol, TLS from the first byte, default port)
+    "tcp": ("tcp", False, None),
+    "tls": ("tcp", True, None),
+    "http": ("http", False, 80),
+    "https": ("http", True, 443),
+    "mysql": ("mysql", False, 3306),
+    "mariadb": ("mysql", False, 3306),
+    "postgresql": ("postgresql", False, 5432),
+    "postgres": ("postgresql", False, 5432),
+    "redis": ("redis", False, 6379),
+    "rediss": ("redis", True, 6379),
+}
+
+#: A bare ``host:port`` with one of these ports is probed with that scheme.
+WELL_KNOWN_PORTS: dict[int, Scheme] = {
+    80: "http",
+    443: "https",
+    3306: "mysql",
+    5432: "postgresql",
+    6379: "redis",
+}
+
+_DSN_SCHEMES = frozenset({"mysql", "mariadb", "postgresql", "postgres", "redis", "rediss"})
+_URL_SCHEMES = frozenset({"http", "https"})
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
+_SECRET_PARAMS = frozenset({"password", "passwd", "pass"})
+
+
+class Target(BaseModel):
+    """A parsed, validated target. ``str()`` and the JSON form never show a password."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scheme: Scheme = Field(
+        description="The scheme as written (lower-cased), or the one implied by the port."
+    )
+    protocol: Protocol = Field(description="The application protocol probed after TCP (and TLS).")
+    tls: bool = Field(description="Whether TLS starts right after the TCP handshake.")
+    host: str = Field(
+        description="ASCII host name (IDNA-encoded) or IP address, IPv6 without brackets."
+    )
+    port: int
+    is_ip: bool = Field(description="True when the host is an IP literal (no DNS lookup).")
+    path: str = Field("", description="HTTP path and query, or the database name/number of a DSN.")
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    params: dict[str, str] = Field(default_factory=dict, description="DSN query parameters.")
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The target as a URL, with any password replaced by ``***``."""
+        return self._url(redact=True)
+
+    def url_with_secret(self) -> str:
+        """The target as a URL including the password: for drivers only, never for output."""
+        return self._url(redact=False)
+
+    def _url(self, *, redact: bool) -> str:
+        auth = ""
+        if self.username is not None or self.password is not None:
+            from urllib.parse import quote
+
+            auth = quote(self.username or "", safe="")
+            if self.password is not None:
+                secret = "***" if redact else quote(self.password.get_secret_value(), safe="")
+                auth += f":{secret}"
+            auth += "@"
+        path = self.path
+        if path and not path.startswith("/"):
+            path = "/" + path
+        query = ""
+        if self.params:
+            query = "?" + "&".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.scheme}://{auth}{self.netloc}{path}{query}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_target(text: str | Target) -> Target:
+    """Parse and validate a target string, before any I/O.
+
+    Raises:
+        InvalidTarget: the text is not a target; the message names the problem.
+    """
+    if isinstance(text, Target):
+        return text
+    if not isinstance(text, str):
+        raise InvalidTarget(f"a target must be a string, not {type(text).__name__}")
+    if not text:
+        raise InvalidTarget("empty target")
+    shown = _redact_for_message(text)
+    for ch in text:
+        if ch.isspace():
+            raise InvalidTarget(f"target {shown!r} contains whitespace")
+        if not ch.isprintable():
+            raise InvalidTarget(f"target {shown!r} contains a control character")
+
+    if "://" in text:
+        scheme_text, rest = text.split("://", 1)
+        scheme = scheme_text.lower()
+        if not scheme:
+            raise InvalidTarget(f"missing scheme before '://' in {shown!r}")
+        if scheme not in _SCHEMES:
+            known = ", ".join(sorted(_SCHEMES))
+            raise InvalidTarget(f"unknown scheme {scheme_text!r} in {shown!r} (known: {known})")
+        return _parse_url(scheme, rest, shown)  # type: ignore[arg-type]
+
+    m = _SCHEME_RE.match(text)
+    if m and m.group(1).lower() in _SCHEMES and text[m.end() :][:1] in ("/", ""):
+        raise InvalidTarget(f"malformed URL {shown!r}: expected '{m.group(1).lower()}://'")
+    return _parse_bare(text, shown)
+
+
+def _parse_bare(text: str, shown: str) -> Target:
+    bracketed = text.startswith("[")
+    if bracketed:
+        host, port_text = _split_bracketed(text, shown)
+    else:
+        if text.count(":") > 1:
+            raise InvalidTarget(f"IPv6 address in {shown!r} must be in brackets, e.g. '[::1]:5432'")
+        host, sep, port_text = text.partition(":")
+        if not sep:
+            raise InvalidTarget(
+                f"missing port in {shown!r} (give host:port, or a URL such as https://{text})"
+            )
+    if port_text is None:
+        raise InvalidTarget(f"missing port in {shown!r} (give host:port)")
+    port = _parse_port(port_text, shown, bare=True)
+    host_ascii, is_ip = _validate_host(host, shown, bracketed=bracketed)
+    scheme = WELL_KNOWN_PORTS.get(port, "tcp")
+    protocol, tls, _ = _SCHEMES[scheme]
+    return Target(
+        scheme=scheme,
+        protocol=protocol,
+        tls=tls,
+        host=host_ascii,
+        port=port,
+        is_ip=is_ip,
+        path="/" if protocol == "http" else "",
+    )
+
+
+def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
+    protocol, tls, default_port = _SCHEMES[scheme]
+    cut = len(rest)
+    for sep in "/?#":
+        i = rest.find(sep)
+        if i != -1:
+            cut = min(cut, i)
+    authority, tail = rest[:cut], rest[cut:]
+    tail = tail.split("#", 1)[0]
+    path, _, query = tail.partition("?")
+
+    username: str | None = None
+    password: SecretStr | None = None
+    if "@" in authority:
+        userinfo, _, authority = authority.rpartition("@")
+        if scheme not in _DSN_SCHEMES and scheme not in _URL_SCHEMES:
+            raise InvalidTarget(f"credentials are not used by {scheme}:// targets, in {shown!r}")
+        user, has_pw, pw = userinfo.partition(":")
+        username = unquote(user) or None
+        if has_pw:
+            password = SecretStr(unquote(pw))
+
+    bracketed = authority.startswith("[")
+    if bracketed:
+        host, port_text = _split_bracketed(authority, shown)
+    else:
+        if authority.count(":") > 1:
+            raise InvalidTarget(
+                f"IPv6 address in {shown!r} must be in brackets, e.g. '{scheme}://[::1]:5432'"
+            )
+        host, sep, port_text_ = authority.partition(":")
+        port_text = port_text_ if sep else None
+    if not host:
+        raise InvalidTarget(f"empty host in {shown!r}")
+    if port_text is None:
+        if default_port is None:
+            raise InvalidTarget(
+                f"missing port in {shown!r} ({scheme}:// targets need an explicit port)"
+            )
+        port = default_port
+    else:
+        port = _parse_port(port_text, shown, bare=False)
+    host_ascii, is_ip = _validate_host(host, shown, bracketed=bracketed)
+
+    params: dict[str, str] = {}
+    if query:
+        if scheme in _DSN_SCHEMES:
+            try:
+                pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+            except ValueError:
+                raise InvalidTarget(f"malformed query string in {shown!r}") from None
+            for key, value in pairs:
+                if key.lower() in _SECRET_PARAMS:
+                    password = SecretStr(value)
+                else:
+                    params[key] = value
+        elif scheme not in _URL_SCHEMES:
+            raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no query")
+
+    if protocol == "http":
+        path = (path or "/") + (f"?{query}" if query else "")
+    elif scheme in ("tcp", "tls"):
+        if path not in ("", "/"):
+            raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no path")
+        path = ""
+    else:
+        path = unquote(path.lstrip("/"))
+        if "/" in path:
+            raise InvalidTarget(f"database name {path!r} in {shown!r} contains '/'")
+        if protocol == "redis" and path and not (path.isdigit() and path.isascii()):
+            raise InvalidTarget(f"redis database {path!r} in {shown!r} is not a number")
+
+    return Target(
+        scheme=scheme,
+        protocol=protocol,
+        tls=tls,
+        host=host_ascii,
+        port=port,
+        is_ip=is_ip,
+        path=path,
+        username=username,
+        password=password,
+        params=params,
+    )
+
+
+def _split_bracketed(text: str, shown: str) -> tuple[str, str | None]:
+    end = text.find("]")
+    if end == -1:
+        raise InvalidTarget(f"unclosed '[' in {shown!r}")
+    inner, after = text[1:end], text[end + 1 :]
+    if not inner:
+        raise InvalidTarget(f"empty host in {shown!r}")
+    try:
+        ipaddress.IPv6Address(inner)
+    except ValueError:
+        raise InvalidTarget(f"{inner!r} in {shown!r} is not an IPv6 address") from None
+    if not after:
+        return inner, None
+    if not after.startswith(":"):
+        raise InvalidTarget(f"junk after ']' in {shown!r}: expected ':port'")
+    return inner, after[1:]
+
+
+def _parse_port(port_text: str, shown: str, *, bare: bool) -> int:
+    if not port_text:
+        raise InvalidTarget(f"missing port after ':' in {shown!r}")
+    digits = 0
+    while digits < len(port_text) and port_text[digits] in "0123456789":
+        digits += 1
+    if digits == 0:
+        raise InvalidTarget(f"port {port_text!r} is not a number in {shown!r}")
+    if digits < len(port_text):
+        hint = ""
+        if bare and port_text[digits] in "/?":
+            hint = ": use a URL or DSN (e.g. postgresql://db:5432/app) to give a path"
+        raise InvalidTarget(f"junk after the port in {shown!r}{hint}")
+    if digits > 5:
+        raise InvalidTarget(f"port {port_text} is out of range in {shown!r} (1-65535)")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise InvalidTarget(f"port {port} is out of range in {shown!r} (1-65535)")
+    return port
+
+
+def _validate_host(host: str, shown: str, *, bracketed: bool = False) -> tuple[str, bool]:
+    if not host:
+        raise InvalidTarget(f"empty host in {shown!r}")
+    if bracketed:
+        return str(ipaddress.IPv6Address(host)), True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if addr.version == 6:
+            raise InvalidTarget(
+                f"IPv6 address in {shown!r} must be in brackets, e.g. '[{host}]:443'"
+            )
+        return str(addr), True
+    if re.fullmatch(r"[0-9.]+", host):
+        raise InvalidTarget(f"{host!r} in {shown!r} is not a valid IPv4 address")
+    if not host.isascii():
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise InvalidTarget(
+                f"host {host!r} in {shown!r} is not a valid domain name: {exc}"
+            ) from None
+    else:
+        ascii_host = host.lower()
+    name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
+    if not name:
+        raise InvalidTarget(f"empty host in {shown!r}")
+    if len(name) > 253:
+        raise InvalidTarget(f"host name in {shown!r} is longer than 253 characters")
+    for label in name.split("."):
+        if not label:
+            raise InvalidTarget(f"host {host!r} in {shown!r} has an empty label")
+        if len(label) > 63:
+            raise InvalidTarget(
+                f"label {label[:20]!r}... in {shown!r} is longer than 63 characters"
+            )
+        if not _LABEL_RE.match(label):
+            bad = next((c for c in label if not (c.isalnum() or c in "-_")), None)
+            if bad is not None:
+                raise InvalidTarget(f"invalid character {bad!r} in host {host!r} of {shown!r}")
+            raise InvalidTarget(f"label {label!r} in {shown!r} starts or ends with '-'")
+    return ascii_host, False
+
+
+def _redact_for_message(text: str) -> str:
+    """Hide a password in user input before it appears in an error message."""
+    if "://" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    cut = len(rest)
+    for sep in "/?#":
+        i = rest.find(sep)
+        if i != -1:
+            cut = min(cut, i)
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        user, has_pw, _ = userinfo.partition(":")
+        authority = f"{user}:***@{hostport}" if has_pw else f"{user}@{hostport}"
+    tail = re.sub(r"(?i)((?:password|passwd|pass)=)[^&#]*", r"\1***", tail)
+    return f"{scheme}://{authority}{tail}"

@@ -1,0 +1,36 @@
+"""Regenerate the docs that are derived from code: the fault table and the report's JSON schema.
+
+Run: .venv/bin/python scripts/gen_docs.py  (tests/test_docs.py fails when they are stale)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from netprobe.report import FAULT_CODES, WARNING_CODES, Report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fault_table() -> str:
+    lines = ["| code | layer | meaning |", "|---|---|---|"]
+    lines += [f"| `{code}` | `{layer}` | {text} |" for code, (layer, text) in FAULT_CODES.items()]
+    lines += ["", "| warning | meaning |", "|---|---|"]
+    lines += [f"| `{code}` | {text} |" for code, text in WARNING_CODES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def schema() -> str:
+    return (
+        json.dumps(Report.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
+    )
+
+
+def main() -> None:
+    (ROOT / "docs" / "faults-table.md").write_text(fault_table())
+    (ROOT / "docs" / "schema" / "report.schema.json").write_text(schema())
+
+
+if __name__ == "__main__":
+    main()
