@@ -19,7 +19,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
 import idna
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
 
 from ._errors import InvalidTarget
 
@@ -85,6 +85,7 @@ class Target(BaseModel):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def url(self) -> str:
         """The target as a URL, with any password replaced by ``***``."""

@@ -1,0 +1,36 @@
+"""The public API surface is pinned: changing it is a deliberate act."""
+
+from __future__ import annotations
+
+import netprobe
+
+EXPECTED = {
+    "FAULT_CODES",
+    "WARNING_CODES",
+    "Evidence",
+    "Fault",
+    "InvalidOption",
+    "InvalidTarget",
+    "NetprobeError",
+    "Options",
+    "Report",
+    "ReportWarning",
+    "Target",
+    "Timings",
+    "__version__",
+    "diagnose",
+    "diagnose_many",
+    "parse_target",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert isinstance(netprobe.__all__, tuple)
+    assert set(netprobe.__all__) >= EXPECTED
+    for name in netprobe.__all__:
+        assert hasattr(netprobe, name), name
+
+
+def test_errors_are_value_errors() -> None:
+    assert issubclass(netprobe.InvalidTarget, ValueError)
+    assert issubclass(netprobe.InvalidOption, ValueError)

@@ -1,0 +1,161 @@
+"""Classification is pure: plain step data in, a verdict out. No sockets, no event loop."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from netprobe.classify import classify
+from netprobe.options import Options
+from netprobe.report import FAULT_CODES
+from netprobe.steps import (
+    AddressAttempt,
+    ConnectOutcome,
+    DnsStep,
+    ErrorInfo,
+    NameserverAnswer,
+    Rcode,
+    Step,
+    TcpStep,
+)
+from netprobe.target import parse_target
+
+OPTS = Options()
+TARGET = parse_target("db.internal:3306")
+
+
+def attempt(
+    outcome: ConnectOutcome,
+    address: str = "10.0.0.5",
+    ms: float = 1.0,
+    errno_name: str | None = None,
+    immediate: bool = False,
+) -> AddressAttempt:
+    return AddressAttempt(
+        address=address,
+        port=3306,
+        family="ipv6" if ":" in address else "ipv4",
+        outcome=outcome,
+        connect_ms=ms,
+        immediate=immediate,
+        error=ErrorInfo(type="OSError", errno_name=errno_name, message=outcome)
+        if outcome != "established"
+        else None,
+    )
+
+
+def tcp(*attempts: AddressAttempt) -> TcpStep:
+    ok = any(a.outcome == "established" for a in attempts)
+    chosen = next((a.endpoint for a in attempts if a.outcome == "established"), None)
+    return TcpStep(
+        status="ok" if ok else "failed", timeout_s=3.0, attempts=list(attempts), connected_to=chosen
+    )
+
+
+DNS_OK = DnsStep(status="ok", host="db.internal", addresses=["10.0.0.5"])
+
+
+def dns_failed(rcode: Rcode | None, gai_errno: int | None = None) -> DnsStep:
+    return DnsStep(
+        status="failed",
+        host="db.internal",
+        rcode=rcode,
+        error=ErrorInfo(type="gaierror", errno=gai_errno, message="x") if gai_errno else None,
+        queries=[NameserverAnswer(nameserver="127.0.0.1:53", qtype="A", rcode=rcode)]
+        if rcode
+        else [],
+    )
+
+
+TCP_ROWS: list[tuple[str, list[Step], str | None]] = [
+    ("established", [DNS_OK, tcp(attempt("established"))], None),
+    ("refused", [DNS_OK, tcp(attempt("refused", errno_name="ECONNREFUSED"))], "l4.refused"),
+    ("timeout without witness", [DNS_OK, tcp(attempt("timeout", ms=3000))], "l4.connect_timeout"),
+    ("host unreachable", [DNS_OK, tcp(attempt("host_unreachable"))], "l3.host_unreachable"),
+    (
+        "network unreachable",
+        [DNS_OK, tcp(attempt("network_unreachable", immediate=True))],
+        "l3.network_unreachable",
+    ),
+    ("port exhaustion", [DNS_OK, tcp(attempt("port_exhaustion"))], "local.port_exhaustion"),
+    ("fd exhaustion", [DNS_OK, tcp(attempt("fd_exhaustion"))], "local.fd_exhaustion"),
+    ("local firewall", [DNS_OK, tcp(attempt("denied"))], "local.connect_denied"),
+    ("other errno", [DNS_OK, tcp(attempt("error"))], "l4.connect_failed"),
+    # Several addresses: a definite answer speaks for the step over an unrouted IPv6 address.
+    (
+        "v6 unrouted, v4 refused",
+        [
+            DNS_OK,
+            tcp(attempt("network_unreachable", "2001:db8::5", immediate=True), attempt("refused")),
+        ],
+        "l4.refused",
+    ),
+    (
+        "v6 unrouted, v4 silent",
+        [DNS_OK, tcp(attempt("network_unreachable", "2001:db8::5"), attempt("timeout"))],
+        "l4.connect_timeout",
+    ),
+    (
+        "local limit first",
+        [DNS_OK, tcp(attempt("refused"), attempt("fd_exhaustion", "10.0.0.6"))],
+        "local.fd_exhaustion",
+    ),
+    (
+        "one of two works",
+        [DNS_OK, tcp(attempt("refused", "10.0.0.6"), attempt("established"))],
+        None,
+    ),
+    ("nxdomain", [dns_failed("NXDOMAIN")], "dns.nxdomain"),
+    ("nodata", [dns_failed("NODATA")], "dns.no_address"),
+    ("servfail", [dns_failed("SERVFAIL")], "dns.servfail"),
+    ("refused by resolver", [dns_failed("REFUSED")], "dns.servfail"),
+    ("resolver silent", [dns_failed("TIMEOUT")], "dns.timeout"),
+    ("gai noname only", [dns_failed(None, socket.EAI_NONAME)], "dns.nxdomain"),
+    ("gai again only", [dns_failed(None, socket.EAI_AGAIN)], "dns.timeout"),
+    ("gai fail only", [dns_failed(None, socket.EAI_FAIL)], "dns.servfail"),
+]
+
+
+@pytest.mark.parametrize(("name", "steps", "code"), TCP_ROWS, ids=[r[0] for r in TCP_ROWS])
+def test_rules(name: str, steps: list[Step], code: str | None) -> None:
+    verdict = classify(TARGET, OPTS, steps)
+    assert (verdict.fault.code if verdict.fault else None) == code
+    if verdict.fault is not None:
+        assert verdict.fault.layer == FAULT_CODES[verdict.fault.code][0]
+        assert verdict.fault.summary.endswith(".")
+        assert verdict.fault.hints
+
+
+def test_refused_evidence_names_rst_and_errno() -> None:
+    verdict = classify(TARGET, OPTS, [DNS_OK, tcp(attempt("refused", errno_name="ECONNREFUSED"))])
+    assert verdict.fault is not None
+    ev = verdict.fault.evidence[0]
+    assert "RST" in ev.observation and "ECONNREFUSED" in ev.observation
+    assert ev.data["outcome"] == "refused"
+
+
+def test_local_route_is_said() -> None:
+    v = classify(TARGET, OPTS, [DNS_OK, tcp(attempt("network_unreachable", immediate=True))])
+    assert v.fault is not None and "local routing table" in v.fault.summary
+
+
+def test_slow_connect_warns_syn_retransmitted() -> None:
+    v = classify(TARGET, OPTS, [DNS_OK, tcp(attempt("established", ms=1003.0))])
+    assert v.fault is None
+    assert [w.code for w in v.warnings] == ["tcp.syn_retransmitted"]
+
+
+def test_failed_address_warns_while_healthy() -> None:
+    v = classify(
+        TARGET, OPTS, [DNS_OK, tcp(attempt("established"), attempt("refused", "10.0.0.6"))]
+    )
+    assert v.fault is None
+    assert [w.code for w in v.warnings] == ["tcp.address_failed"]
+    assert "10.0.0.6:3306" in v.warnings[0].message
+
+
+def test_dns_fault_wins_over_nothing_else() -> None:
+    v = classify(TARGET, OPTS, [dns_failed("NXDOMAIN")])
+    assert v.fault is not None and v.fault.layer == "dns"
+    assert "db.internal" in v.fault.summary

@@ -1,0 +1,91 @@
+"""The command line, run as a real subprocess: exit codes, JSON, one-line usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from netprobe.demo.servers import DnsServer, TcpServer
+
+SECRET = "s3cr3t-Pa55"
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netprobe.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_healthy_exits_0(tcp_server: TcpServer) -> None:
+    out = run("diagnose", f"tcp://{tcp_server.address}", "--no-icmp")
+    assert out.returncode == 0, out.stderr
+    assert "HEALTHY" in out.stdout
+    assert "tcp" in out.stdout
+
+
+def test_refused_exits_1_with_ladder_and_hints() -> None:
+    out = run("diagnose", "127.0.0.1:1")
+    assert out.returncode == 1
+    assert "l4.refused" in out.stdout
+    assert "RST" in out.stdout
+    assert "hint:" in out.stdout
+
+
+def test_json_output_is_the_report() -> None:
+    out = run("diagnose", "127.0.0.1:1", "--json")
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["ok"] is False
+    assert report["fault"]["code"] == "l4.refused"
+    assert report["fault"]["layer"] == "l4"
+
+
+def test_nxdomain_via_nameserver_option(dns_server: DnsServer) -> None:
+    out = run("diagnose", "nope.netprobe.test:5432", "--nameserver", dns_server.address, "--json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["fault"]["code"] == "dns.nxdomain"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["diagnose", "db:99999"], "port 99999 is out of range in 'db:99999'"),
+        (["diagnose", "mongo://db"], "unknown scheme 'mongo'"),
+        (["diagnose", "db"], "missing port in 'db'"),
+        (["diagnose", "127.0.0.1:1", "--connect-timeout", "-1"], "connect_timeout"),
+        (["diagnose", "127.0.0.1:1", "--nameserver", "dns.example"], "name server"),
+        (["diagnose", "127.0.0.1:1", "--timeout", "abc"], "abc"),
+        (["diagnose"], "Missing argument"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    if args[0] == "diagnose" and len(args) > 1 and "--timeout" not in args:
+        assert len([line for line in out.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_secret_never_printed() -> None:
+    target = f"postgresql://app:{SECRET}@127.0.0.1:1/app"
+    for extra in ([], ["--json"], ["--verbose"]):
+        out = run("diagnose", target, *extra)
+        assert SECRET not in out.stdout + out.stderr
+        assert "***" in out.stdout
+    out = run("diagnose", f"postgresql://app:{SECRET}@db:99999/app")
+    assert out.returncode == 2 and SECRET not in out.stdout + out.stderr
+
+
+def test_demo_shows_every_case() -> None:
+    out = run("demo", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "l4.refused" in out.stdout
+    assert "dns.nxdomain" in out.stdout
+    assert "HEALTHY" in out.stdout
