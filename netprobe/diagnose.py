@@ -8,6 +8,7 @@ and the echoes finish. The wall time is that of the slowest necessary step, not 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,8 @@ from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
+
+logger = logging.getLogger("netprobe")
 
 
 async def diagnose(
@@ -97,9 +100,16 @@ class _Diagnosis:
         self.in_progress: str | None = None
 
     async def run(self) -> Report:
+        # Only the redacted form of the target ever reaches a log record.
+        logger.debug("diagnosing %s", self.ctx.target.url)
         with anyio.move_on_after(self.ctx.options.timeout) as scope:
             await self._ladder()
-        return self._report(deadline_hit=scope.cancelled_caught)
+        report = self._report(deadline_hit=scope.cancelled_caught)
+        if report.fault is None:
+            logger.debug("%s: healthy in %.1f ms", report.target.url, report.timings_ms.total or 0)
+        else:
+            logger.debug("%s: %s: %s", report.target.url, report.fault.code, report.fault.summary)
+        return report
 
     async def _ladder(self) -> None:
         ctx = self.ctx
