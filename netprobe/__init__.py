@@ -9,11 +9,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ._errors import DependencyUnavailable as DependencyUnavailable
 from ._errors import InvalidOption as InvalidOption
 from ._errors import InvalidTarget as InvalidTarget
 from ._errors import NetprobeError as NetprobeError
 from .diagnose import diagnose as diagnose
 from .diagnose import diagnose_many as diagnose_many
+from .health import Dependency as Dependency
+from .health import HealthApp as HealthApp
+from .health import health_app as health_app
+from .health import wait_until_ready as wait_until_ready
 from .options import Options as Options
 from .report import FAULT_CODES as FAULT_CODES
 from .report import WARNING_CODES as WARNING_CODES
@@ -28,8 +33,11 @@ from .target import parse_target as parse_target
 __all__ = (
     "FAULT_CODES",
     "WARNING_CODES",
+    "Dependency",
+    "DependencyUnavailable",
     "Evidence",
     "Fault",
+    "HealthApp",
     "InvalidOption",
     "InvalidTarget",
     "NetprobeError",
@@ -41,5 +49,7 @@ __all__ = (
     "__version__",
     "diagnose",
     "diagnose_many",
+    "health_app",
     "parse_target",
+    "wait_until_ready",
 )

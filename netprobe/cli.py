@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from ._errors import NetprobeError
+from .health._cli import WaitCommand
 from .render import render_ladder
 from .report import Report
 
@@ -145,6 +146,40 @@ def demo(as_json: bool) -> None:
     for case in mismatched:
         _console(stderr=True).print(f"[red]demo case did not show its fault:[/] {case.title}")
     sys.exit(EXIT_FAULT if mismatched else EXIT_OK)
+
+
+@cli.command(cls=WaitCommand)
+@click.argument("targets", nargs=-1, metavar="TARGET... [-- COMMAND ARGS...]")
+@click.option(
+    "--interval", type=float, default=0.25, show_default=True, help="First retry delay, s."
+)
+@click.option(
+    "--max-interval", type=float, default=5.0, show_default=True, help="Largest retry delay, s."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the diagnosis of a failure.")
+@diagnosis_options
+def wait(
+    targets: tuple[str, ...], interval: float, max_interval: float, quiet: bool, **kw: Any
+) -> None:
+    """Wait until every TARGET is healthy, then run COMMAND (like wait-for-it, with a diagnosis).
+
+    Exit codes: 0 ready (or COMMAND's), 1 not ready at the deadline (the diagnosis is
+    printed), 2 usage error.
+    """
+    from .health._cli import run_wait
+
+    command = click.get_current_context().meta.get("netprobe.wait.command", [])
+    timeout = kw.pop("timeout", None)
+    code = run_wait(
+        targets,
+        command,
+        timeout=timeout,
+        interval=interval,
+        max_interval=max_interval,
+        options=options_from_cli(kw),
+        quiet=quiet,
+    )
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,8 +7,11 @@ import netprobe
 EXPECTED = {
     "FAULT_CODES",
     "WARNING_CODES",
+    "Dependency",
+    "DependencyUnavailable",
     "Evidence",
     "Fault",
+    "HealthApp",
     "InvalidOption",
     "InvalidTarget",
     "NetprobeError",
@@ -20,7 +23,9 @@ EXPECTED = {
     "__version__",
     "diagnose",
     "diagnose_many",
+    "health_app",
     "parse_target",
+    "wait_until_ready",
 }
 
 

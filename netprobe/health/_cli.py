@@ -1,0 +1,166 @@
+"""`netprobe wait TARGET... [-- COMMAND ARGS]`: the diagnosing replacement for wait-for-it.
+
+Progress goes to stderr (stdout belongs to COMMAND): a live table on a terminal, one plain
+line per change of verdict otherwise. When everything is ready, COMMAND replaces this
+process (exec, as wait-for-it does), so it receives the container's signals directly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from .._errors import DependencyUnavailable, NetprobeError
+from ..render import render_ladder
+from ..report import Report
+from ..target import Target, parse_target
+from .wait import verdict_of, wait_until_ready
+
+__all__ = ["WaitCommand", "run_wait"]
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT = 60.0
+
+
+class WaitCommand(click.Command):
+    """Splits ``-- COMMAND ARGS`` off before click parses the targets."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if p.name == "timeout" and isinstance(p, click.Option):
+                p.help = f"Overall deadline: give up after this many seconds [{DEFAULT_TIMEOUT:g}]."
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            i = args.index("--")
+            ctx.meta["netprobe.wait.command"] = args[i + 1 :]
+            args = args[:i]
+        return super().parse_args(ctx, args)
+
+
+@dataclass
+class _Row:
+    target: Target
+    verdict: str = "…"
+    attempts: int = 0
+    summary: str = "waiting for the first diagnosis"
+
+
+class _Progress:
+    def __init__(self, targets: Sequence[Target], console: Console, *, live: bool) -> None:
+        self.rows = {t.url: _Row(t) for t in targets}
+        self.console = console
+        self.started = time.monotonic()
+        self.live: Live | None = None
+        if live:
+            self.live = Live(self._table(), console=console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> _Progress:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def on_attempt(self, target: Target, report: Report, attempt: int) -> None:
+        row = self.rows[target.url]
+        verdict = verdict_of(report)
+        changed = verdict != row.verdict
+        row.verdict, row.attempts = verdict, attempt
+        row.summary = "ready" if report.fault is None else report.fault.summary
+        if self.live is not None:
+            self.live.update(self._table())
+        elif changed:
+            elapsed = time.monotonic() - self.started
+            state = "ready" if report.ok else f"not ready: {verdict}: {row.summary}"
+            self.console.print(
+                f"netprobe wait: {escape(target.url)} {escape(state)} "
+                f"(attempt {attempt}, {elapsed:.1f} s)"
+            )
+
+    def _table(self) -> Table:
+        elapsed = time.monotonic() - self.started
+        table = Table(title=f"waiting for dependencies · {elapsed:.0f} s", title_justify="left")
+        for col in ("", "target", "attempts", "verdict"):
+            table.add_column(col)
+        for row in self.rows.values():
+            mark = "[green]✓[/]" if row.verdict == "ok" else "[yellow]…[/]"
+            verdict = "[green]ready[/]" if row.verdict == "ok" else escape(row.summary)
+            code = "" if row.verdict in ("ok", "…") else f"[bold]{escape(row.verdict)}[/] "
+            table.add_row(mark, escape(row.target.url), str(row.attempts), code + verdict)
+        return table
+
+
+def run_wait(
+    targets: Sequence[str],
+    command: Sequence[str],
+    *,
+    timeout: float | None,
+    interval: float,
+    max_interval: float,
+    options: dict[str, Any],
+    quiet: bool,
+) -> int:
+    """The whole command; returns the exit code (or execs COMMAND)."""
+    from ..cli import run_async  # the CLI's one place mapping user mistakes to exit code 2
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not targets:
+        err.print("[red]netprobe: error:[/] give at least one TARGET")
+        return EXIT_USAGE
+    deadline = DEFAULT_TIMEOUT if timeout is None else timeout
+    parsed: list[Target] = []
+    for t in targets:
+        try:
+            parsed.append(parse_target(t))
+        except NetprobeError as exc:
+            err.print(f"[red]netprobe: error:[/] {escape(str(exc))}")
+            return EXIT_USAGE
+    progress = _Progress(parsed, err, live=err.is_terminal and not quiet)
+
+    async def go() -> list[Report] | DependencyUnavailable:
+        with progress:
+            try:
+                return await wait_until_ready(
+                    parsed,
+                    timeout=deadline,
+                    interval=interval,
+                    max_interval=max_interval,
+                    on_attempt=None if quiet else progress.on_attempt,
+                    **options,
+                )
+            except DependencyUnavailable as exc:
+                return exc
+
+    outcome = run_async(go)
+    if isinstance(outcome, DependencyUnavailable):
+        err.print(f"[bold red]netprobe wait: not ready after {deadline:g} s[/]")
+        for report in outcome.failing:
+            for line in render_ladder(report):
+                err.print(line)
+        return EXIT_NOT_READY
+    if not quiet:
+        err.print(f"netprobe wait: all {len(parsed)} ready")
+    if not command:
+        return EXIT_READY
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(command[0], list(command))
+    except OSError as exc:
+        err.print(f"[red]netprobe wait: cannot run {escape(command[0])!s}:[/] {escape(str(exc))}")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return EXIT_READY  # pragma: no cover - execvp does not return
