@@ -211,3 +211,14 @@ def test_report_is_frozen_and_serialisable() -> None:
     assert set(data) >= {"ok", "target", "fault", "warnings", "timings_ms", "steps"}
     assert set(data["fault"]) >= {"layer", "code", "summary", "evidence", "hints"}
     assert netprobe.Report.model_validate_json(report.model_dump_json()).fault == report.fault
+
+
+async def test_secret_never_in_report_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "s3cr3t-Pa55"
+    caplog.set_level("DEBUG", logger="netprobe")
+    report = await netprobe.diagnose(f"postgresql://app:{secret}@127.0.0.1:1/app", icmp=False)
+    assert report.fault is not None
+    assert caplog.records, "diagnose logs its verdict at DEBUG"
+    for shown in (repr(report), str(report), report.model_dump_json(), caplog.text):
+        assert secret not in shown
+    assert "app:***@127.0.0.1:1" in report.model_dump_json()

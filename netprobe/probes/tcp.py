@@ -119,8 +119,9 @@ class TcpConnector:
         self._addresses = list(addresses)
         self._timeout = ctx.budget(ctx.options.connect_timeout)
         self._results: dict[str, AddressAttempt] = {}
-        self._sockets: dict[str, socket.socket] = {}
+        self._others: list[socket.socket] = []
         self._chosen: str | None = None
+        self._chosen_sock: socket.socket | None = None
         self._settled = anyio.Event()
         self._done = anyio.Event()
         self._start = time.perf_counter()
@@ -134,9 +135,9 @@ class TcpConnector:
         finally:
             self._done.set()
             self._settled.set()
-            for sock in self._sockets.values():  # established but not chosen
+            for sock in self._others:  # established, but another address was chosen
                 sock.close()
-            self._sockets.clear()
+            self._others.clear()
 
     async def _one(self, address: str) -> None:
         attempt, sock = await connect_address(address, self._ctx.target.port, self._timeout)
@@ -144,25 +145,44 @@ class TcpConnector:
         if sock is not None:
             if self._chosen is None:
                 self._chosen = address
+                self._chosen_sock = sock
                 self._ctx.mark("tcp_connect")
-            self._sockets[address] = sock
+            else:
+                self._others.append(sock)
         if self._chosen is not None or len(self._results) == len(self._addresses):
             self._settled.set()
 
     async def first_established(self) -> SocketStream | None:
-        """Wait for the first established connection (or for all attempts to fail)."""
+        """Wait for the first established connection (or for all attempts to fail).
+
+        The caller owns the returned stream. A chosen socket nobody claimed (the wait was
+        cancelled) is closed by ``close_unclaimed()``.
+        """
         await self._settled.wait()
-        if self._chosen is None:
+        sock, self._chosen_sock = self._chosen_sock, None
+        if sock is None:
             return None
-        sock = self._sockets.pop(self._chosen)
         try:
             return await SocketStream.from_socket(sock)
         except BaseException:
             sock.close()
             raise
 
+    def close_unclaimed(self) -> None:
+        if self._chosen_sock is not None:
+            self._chosen_sock.close()
+            self._chosen_sock = None
+
     async def wait_done(self) -> None:
         await self._done.wait()
+
+    def pending(self) -> list[str]:
+        """Addresses whose connect has no outcome yet (their SYN is still unanswered)."""
+        return [a for a in self._addresses if a not in self._results]
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
 
     def step(self) -> TcpStep:
         """The TCP step so far; attempts still pending at the deadline count as unanswered."""
