@@ -1,0 +1,238 @@
+"""Database rules: what a greeting, an error packet, an SQLSTATE or a Redis reply means.
+
+Pure: a :class:`DatabaseResult` in, at most one fault out. Tables, not branches, wherever
+the server gives a code: MySQL error numbers, PostgreSQL SQLSTATEs, Redis error prefixes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..report import Evidence, Fault
+from ..steps.database import DatabaseResult
+from ._observations import Observations, fault
+
+__all__ = ["database_fault", "db_error_code", "server_name"]
+
+#: MySQL / MariaDB error numbers (include/mysqld_error.h) -> (fault code, what it means).
+MYSQL_ERRORS: dict[int, tuple[str, str]] = {
+    1040: ("db.too_many_connections", "max_connections reached"),
+    1203: ("db.too_many_connections", "the user's max_user_connections reached"),
+    1226: ("db.too_many_connections", "a per-user resource limit reached"),
+    1129: ("db.host_blocked", "too many connection errors from this host: max_connect_errors"),
+    1130: ("db.access_denied", "no account may connect from this host"),
+    1044: ("db.access_denied", "the user may not use this database"),
+    1045: ("db.auth_failed", "wrong user name or password"),
+    1698: ("db.auth_failed", "the authentication plugin rejected the user"),
+    1251: ("db.auth_failed", "the client does not support the server's auth plugin"),
+    3159: ("db.access_denied", "the server requires TLS (require_secure_transport)"),
+    1053: ("db.not_ready", "the server is shutting down"),
+    1927: ("db.not_ready", "the connection was killed (server shutting down)"),
+}
+
+#: PostgreSQL SQLSTATEs (errcodes.txt) -> (fault code, what it means).
+PG_STATES: dict[str, tuple[str, str]] = {
+    "53300": ("db.too_many_connections", "max_connections reached"),
+    "57P03": ("db.not_ready", "starting up, shutting down, or in recovery"),
+    "57P01": ("db.not_ready", "terminated by an administrator (shutdown)"),
+    "57P02": ("db.not_ready", "crash shutdown"),
+    "28P01": ("db.auth_failed", "wrong password"),
+    "28000": ("db.access_denied", "pg_hba.conf has no entry allowing this connection"),
+    "3D000": ("db.access_denied", "the database does not exist"),
+    "42501": ("db.access_denied", "the role lacks the CONNECT privilege on the database"),
+    "08P01": ("db.protocol_mismatch", "the server saw a protocol violation"),
+}
+
+#: Redis error prefixes -> (fault code, what it means).
+REDIS_ERRORS: dict[str, tuple[str, str]] = {
+    "LOADING": ("db.not_ready", "the dataset is still being loaded into memory"),
+    "BUSY": ("db.not_ready", "a script or function is running too long"),
+    "MASTERDOWN": ("db.not_ready", "the replica lost its master and serves no stale data"),
+    "TRYAGAIN": ("db.not_ready", "a cluster slot is being migrated"),
+    "CLUSTERDOWN": ("db.not_ready", "the cluster is down"),
+    "WRONGPASS": ("db.auth_failed", "wrong user name or password"),
+    "NOAUTH": ("db.auth_failed", "a password is required and none was sent"),
+    "NOPERM": ("db.access_denied", "the ACL user may not run the validation command"),
+    "DENIED": ("db.access_denied", "protected mode refuses clients from other hosts"),
+}
+
+_SERVER_NAMES = {
+    "mariadb": "MariaDB",
+    "mysql": "MySQL",
+    "postgresql": "PostgreSQL",
+    "redis": "Redis",
+}
+
+_HINTS: dict[str, tuple[str, ...]] = {
+    "db.too_many_connections": (
+        "Count the connections per client (MySQL: SHOW PROCESSLIST; PostgreSQL: "
+        "pg_stat_activity; Redis: CLIENT LIST) and look for a leaking pool.",
+        "Raise the server's limit only after the sum of every client's pool size is known.",
+    ),
+    "db.host_blocked": (
+        "Unblock with FLUSH HOSTS (or mariadb-admin flush-hosts), then find what opened "
+        "connections without finishing the handshake (health checks, port scanners).",
+        "Health checks must complete the handshake: netprobe's own probe does.",
+    ),
+    "db.access_denied": (
+        "Check the account's host part (MySQL user@host) or pg_hba.conf for this client "
+        "address, user and database.",
+    ),
+    "db.auth_failed": ("Check the credentials the application is configured with.",),
+    "db.not_ready": (
+        "Wait and retry: the server is starting, stopping, recovering or loading; check its log.",
+    ),
+    "db.greeting_timeout": (
+        "The TCP connection works but the server is stuck or overloaded: check its CPU, "
+        "disk and thread pool; a proxy in front may be waiting for its backend.",
+    ),
+    "db.protocol_mismatch": (
+        "Check that the port belongs to this database (and not to another service or a "
+        "TLS terminator).",
+    ),
+    "db.server_error": ("Look the error code up in the server's documentation and log.",),
+}
+
+
+def server_name(r: DatabaseResult) -> str:
+    return _SERVER_NAMES.get(r.server or r.protocol, r.protocol)
+
+
+def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
+    """The fault code and meaning of a server error, or None when it is not a fault.
+
+    Errors that answer the *probe user* (no credentials given) prove the server is up: the
+    probe reports them as ``ready``, so they never reach this table as ``server_error``.
+    """
+    if r.outcome != "server_error" or r.error_code is None:
+        return None
+    if r.protocol == "mysql":
+        code = int(r.error_code) if r.error_code.isdigit() else -1
+        return MYSQL_ERRORS.get(code, ("db.server_error", "an error the probe does not know"))
+    if r.protocol == "postgresql":
+        state = r.sqlstate or r.error_code
+        if state == "28000" and r.error_fields.get("routine") != "ClientAuthentication":
+            # 28000 outside the pg_hba check: role does not exist / may not log in.
+            if r.authenticated:
+                return ("db.auth_failed", "the role does not exist or may not log in")
+            return None
+        if state in PG_STATES:
+            return PG_STATES[state]
+        if state.startswith("57P"):
+            return ("db.not_ready", "the server cannot accept connections now")
+        return ("db.server_error", "an error the probe does not know")
+    prefix = r.error_code
+    if prefix == "ERR" and "max number of clients" in (r.error_message or ""):
+        return ("db.too_many_connections", "maxclients reached")
+    if prefix == "NOAUTH" and not r.authenticated:
+        return None
+    return REDIS_ERRORS.get(prefix, ("db.server_error", "an error the probe does not know"))
+
+
+def database_fault(obs: Observations) -> Fault | None:
+    app = obs.application
+    if app is None or app.database is None:
+        return None
+    r = app.database
+    where = obs.target.netloc
+    name = server_name(r)
+    if r.tls is not None and r.tls.status == "failed":
+        from .tls import tls_fault
+
+        found = tls_fault(dataclasses.replace(obs, tls=r.tls))
+        if found is not None:
+            return found
+    if r.outcome in ("ready", "validated"):
+        return None
+    ev = _evidence(r)
+    if r.outcome == "timeout":
+        what = {
+            "greeting": "the greeting",
+            "handshake": "the handshake response",
+            "login": "the login",
+            "validation": f"the validation query ({r.validation})",
+            "hold": "a held connection's check",
+        }[r.phase]
+        return _fault(
+            "db.greeting_timeout",
+            f"{where} accepted the TCP connection but {name} did not answer {what} within "
+            f"{obs.options.read_timeout:g} s.",
+            ev,
+        )
+    if r.outcome == "mismatch":
+        return _fault(
+            "db.protocol_mismatch",
+            f"{where} does not speak {name}: it sent {r.looks_like or 'unexpected bytes'}.",
+            ev,
+        )
+    if r.outcome == "tls_failed":
+        return _fault(
+            "tls.not_tls",
+            f"{where}: {r.error_message or 'TLS could not be negotiated'}.",
+            ev,
+            hints=("Check sslmode and the server's ssl setting.",),
+        )
+    if r.outcome == "server_error":
+        mapped = db_error_code(r)
+        if mapped is None:
+            return None
+        code, meaning = mapped
+        detail = _error_text(r)
+        who = f" for user {r.login_user!r}" if r.authenticated and r.login_user else ""
+        return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
+    if r.outcome == "unavailable":
+        return None
+    msg = r.error_message or r.outcome
+    return _fault(
+        "l7.connection_closed",
+        f"{where} accepted the connection but {name} closed it during the {r.phase}: {msg}.",
+        ev,
+    )
+
+
+def _error_text(r: DatabaseResult) -> str:
+    if r.protocol == "redis":
+        return f"-{r.error_message or r.error_code}"
+    return f"{r.error_code} {r.error_message or ''}".strip()
+
+
+def _fault(code: str, summary: str, ev: list[Evidence], hints: tuple[str, ...] = ()) -> Fault:
+    return fault(code, summary, ev, hints or _HINTS.get(code, ()))
+
+
+def _evidence(r: DatabaseResult) -> list[Evidence]:
+    data: dict[str, str | int | float | bool | None] = {
+        "protocol": r.protocol,
+        "outcome": r.outcome,
+        "phase": r.phase,
+    }
+    for key in (
+        "server",
+        "version",
+        "error_code",
+        "sqlstate",
+        "greeting_ms",
+        "looks_like",
+        "first_bytes",
+        "login_user",
+        "probe_user",
+    ):
+        value = getattr(r, key)
+        if value is not None:
+            data[key] = value
+    if r.error_fields.get("routine"):
+        data["routine"] = r.error_fields["routine"]
+    if r.outcome == "server_error":
+        text = f"{server_name(r)} sent error {_error_text(r)} during the {r.phase}"
+    elif r.outcome == "timeout":
+        text = f"nothing complete arrived during the {r.phase}"
+    elif r.outcome == "mismatch":
+        text = f"first bytes look like {r.looks_like}"
+    else:
+        text = f"{r.outcome} during the {r.phase}"
+    if r.error_fields.get("detail"):
+        text += f" (detail: {r.error_fields['detail']})"
+    out = [Evidence(step="application", observation=text, data=data)]
+    for note in r.notes:
+        out.append(Evidence(step="application", observation=note))
+    return out
