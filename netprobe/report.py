@@ -61,6 +61,7 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "db.protocol_mismatch": ("l7", "the peer does not speak the expected database protocol"),
     "db.auth_failed": ("l7", "the credentials were rejected"),
     "db.access_denied": ("l7", "the user may not connect from this host or to this database"),
+    "db.server_error": ("l7", "the database answered with another error (see its code)"),
     "local.port_exhaustion": ("local", "no free local port (EADDRNOTAVAIL)"),
     "local.fd_exhaustion": ("local", "no free file descriptor (EMFILE/ENFILE)"),
     "local.connect_denied": (

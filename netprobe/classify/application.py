@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from ..report import Fault, ReportWarning
 from ._observations import Observations, fault
+from .database import database_fault
 
 __all__ = ["application_fault", "application_warnings"]
 
 
 def application_fault(obs: Observations) -> Fault | None:
     app = obs.application
+    if app is not None and app.database is not None:
+        return database_fault(obs)
     if app is None or app.status != "failed":
         return None
     msg = app.error.message if app.error else (app.reason or "unknown")

@@ -41,7 +41,7 @@ def _transport_cases(stack: contextlib.ExitStack) -> list[DemoCase]:
         DemoCase(
             "a port whose SYNs are dropped (full accept queue)",
             f"tcp://{silent.address}",
-            "l4.connect_timeout",
+            "l4.filtered",
             {"connect_timeout": 1.0},
         ),
         DemoCase(
@@ -55,6 +55,10 @@ def _transport_cases(stack: contextlib.ExitStack) -> list[DemoCase]:
 
 #: Each layer adds a builder; the demo runs them all, in order.
 CASE_BUILDERS: list[CaseBuilder] = [_transport_cases]
+
+from .databases import database_cases  # noqa: E402 - it needs DemoCase, defined above
+
+CASE_BUILDERS.append(database_cases)
 
 
 async def run_demo(

@@ -16,3 +16,7 @@ AppProbe = Callable[[ProbeContext, ByteStream], Awaitable[ApplicationStep]]
 
 #: Protocol -> probe. Plain TCP has none: an established connection is the whole answer.
 APP_PROBES: dict[Protocol, AppProbe] = {}
+
+from .database import probe_database  # noqa: E402 - registered below the table it fills
+
+APP_PROBES.update({"mysql": probe_database, "postgresql": probe_database, "redis": probe_database})

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from ._base import ErrorInfo, StepBase
+from .database import DatabaseResult
 
 __all__ = ["ApplicationStep"]
 
@@ -19,3 +20,4 @@ class ApplicationStep(StepBase):
     error: ErrorInfo | None = None
     # Filled by the application layers (issues 4 and 5).
     details: dict[str, object] = Field(default_factory=dict)
+    database: DatabaseResult | None = None
