@@ -1,4 +1,4 @@
-"""wait_until_ready and `netprobe wait`, against real loopback servers that come up late or never."""
+"""wait_until_ready and `netprobe wait` against loopback servers that come up late or never."""
 
 from __future__ import annotations
 
