@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import socket
@@ -11,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -27,7 +26,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+def uvicorn_server(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port, in a thread; yields the base URL."""
     config = uvicorn.Config(
         app,
@@ -103,8 +102,3 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def run_coroutine(coro: Any) -> Any:
-    """Run a coroutine on a fresh event loop (for sync tests)."""
-    return asyncio.run(coro)
