@@ -25,6 +25,7 @@ from .probes.dns import resolve
 from .probes.icmp import Pinger
 from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
+from .probes.witness import Witness
 from .report import Report, ReportWarning, Timings
 from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
 from .target import Target, parse_target
@@ -97,6 +98,7 @@ class _Diagnosis:
         self.steps: dict[str, Step] = {}
         self.tcp: TcpConnector | None = None
         self.pinger: Pinger | None = None
+        self.witness: Witness | None = None
         self.in_progress: str | None = None
 
     async def run(self) -> Report:
@@ -122,19 +124,26 @@ class _Diagnosis:
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
-        async with anyio.create_task_group() as tg:
-            if self.pinger is not None:
-                tg.start_soon(self.pinger.run)
-            tg.start_soon(self.tcp.run)
-            self.in_progress = "tcp"
-            stream = await self.tcp.first_established()
-            if stream is not None:
-                async with stream:
-                    await self._l7(stream)
-            await self.tcp.wait_done()
-            # The echoes get no more time than the connect and L7 rungs took: ICMP must never
-            # add to the wall time of a diagnosis.
-            tg.cancel_scope.cancel()
+        self.witness = Witness(ctx, self.tcp, self.pinger)
+        try:
+            async with anyio.create_task_group() as tg:
+                if self.pinger is not None:
+                    tg.start_soon(self.pinger.run)
+                tg.start_soon(self.tcp.run)
+                tg.start_soon(self.witness.run)
+                self.in_progress = "tcp"
+                stream = await self.tcp.first_established()
+                if stream is not None:
+                    async with stream:
+                        await self._l7(stream)
+                await self.tcp.wait_done()
+                # The canary ends with the connect timeout at the latest (probes/witness.py).
+                await self.witness.wait_done()
+                # The echoes get no more time than the connect and L7 rungs took: ICMP must
+                # never add to the wall time of a diagnosis.
+                tg.cancel_scope.cancel()
+        finally:
+            self.tcp.close_unclaimed()
         self.in_progress = None
 
     async def _l7(self, stream: ByteStream) -> None:
@@ -192,7 +201,8 @@ class _Diagnosis:
         if self.pinger is not None:
             steps["icmp"] = self.pinger.step()
         if self.tcp is not None:
-            steps["tcp"] = self.tcp.step()
+            tcp_step = self.tcp.step()
+            steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
         if deadline_hit and self.in_progress in ("tls", "application"):
             err = ErrorInfo(type="Deadline", message="the total deadline was reached first")
             reason = f"the total deadline ({self.ctx.options.timeout:g} s) was reached"

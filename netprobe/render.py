@@ -33,6 +33,8 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
             lines.append(f"  [dim]·[/] {rung:<11} [dim]not reached[/]")
             continue
         lines.append(f"  {_MARK[step.status]} {rung:<11} {step_line(step)}")
+        if isinstance(step, TcpStep):
+            lines.extend(_witness_lines(step, present.get("icmp"), t.port))
     lines.extend(_waterfall(report))
     if report.fault is None:
         lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
@@ -98,17 +100,21 @@ def _dns_line(step: DnsStep) -> str:
 
 
 def _icmp_line(step: IcmpStep) -> str:
+    from .classify.transport import describe_echoes
+
     if step.status == "skipped" or not step.results:
         return f"[dim]skipped: {escape(step.reason or '')}[/]"
-    parts = []
-    for r in step.results:
-        text = f"{r.address} {r.received}/{r.sent} answered"
-        if r.rtt_avg_ms is not None:
-            text += f" rtt {r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f} ms"
-        if r.unreachable:
-            text += f" ({r.unreachable})"
-        parts.append(text)
-    return escape("; ".join(parts))
+    text = "; ".join(describe_echoes(r) for r in step.results)
+    engine = f" [dim]({escape(step.engine)} socket)[/]" if step.engine else ""
+    return escape(text) + engine
+
+
+def _witness_lines(tcp: TcpStep, icmp: Step | None, port: int) -> list[str]:
+    """The liveness witness that decided a silent SYN (classify/transport.py)."""
+    from .classify.transport import witness_line
+
+    line = witness_line(tcp, icmp if isinstance(icmp, IcmpStep) else None, port)
+    return [f"    [dim]witness:[/] {escape(line)}"] if line else []
 
 
 def _tcp_line(step: TcpStep) -> str:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import AddressAttempt, ConnectOutcome
+from ..steps import AddressAttempt, ConnectOutcome, IcmpAddressResult, IcmpStep, TcpStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["describe_attempt", "transport_fault", "transport_warnings"]
+__all__ = [
+    "Witnesses",
+    "describe_attempt",
+    "describe_echoes",
+    "transport_fault",
+    "transport_warnings",
+    "witness_line",
+    "witnesses_of",
+]
 
 # Which failed attempt speaks for the whole step when several addresses failed differently:
 # a local limit first (it is our own host's fault whatever the peer), then the most definite
@@ -49,6 +59,103 @@ def describe_attempt(a: AddressAttempt) -> str:
             return f"connect to {a.endpoint} failed after {ms}: {msg}{err}"
 
 
+def describe_echoes(r: IcmpAddressResult) -> str:
+    """One line for the echoes to one address, e.g. ``ping 10.0.0.5 0/3 answered``."""
+    text = f"ping {r.address} {r.received}/{r.sent} answered"
+    if r.rtt_avg_ms is not None:
+        text += f" (rtt min/avg/max {r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f} ms)"
+    if r.pending:
+        text += f", {r.pending} still awaiting a reply"
+    if r.unreachable:
+        who = f" from {r.unreachable_from}" if r.unreachable_from else ""
+        text += f"; ICMP error{who}: {r.unreachable}"
+    return text
+
+
+@dataclass(frozen=True)
+class Witnesses:
+    """What the liveness witnesses say about one address whose SYN went unanswered."""
+
+    alive: bool = False
+    tried: bool = False
+    lines: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    not_tried: list[str] = field(default_factory=list)
+
+
+def witnesses_of(tcp: TcpStep, icmp: IcmpStep | None, address: str) -> Witnesses:
+    """Pure: did an echo reply or a TCP answer from another port prove ``address`` alive?"""
+    alive = tried = False
+    lines: list[str] = []
+    evidence: list[Evidence] = []
+    not_tried: list[str] = []
+    echoes = icmp.result_for(address) if icmp is not None and icmp.status != "skipped" else None
+    if echoes is not None and echoes.sent:
+        tried = True
+        alive = alive or echoes.received > 0
+        line = describe_echoes(echoes)
+        lines.append(f"ping {echoes.received}/{echoes.sent} answered")
+        evidence.append(
+            Evidence(
+                step="icmp",
+                observation=line,
+                data={
+                    "address": address,
+                    "sent": echoes.sent,
+                    "received": echoes.received,
+                    "pending": echoes.pending,
+                    "unreachable": echoes.unreachable,
+                },
+            )
+        )
+    elif icmp is None:
+        not_tried.append("ICMP echo was turned off (icmp=False)")
+    elif icmp.status == "skipped":
+        not_tried.append(f"ICMP echo was not possible: {icmp.reason}")
+    canaries = [c for c in tcp.canary if c.address == address]
+    for c in canaries:
+        tried = True
+        match c.outcome:
+            case "refused":
+                alive = True
+                lines.append(f"{c.endpoint} answered RST")
+            case "established":
+                alive = True
+                lines.append(f"{c.endpoint} answered SYN+ACK")
+            case "timeout":
+                lines.append(f"{c.endpoint} silent too")
+            case _:
+                lines.append(f"{c.endpoint}: {c.outcome.replace('_', ' ')}")
+        evidence.append(
+            Evidence(
+                step="tcp",
+                observation=f"canary: {describe_attempt(c)}",
+                data={"address": c.address, "port": c.port, "outcome": c.outcome},
+            )
+        )
+    if not canaries:
+        if not tcp.canary_enabled:
+            not_tried.append("the canary connect to another port was turned off (canary=False)")
+        elif not alive:
+            not_tried.append("no canary connect was made (the connect timeout was too short)")
+    return Witnesses(alive, tried, lines, evidence, not_tried)
+
+
+def witness_line(tcp: TcpStep, icmp: IcmpStep | None, port: int) -> str | None:
+    """The witness that decided, for the ladder: ``ping 0/3 answered; ... → port 81 filtered``."""
+    silent = [a for a in tcp.attempts if a.outcome == "timeout"]
+    if not silent:
+        return None
+    a = silent[0]
+    w = witnesses_of(tcp, icmp, a.address)
+    seen = "; ".join(w.lines)
+    if w.alive:
+        return f"{seen} → host is up → port {port} filtered"
+    if w.tried:
+        return f"{seen} → no sign of life from {a.address}"
+    return "no liveness witness: " + "; ".join(w.not_tried)
+
+
 def _evidence(attempts: list[AddressAttempt]) -> list[Evidence]:
     return [
         Evidence(
@@ -78,6 +185,16 @@ def transport_fault(obs: Observations) -> Fault | None:
         return None
     rep = representative(tcp.attempts)
     evidence = _evidence(tcp.attempts)
+    if obs.icmp is not None and rep.outcome != "timeout":
+        echoes = obs.icmp.result_for(rep.address)
+        if echoes is not None and echoes.sent:
+            evidence.append(
+                Evidence(
+                    step="icmp",
+                    observation=describe_echoes(echoes),
+                    data={"address": rep.address, "unreachable": echoes.unreachable},
+                )
+            )
     port = obs.target.port
     where = rep.endpoint
     match rep.outcome:
@@ -163,19 +280,7 @@ def transport_fault(obs: Observations) -> Fault | None:
                 ],
             )
         case "timeout":
-            return fault(
-                "l4.connect_timeout",
-                f"The SYN to {where} got no answer within {tcp.timeout_s:g} s: a firewall or "
-                "security group drops it, or the host is down (no witness of the host's "
-                "liveness was available to tell which).",
-                evidence,
-                [
-                    "Check security groups / firewall rules for this port from this source.",
-                    "Check that the host is up (console, cloud status).",
-                    "The server's accept queue may be full (SYN backlog): ss -ltn on the server, "
-                    "look at Recv-Q.",
-                ],
-            )
+            return _silence_fault(obs, tcp, rep, evidence)
         case _:
             msg = rep.error.message if rep.error else "unknown error"
             return fault(
@@ -186,11 +291,68 @@ def transport_fault(obs: Observations) -> Fault | None:
             )
 
 
+def _silence_fault(
+    obs: Observations, tcp: TcpStep, rep: AddressAttempt, evidence: list[Evidence]
+) -> Fault:
+    """The SYN went unanswered: the witnesses decide between filtered, down and unknown."""
+    port = obs.target.port
+    where = rep.endpoint
+    w = witnesses_of(tcp, obs.icmp, rep.address)
+    evidence = evidence + w.evidence
+    seen = "; ".join(w.lines)
+    if w.alive:
+        return fault(
+            "l4.filtered",
+            f"The SYN to {where} got no answer within {tcp.timeout_s:g} s, yet the host is "
+            f"alive ({seen}): a firewall or security group drops port {port}, or the server's "
+            "accept queue is full (SYN backlog overflow).",
+            evidence,
+            [
+                f"Check the firewall / security group / network policy for port {port} from "
+                "this source (nft list ruleset, iptables -S, cloud security groups).",
+                f"On the server: ss -ltn 'sport = :{port}': a Recv-Q at the backlog size means "
+                "the accept queue is full (the application does not accept fast enough); "
+                "nstat -az TcpExtListenOverflows counts the dropped SYNs.",
+            ],
+        )
+    if w.tried:
+        return fault(
+            "l3.host_unresponsive",
+            f"The SYN to {where} got no answer within {tcp.timeout_s:g} s and {rep.address} "
+            f"gave no sign of life ({seen}): the host is down, or a firewall drops everything "
+            "to it.",
+            evidence,
+            [
+                "Check that the host is up (console, cloud instance status, hypervisor).",
+                "Check the firewall / security groups on the path: a drop-all rule looks the same.",
+                f"Is {rep.address} the right address (stale DNS record, old IP)?",
+            ],
+        )
+    why = "; ".join(w.not_tried) or "no witness was available"
+    return fault(
+        "l4.connect_timeout",
+        f"The SYN to {where} got no answer within {tcp.timeout_s:g} s: a firewall or "
+        "security group drops it, or the host is down. No witness of the host's liveness "
+        f"could be tried to tell which ({why}).",
+        evidence,
+        [
+            f"If the host is up, a firewall / security group drops port {port}: check the "
+            "rules for this port from this source.",
+            "If the host is down: check it (console, cloud instance status).",
+            "The server's accept queue may be full (SYN backlog): ss -ltn on the server, "
+            "look at Recv-Q.",
+            "Allow a witness: ICMP (sysctl net.ipv4.ping_group_range, or CAP_NET_RAW) or "
+            "the canary connect (canary=True).",
+        ],
+    )
+
+
 def transport_warnings(obs: Observations) -> list[ReportWarning]:
     tcp = obs.tcp
     out: list[ReportWarning] = []
     if tcp is None or tcp.status != "ok":
         return out
+    out.extend(_icmp_warnings(tcp, obs.icmp))
     for a in tcp.attempts:
         if a.outcome == "established":
             if (
@@ -212,6 +374,38 @@ def transport_warnings(obs: Observations) -> list[ReportWarning]:
                     "tcp.address_failed",
                     f"{describe_attempt(a)}, while {tcp.connected_to} worked: clients that try "
                     "this address first will be slow or fail.",
+                )
+            )
+    return out
+
+
+def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:
+    """TCP works but ICMP got no reply: ICMP is filtered (worth knowing, never a fault)."""
+    if icmp is None or icmp.status == "skipped":
+        return []
+    out: list[ReportWarning] = []
+    for a in tcp.attempts:
+        if a.outcome != "established" or tcp.connected_to != a.endpoint:
+            continue
+        r = icmp.result_for(a.address)
+        if r is None or r.received:
+            continue
+        if r.unreachable:
+            out.append(
+                warning(
+                    "icmp.no_reply",
+                    f"{a.address} accepts TCP but its echo came back as an ICMP error "
+                    f"({r.unreachable}): ICMP is rejected on the path. Ping-based monitoring "
+                    "of this host will report it down.",
+                )
+            )
+        elif r.lost:
+            out.append(
+                warning(
+                    "icmp.no_reply",
+                    f"{a.address} accepts TCP but answered none of {r.sent - r.pending} echo "
+                    "requests: ICMP is filtered (a security group or firewall). Ping-based "
+                    "monitoring of this host will report it down.",
                 )
             )
     return out

@@ -57,3 +57,9 @@ class TcpStep(StepBase):
     timeout_s: float
     attempts: list[AddressAttempt] = Field(default_factory=list)
     connected_to: str | None = None
+    canary: list[AddressAttempt] = Field(
+        default_factory=list,
+        description="Liveness witness: connects to other ports of an address whose SYN went "
+        "unanswered (an RST or SYN+ACK proves the host alive).",
+    )
+    canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")

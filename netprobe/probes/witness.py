@@ -1,0 +1,108 @@
+"""The liveness witness: when a SYN goes unanswered, is the host alive at all?
+
+A SYN that gets no answer looks the same whether the host is down or a firewall drops the
+port. An experienced operator looks for a second witness: an ICMP echo reply (the Pinger,
+running already), or any TCP answer, RST or SYN+ACK, from *another* port of the same host.
+This module adds the second kind: a "canary" connect to ports that are almost certainly
+closed (an RST proves the host's kernel is there).
+
+It costs nothing when the SYN is answered: the canary starts only once the main SYN has gone
+unanswered for ``CANARY_DELAY_S`` (Linux retransmits the SYN at 1 s), only for the addresses
+still silent and not already proven alive by a ping, and it ends no later than the main
+connect's own timeout, so it does not extend the wall time of the diagnosis.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from ..steps import AddressAttempt, ErrorInfo, TcpStep
+from ._context import ProbeContext
+from .icmp import Pinger
+from .tcp import TcpConnector, connect_address
+
+__all__ = ["CANARY_DELAY_S", "CANARY_PORTS", "Witness"]
+
+#: How long the main SYN stays unanswered before the canary starts (capped at a third of
+#: the connect timeout).
+CANARY_DELAY_S = 1.0
+#: Ports tried on a silent host: 1 (tcpmux, essentially never served: expect an RST) and 22
+#: (SSH, often open to operators: an RST or a SYN+ACK).
+CANARY_PORTS: tuple[int, ...] = (1, 22)
+#: The least time a canary connect is given, even with a very short connect timeout.
+_MIN_CANARY_S = 0.25
+
+
+class Witness:
+    """Runs the canary connects next to the TcpConnector; ``annotate()`` records them."""
+
+    def __init__(self, ctx: ProbeContext, tcp: TcpConnector, pinger: Pinger | None) -> None:
+        self._ctx = ctx
+        self._tcp = tcp
+        self._pinger = pinger
+        self._attempts: list[AddressAttempt] = []
+        self._planned: list[tuple[str, int]] = []
+        self._started: float | None = None
+        self._done = anyio.Event()
+
+    async def run(self) -> None:
+        try:
+            if not self._ctx.options.canary:
+                return
+            timeout = self._tcp.timeout
+            delay = min(CANARY_DELAY_S, timeout / 3)
+            with anyio.move_on_after(delay):
+                await self._tcp.wait_done()
+            silent = [
+                a
+                for a in self._tcp.pending()
+                if self._pinger is None or not self._pinger.answered(a)
+            ]
+            ports = [p for p in CANARY_PORTS if p != self._ctx.target.port]
+            if not silent or not ports:
+                return
+            budget = self._ctx.budget(max(_MIN_CANARY_S, timeout - delay))
+            self._planned = [(a, p) for a in silent for p in ports]
+            self._started = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for address, port in self._planned:
+                    tg.start_soon(self._canary, address, port, budget)
+        finally:
+            self._done.set()
+
+    async def _canary(self, address: str, port: int, budget: float) -> None:
+        attempt, sock = await connect_address(address, port, budget)
+        if sock is not None:
+            sock.close()
+        self._attempts.append(attempt)
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    def attempts(self) -> list[AddressAttempt]:
+        """Canary attempts so far; those cut short by the end of the diagnosis say so."""
+        done = {(a.address, a.port) for a in self._attempts}
+        out = list(self._attempts)
+        elapsed = (time.perf_counter() - self._started) * 1000.0 if self._started else None
+        for address, port in self._planned:
+            if (address, port) not in done:
+                out.append(
+                    AddressAttempt(
+                        address=address,
+                        port=port,
+                        family="ipv6" if ":" in address else "ipv4",
+                        outcome="timeout",
+                        connect_ms=round(elapsed, 3) if elapsed is not None else None,
+                        error=ErrorInfo(type="Deadline", message="the diagnosis ended first"),
+                    )
+                )
+        order = {key: i for i, key in enumerate(self._planned)}
+        return sorted(out, key=lambda a: order.get((a.address, a.port), 0))
+
+    def annotate(self, step: TcpStep) -> TcpStep:
+        """The TCP step with the canary attempts (and whether the canary was allowed)."""
+        return step.model_copy(
+            update={"canary": self.attempts(), "canary_enabled": self._ctx.options.canary}
+        )
