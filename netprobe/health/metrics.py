@@ -24,7 +24,15 @@ from ..report import Report
 from ..steps import ApplicationStep, DnsStep, TlsStep
 from .checker import HealthChecker, HealthResult, public_url
 
-__all__ = ["HealthCollector", "metric_families", "render_metrics"]
+__all__ = [
+    "HealthCollector",
+    "cert_expiry_of",
+    "earliest_cert_expiry",
+    "http_status",
+    "http_status_of",
+    "metric_families",
+    "render_metrics",
+]
 
 _LABELS = ["dependency", "target"]
 _PHASES = (
@@ -146,36 +154,38 @@ def metric_families(result: HealthResult) -> list[Metric]:
 
 
 def earliest_cert_expiry(report: Report) -> float | None:
-    """The earliest ``not_after`` of the presented chain (Unix seconds), if the TLS rung
-    recorded it. Read defensively: the TLS step's fields grow over time."""
-    tls = report.step(TlsStep)
-    if tls is None:
-        return None
-    chain = getattr(tls, "chain", None)
-    if not chain:
-        details = getattr(tls, "details", None)
-        chain = details.get("chain") if isinstance(details, dict) else None
-    times = [t for cert in chain or [] if (t := _timestamp(_field(cert, "not_after"))) is not None]
-    if not times:
-        own = _timestamp(getattr(tls, "not_after", None))
-        return own
-    return min(times)
+    """The earliest ``not_after`` of the presented chain (Unix seconds), if recorded."""
+    return cert_expiry_of(report.step(TlsStep))
 
 
 def http_status(report: Report) -> int | None:
     """The HTTP status the application rung saw, if any."""
-    app = report.step(ApplicationStep)
+    return http_status_of(report.step(ApplicationStep))
+
+
+def cert_expiry_of(tls: Any) -> float | None:
+    """Earliest ``not_after`` of a TLS step's chain. Read defensively (duck-typed): the TLS
+    step's fields grow over time, and a dict, a model or a datetime/ISO string all work."""
+    if tls is None:
+        return None
+    chain = _field(tls, "chain")
+    if not chain:
+        chain = _field(_field(tls, "details"), "chain")
+    times = [t for cert in chain or [] if (t := _timestamp(_field(cert, "not_after"))) is not None]
+    if times:
+        return min(times)
+    return _timestamp(_field(tls, "not_after"))
+
+
+def http_status_of(app: Any) -> int | None:
+    """The HTTP status in an application step (``http.status`` or ``details["status"]``)."""
     if app is None:
         return None
-    http = getattr(app, "http", None)
-    for value in (_field(http, "status"), _field(http, "status_code")):
-        if isinstance(value, int):
-            return value
-    details = getattr(app, "details", None)
-    if isinstance(details, dict):
+    for holder in (_field(app, "http"), _field(app, "details")):
         for key in ("status", "status_code"):
-            if isinstance(details.get(key), int):
-                return int(details[key])
+            value = _field(holder, key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
     return None
 
 
