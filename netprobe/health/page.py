@@ -40,6 +40,7 @@ h1{font-size:1.4rem;margin:0 0 .3rem}
 table{border-collapse:collapse;width:100%;font-family:ui-monospace,Menlo,Consolas,monospace;
 font-size:.85rem}
 td{padding:.15rem .4rem;vertical-align:top}
+td:nth-child(1){width:1rem}td:nth-child(2){width:6.5rem}
 .m-ok{color:#1a7f37}.m-failed{color:#cf222e}.m-skipped{color:#6e7781}
 .fault{border-left:4px solid #cf222e;padding:.3rem .7rem;margin:.6rem 0;background:#fff5f5}
 .fault code{font-weight:700}
