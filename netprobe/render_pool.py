@@ -1,0 +1,61 @@
+"""The human view of a pool probe: one line per connection, then the summary. Pure."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from .pool import PoolConnection, PoolReport
+
+__all__ = ["connection_line", "render_pool"]
+
+_MARK = {
+    "validated": "[green]✓[/]",
+    "opened": "[green]✓[/]",
+    "refused": "[red]✗[/]",
+    "failed": "[red]✗[/]",
+    "not_started": "[dim]-[/]",
+}
+
+
+def connection_line(c: PoolConnection) -> str:
+    parts = [f"{_MARK[c.outcome]} #{c.index:<3} {c.outcome:<9}"]
+    if c.connect_ms is not None:
+        parts.append(f"connect {c.connect_ms:.1f} ms")
+    if c.greeting_ms is not None:
+        parts.append(f"answer {c.greeting_ms:.1f} ms")
+    if c.held_ok is not None:
+        parts.append("held ok" if c.held_ok else "[red]lost while held[/]")
+    if c.fault_code:
+        parts.append(f"[bold]{c.fault_code}[/] {escape(c.detail or '')}")
+    return "  " + "  ".join(parts)
+
+
+def render_pool(report: PoolReport, *, verbose: bool = False) -> list[str]:
+    mode = "real sessions" if report.authenticated else "greetings, no credentials"
+    lines = [
+        f"[bold]{escape(report.target.url)}[/]  [dim](pool of {report.requested}, {mode}"
+        f"{f', hold {report.hold_s:g} s' if report.hold_s else ''})[/]"
+    ]
+    shown = (
+        report.connections
+        if verbose or len(report.connections) <= 20
+        else [c for c in report.connections if c.outcome != "validated"][:20]
+    )
+    lines.extend(connection_line(c) for c in shown)
+    if len(shown) < len(report.connections):
+        lines.append(f"  [dim]... {len(report.connections) - len(shown)} more (use --verbose)[/]")
+    if report.time_to_fill_ms is not None:
+        lines.append(f"  [dim]time to fill: {report.time_to_fill_ms:.1f} ms[/]")
+    if report.fd_headroom is not None:
+        lines.append(
+            f"  [dim]local fds: {report.fd_open} open of {report.fd_limit} "
+            f"(headroom {report.fd_headroom})[/]"
+        )
+    if report.ok:
+        lines.append(f"[bold green]POOL OK[/] {escape(report.summary)}")
+    else:
+        code = report.fault.code if report.fault else "incomplete"
+        lines.append(f"[bold red]POOL FAULT[/] [bold]{code}[/]: {escape(report.summary)}")
+    for note in report.notes:
+        lines.append(f"  [dim]note:[/] {escape(note)}")
+    return lines

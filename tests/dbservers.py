@@ -1,0 +1,339 @@
+"""Real database servers for the tests: MariaDB, PostgreSQL and Redis, started by the tests.
+
+Each server runs from a temporary data directory, on loopback and a free port, once per test
+session, with settings that let the tests build each fault with real sessions. The system
+instances on 3306 / 5432 / 6379 are never touched. Missing binaries skip on a laptop and fail
+under CI=true (``require_binary``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from conftest import require, require_binary
+
+from netprobe.demo.databases import RedisServer
+from netprobe.demo.servers import closed_port
+
+__all__ = [
+    "APP_PASSWORD",
+    "MariaDB",
+    "Postgres",
+    "RedisServer",
+    "mariadb",
+    "postgres",
+    "postgres_standby",
+    "redis_auth",
+    "redis_plain",
+    "redis_replica",
+    "stopped",
+]
+
+APP_PASSWORD = "app-secret-pw"
+
+
+def _wait_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.3):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """SIGSTOP a server: the kernel still accepts connections, the server says nothing."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+class MariaDB:
+    """mariadbd with skip-name-resolve, on 127.0.0.1 and ::1.
+
+    Accounts: ``app``@``127.0.0.1`` (password APP_PASSWORD, all on ``appdb``) and nothing for
+    ``::1``: a connection from ::1 matches no account, which MariaDB answers with 1130.
+    """
+
+    def __init__(self) -> None:
+        self.port = closed_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="netprobe-mariadb-"))
+        self.socket = str(self.dir / "mysqld.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MariaDB:
+        data = self.dir / "data"
+        subprocess.run(
+            [
+                "mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={data}",
+                "--skip-test-db", "--auth-root-authentication-method=socket",
+            ],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", "--user=root",
+                f"--datadir={data}", f"--socket={self.socket}", f"--port={self.port}",
+                "--bind-address=127.0.0.1,::1", "--skip-name-resolve",
+                f"--pid-file={self.dir / 'mysqld.pid'}", f"--log-error={self.dir / 'error.log'}",
+                "--max-connections=20", "--max-connect-errors=100000", "--connect-timeout=5",
+                "--innodb-buffer-pool-size=16M", "--skip-log-bin", "--performance-schema=OFF",
+                "--thread-handling=one-thread-per-connection",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_port(self.port)
+        self.sql(
+            "CREATE DATABASE appdb; CREATE DATABASE secretdb;"
+            f"CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}';"
+            "GRANT ALL ON appdb.* TO 'app'@'127.0.0.1';"
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def sql(self, statement: str) -> str:
+        """Run SQL as root over the unix socket (never through the TCP port under test)."""
+        out = subprocess.run(
+            ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "-N",
+             "-e", statement],
+            check=True, capture_output=True, timeout=30, text=True,
+        )  # fmt: skip
+        return out.stdout
+
+    def status(self, name: str) -> int:
+        row = self.sql(f"SHOW GLOBAL STATUS LIKE '{name}'").split()
+        return int(row[1])
+
+    def log(self) -> str:
+        return (self.dir / "error.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Postgres:
+    """PostgreSQL as the ``postgres`` user (initdb refuses root), TLS on, small max_connections.
+
+    pg_hba: trust on the unix socket, scram-sha-256 from 127.0.0.1, and no entry for ::1.
+    ``standby=True`` makes a server stuck in recovery with hot_standby off (57P03).
+    """
+
+    def __init__(self, *, max_connections: int = 6, standby: bool = False) -> None:
+        self.port = closed_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="netprobe-pg-"))
+        self.max_connections = max_connections
+        self.standby = standby
+        self.started = False
+        self.bindir = _pg_bindir()
+
+    def _as_postgres(self, *cmd: str, timeout: float = 120) -> str:
+        out = subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd],
+            check=True, capture_output=True, timeout=timeout, text=True,
+        )  # fmt: skip
+        return out.stdout
+
+    def start(self) -> Postgres:
+        shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        pwfile = self.dir / "pw"
+        pwfile.write_text("postgres-pw\n")
+        shutil.chown(pwfile, "postgres", "postgres")
+        self._as_postgres(
+            f"{self.bindir}/initdb", "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}",
+            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        ca = trustme.CA()
+        cert = ca.issue_cert("localhost", "127.0.0.1")
+        cert.private_key_pem.write_to_path(str(data / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(data / "server.crt"))
+        ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
+        for name in ("server.key", "server.crt", "pg_hba.conf"):
+            shutil.chown(data / name, "postgres", "postgres")
+        os.chmod(data / "server.key", 0o600)
+        conf = [
+            "listen_addresses = '127.0.0.1,::1'",
+            f"port = {self.port}",
+            f"unix_socket_directories = '{self.dir}'",
+            f"max_connections = {self.max_connections}",
+            "superuser_reserved_connections = 0",
+            "ssl = on",
+            "shared_buffers = 16MB",
+            "fsync = off",
+            "log_connections = on",
+        ]
+        if self.standby:
+            conf.append("hot_standby = off")
+            (data / "standby.signal").touch()
+            shutil.chown(data / "standby.signal", "postgres", "postgres")
+        with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
+            f.write("\n".join(conf) + "\n")
+        self._as_postgres(
+            f"{self.bindir}/pg_ctl", "-D", str(data), "-l", str(self.dir / "server.log"),
+            "--no-wait", "start",
+        )  # fmt: skip
+        self.started = True
+        _wait_port(self.port)
+        if not self.standby:
+            self._wait_ready()
+            self.psql(
+                f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'; CREATE DATABASE appdb OWNER app;"
+                "CREATE DATABASE lockeddb; REVOKE CONNECT ON DATABASE lockeddb FROM PUBLIC;"
+            )
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.psql("SELECT 1")
+                return
+            except subprocess.CalledProcessError:
+                time.sleep(0.1)
+        raise RuntimeError("postgres did not become ready")
+
+    def psql(self, sql: str) -> str:
+        out = subprocess.run(
+            ["psql", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+             "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+            check=True, capture_output=True, timeout=30, text=True,
+        )  # fmt: skip
+        return out.stdout
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.dir / "ca.pem")
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.started:
+            with contextlib.suppress(subprocess.SubprocessError):
+                self._as_postgres(
+                    f"{self.bindir}/pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate",
+                    "-w", "stop", timeout=60,
+                )  # fmt: skip
+            self.started = False
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pg_bindir() -> str:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return str(candidate)
+    initdb = shutil.which("initdb")
+    return str(Path(initdb).resolve().parent) if initdb else "/usr/local/bin"
+
+
+# ------------------------------------------------------------------------------------------------
+# Session fixtures: each server starts once, on first use.
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    require_binary("mariadbd") if shutil.which("mariadbd") else _require_path("/usr/sbin/mariadbd")
+    require_binary("mariadb-install-db")
+    require(os.geteuid() == 0, "MariaDB tests run mariadbd --user=root (needs root)")
+    server = MariaDB()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _require_path(path: str) -> None:
+    require(os.path.exists(path), f"needs {path}")
+
+
+def _require_pg() -> None:
+    require(os.geteuid() == 0, "PostgreSQL tests run initdb as the postgres user (needs root)")
+    require(shutil.which("runuser") is not None, "needs runuser")
+    require(Path(_pg_bindir(), "initdb").exists(), "needs the PostgreSQL server binaries")
+    require_binary("psql")
+    try:
+        import pwd
+
+        pwd.getpwnam("postgres")
+    except KeyError:
+        require(False, "needs a 'postgres' system user")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    _require_pg()
+    server = Postgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_standby() -> Iterator[Postgres]:
+    _require_pg()
+    server = Postgres(standby=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _redis(*args: str) -> Iterator[RedisServer]:
+    require_binary("redis-server")
+    with RedisServer(*args) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_plain() -> Iterator[RedisServer]:
+    yield from _redis()
+
+
+@pytest.fixture(scope="session")
+def redis_auth() -> Iterator[RedisServer]:
+    """requirepass, plus an ACL user that may not run PING (NOPERM)."""
+    yield from _redis(
+        "--requirepass", APP_PASSWORD,
+        "--user", f"limited on >{APP_PASSWORD} -@all",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def redis_replica() -> Iterator[RedisServer]:
+    """A replica of a master that does not exist, serving no stale data: MASTERDOWN."""
+    yield from _redis(
+        "--replicaof", "127.0.0.1", str(closed_port()), "--replica-serve-stale-data", "no"
+    )
