@@ -20,6 +20,8 @@ from .health import HealthApp as HealthApp
 from .health import health_app as health_app
 from .health import wait_until_ready as wait_until_ready
 from .options import Options as Options
+from .pool import PoolReport as PoolReport
+from .pool import probe_pool as probe_pool
 from .report import FAULT_CODES as FAULT_CODES
 from .report import WARNING_CODES as WARNING_CODES
 from .report import Evidence as Evidence
@@ -42,6 +44,7 @@ __all__ = (
     "InvalidTarget",
     "NetprobeError",
     "Options",
+    "PoolReport",
     "Report",
     "ReportWarning",
     "Target",
@@ -51,5 +54,6 @@ __all__ = (
     "diagnose_many",
     "health_app",
     "parse_target",
+    "probe_pool",
     "wait_until_ready",
 )

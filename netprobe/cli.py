@@ -182,6 +182,47 @@ def wait(
     sys.exit(code)
 
 
+@cli.command()
+@click.argument("target")
+@click.option("--size", type=int, default=10, show_default=True, help="Connections at once.")
+@click.option("--hold", type=float, default=0.0, show_default=True, help="Hold them (seconds).")
+@click.option("--json", "as_json", is_flag=True, help="Print the pool report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every connection.")
+@diagnosis_options
+def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw: Any) -> None:
+    """Open SIZE connections to TARGET at once, like a pool filling, hold and validate them."""
+    from .pool import probe_pool
+    from .render_pool import render_pool
+
+    options = options_from_cli(kw)
+    console = _console(stderr=True)
+    show_progress = not as_json and console.is_terminal
+
+    async def go() -> Any:
+        if not show_progress:
+            return await probe_pool(target, size=size, hold=hold, **options)
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("opening connections", total=size)
+            return await probe_pool(
+                target,
+                size=size,
+                hold=hold,
+                on_progress=lambda _c: progress.advance(task),
+                **options,
+            )
+
+    report = run_async(go)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        out = _console()
+        for line in render_pool(report, verbose=verbose):
+            out.print(line)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `netprobe` command."""
     try:

@@ -130,6 +130,10 @@ def _tls_line(step: TlsStep) -> str:
 
 
 def _application_line(step: ApplicationStep) -> str:
+    if step.database is not None:
+        db = step.database
+        timing = f" [dim]({db.greeting_ms:.1f} ms)[/]" if db.greeting_ms is not None else ""
+        return escape(step.reason or db.outcome) + timing
     if step.status == "ok":
         return escape(f"{step.protocol}: {step.reason or 'ok'}")
     return escape(f"{step.protocol}: {step.reason or (step.error.message if step.error else '')}")

@@ -16,6 +16,7 @@ EXPECTED = {
     "InvalidTarget",
     "NetprobeError",
     "Options",
+    "PoolReport",
     "Report",
     "ReportWarning",
     "Target",
@@ -25,6 +26,7 @@ EXPECTED = {
     "diagnose_many",
     "health_app",
     "parse_target",
+    "probe_pool",
     "wait_until_ready",
 }
 
