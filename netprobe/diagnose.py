@@ -18,16 +18,19 @@ from anyio.abc import ByteStream
 
 from . import __version__
 from .classify import classify
+from .classify.transport import local_warnings
 from .options import Options, make_options
 from .probes._context import ProbeContext
 from .probes.application import APP_PROBES
 from .probes.dns import resolve
 from .probes.icmp import Pinger
+from .probes.local import collect_local
 from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
 from .probes.witness import Witness
 from .report import Report, ReportWarning, Timings
 from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
+from .steps.local import LocalHealth
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
@@ -99,6 +102,7 @@ class _Diagnosis:
         self.tcp: TcpConnector | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
+        self.local: LocalHealth | None = None
         self.in_progress: str | None = None
 
     async def run(self) -> Report:
@@ -122,6 +126,8 @@ class _Diagnosis:
             ctx.mark("dns")
         if not dns.addresses:
             return
+        # This host's sockets toward the target, before our own connects add to them.
+        self.local = collect_local(dns.addresses, ctx.target.port)
         self.tcp = TcpConnector(ctx, dns.addresses)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
@@ -169,6 +175,7 @@ class _Diagnosis:
         steps = self._ordered_steps(deadline_hit)
         verdict = classify(ctx.target, ctx.options, steps)
         warnings = list(verdict.warnings)
+        warnings.extend(local_warnings(self.local))
         if deadline_hit:
             warnings.append(
                 ReportWarning(
@@ -192,6 +199,7 @@ class _Diagnosis:
                 total=marks.get("total"),
             ),
             steps=steps,
+            local=self.local,
             started_at=self.started_at,
             netprobe_version=__version__,
         )

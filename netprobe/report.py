@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .steps import Step, StepBase
+from .steps.local import LocalHealth
 from .target import Target
 
 __all__ = [
@@ -151,6 +152,9 @@ class Report(BaseModel):
     warnings: list[ReportWarning] = Field(default_factory=list)
     timings_ms: Timings = Field(default_factory=Timings)
     steps: list[Step] = Field(default_factory=list, description="Per-rung results in ladder order.")
+    local: LocalHealth | None = Field(
+        None, description="This host's own health: sockets toward the target, ports, fds."
+    )
     started_at: datetime
     netprobe_version: str
 

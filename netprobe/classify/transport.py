@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from ..report import Evidence, Fault, ReportWarning
 from ..steps import AddressAttempt, ConnectOutcome, IcmpAddressResult, IcmpStep, TcpStep
+from ..steps.local import LocalHealth
 from ._observations import Observations, fault, warning
 
 __all__ = [
     "Witnesses",
     "describe_attempt",
     "describe_echoes",
+    "local_warnings",
     "transport_fault",
     "transport_warnings",
     "witness_line",
@@ -408,4 +410,54 @@ def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:
                     "monitoring of this host will report it down.",
                 )
             )
+    return out
+
+
+#: CLOSE_WAIT sockets toward one target from which on they look like a leak, not a moment.
+CLOSE_WAIT_LEAK = 10
+#: TIME_WAIT toward one target at this share of the ephemeral port range is pressure.
+TIME_WAIT_SHARE = 0.5
+#: Open file descriptors at this share of the soft limit is pressure.
+FD_SHARE = 0.8
+
+
+def local_warnings(local: LocalHealth | None) -> list[ReportWarning]:
+    """Local host health: leaked CLOSE_WAIT, TIME_WAIT near the port range, fds near the limit."""
+    if local is None or not local.available:
+        return []
+    out: list[ReportWarning] = []
+    toward = ", ".join(local.toward)
+    cw = local.count("CLOSE_WAIT")
+    if cw >= CLOSE_WAIT_LEAK:
+        out.append(
+            warning(
+                "local.close_wait_leak",
+                f"{cw} sockets of this host toward {toward} are in CLOSE_WAIT: the peer closed "
+                "them but the application never called close() (leaked connections, e.g. "
+                "responses or pool connections not released). Find the owner: "
+                "ss -tanp state close-wait.",
+            )
+        )
+    tw = local.count("TIME_WAIT")
+    size = local.port_range_size
+    if size and tw >= max(2, TIME_WAIT_SHARE * size):
+        out.append(
+            warning(
+                "local.time_wait_pressure",
+                f"{tw} sockets toward {toward} are in TIME_WAIT, against {size} ephemeral ports "
+                f"({local.port_range[0]}-{local.port_range[1]}): new connections will soon "  # type: ignore[index]
+                "fail with EADDRNOTAVAIL. Reuse connections (keep-alive, pooling), widen "
+                "net.ipv4.ip_local_port_range, consider net.ipv4.tcp_tw_reuse=1.",
+            )
+        )
+    fds, limit = local.open_fds, local.fd_soft_limit
+    if fds is not None and limit and fds >= FD_SHARE * limit:
+        out.append(
+            warning(
+                "local.fd_pressure",
+                f"This process has {fds} file descriptors open, against a soft "
+                f"limit of {limit} (ulimit -n): raise the limit, or look for "
+                "leaked sockets and files.",
+            )
+        )
     return out
