@@ -205,10 +205,13 @@ class Postgres:
         _wait_port(self.port)
         if not self.standby:
             self._wait_ready()
-            self.psql(
-                f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'; CREATE DATABASE appdb OWNER app;"
-                "CREATE DATABASE lockeddb; REVOKE CONNECT ON DATABASE lockeddb FROM PUBLIC;"
-            )
+            for sql in (
+                f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'",
+                "CREATE DATABASE appdb OWNER app",
+                "CREATE DATABASE lockeddb",
+                "REVOKE CONNECT ON DATABASE lockeddb FROM PUBLIC",
+            ):
+                self.psql(sql)
         return self
 
     def _wait_ready(self) -> None:
@@ -325,10 +328,12 @@ def redis_plain() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_auth() -> Iterator[RedisServer]:
     """requirepass, plus an ACL user that may not run PING (NOPERM)."""
-    yield from _redis(
-        "--requirepass", APP_PASSWORD,
-        "--user", f"limited on >{APP_PASSWORD} -@all",
-    )  # fmt: skip
+    for server in _redis("--requirepass", APP_PASSWORD):
+        reply = server.command(
+            "ACL", "SETUSER", "limited", "on", f">{APP_PASSWORD}", "-@all", password=APP_PASSWORD
+        )
+        assert reply.startswith(b"+OK"), reply
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -403,17 +403,14 @@ class PostgresGreeting(Conversation):
             if plain is not None:
                 self._owned = plain
                 self.wire = _Wire(plain)
-                await self.wire.send(pg.build_ssl_request())
-                answer = await self.wire.read(pg.parse_ssl_answer, self._timeout())
-                if isinstance(answer, pg.SslAnswer) and not answer.accepted:
-                    return True
                 self._update(
                     notes=[
                         *self.result.notes,
-                        "the server offers TLS; TLS is unavailable here: probed in plain text",
+                        "the server offers TLS; TLS is unavailable here: probed in plain text "
+                        "on a second connection",
                     ]
                 )
-                # Second chance: a plain StartupMessage after 'S' is not allowed; give up.
+                return True
             self._update(outcome="tls_failed", error_message=step.reason or "TLS unavailable")
             return False
         self._update(outcome="tls_failed", error_message=step.reason or "TLS handshake failed")
@@ -762,6 +759,8 @@ class DriverLogin:
 
     async def _redis_login(self) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         t = self.ctx.target
         self.conn = aioredis.Redis(
@@ -775,6 +774,7 @@ class DriverLogin:
             socket_timeout=self._timeout(),
             ssl_cert_reqs="required" if self.ctx.options.verify else "none",
             ssl_ca_certs=self.ctx.options.ca_file,
+            retry=Retry(NoBackoff(), 0),  # one attempt: a probe reports, it does not retry
         )
         await self.conn.ping()  # AUTH is sent on connect
         self._set(server="redis")
