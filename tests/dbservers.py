@@ -28,9 +28,13 @@ from netprobe.demo.servers import closed_port
 
 __all__ = [
     "APP_PASSWORD",
+    "NS_SERVER_IP",
+    "ClientNamespace",
     "MariaDB",
     "Postgres",
     "RedisServer",
+    "ResolvingMariaDB",
+    "blocking_lab",
     "mariadb",
     "postgres",
     "postgres_standby",
@@ -342,3 +346,99 @@ def redis_replica() -> Iterator[RedisServer]:
     yield from _redis(
         "--replicaof", "127.0.0.1", str(closed_port()), "--replica-serve-stale-data", "no"
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Host blocking (1129) needs MariaDB's host cache, which it never uses for 127.0.0.1 / ::1 or
+# with skip-name-resolve. So: a client network namespace (198.18.200.2, no default route) on a
+# veth pair, and a MariaDB that resolves names in a private mount namespace whose
+# /etc/nsswitch.conf says "hosts: files" (no DNS query ever leaves) and whose /etc/hosts
+# names the client.
+
+NS_SERVER_IP = "198.18.200.1"
+NS_CLIENT_IP = "198.18.200.2"
+
+
+class ClientNamespace:
+    def __init__(self) -> None:
+        tag = os.getpid() % 100000
+        self.name = f"npdb{tag}"
+        self.host_if, self.peer_if = f"npdbh{tag}", f"npdbc{tag}"
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+    def start(self) -> ClientNamespace:
+        self.stop()
+        self._ip("netns", "add", self.name)
+        self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if)
+        self._ip("link", "set", self.peer_if, "netns", self.name)
+        self._ip("addr", "add", f"{NS_SERVER_IP}/30", "dev", self.host_if)
+        self._ip("link", "set", self.host_if, "up")
+        ns = ("-n", self.name)
+        self._ip(*ns, "addr", "add", f"{NS_CLIENT_IP}/30", "dev", self.peer_if)
+        self._ip(*ns, "link", "set", self.peer_if, "up")
+        self._ip(*ns, "link", "set", "lo", "up")
+        return self
+
+    def run_python(self, code: str, timeout: float = 120) -> str:
+        """Run Python code in the client namespace with this checkout's interpreter."""
+        py = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python")
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.name, py, "-c", code],
+            check=True, capture_output=True, timeout=timeout, text=True,
+        )  # fmt: skip
+        return out.stdout
+
+    def stop(self) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+
+
+class ResolvingMariaDB(MariaDB):
+    """MariaDB with name resolution (host cache on), listening on the veth address."""
+
+    def start(self) -> ResolvingMariaDB:
+        etc = self.dir / "etc"
+        etc.mkdir()
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n{NS_CLIENT_IP} netprobe-client\n")
+        (etc / "nsswitch.conf").write_text("hosts: files\n")
+        data = self.dir / "data"
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={data}",
+             "--skip-test-db", "--auth-root-authentication-method=socket"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        inner = (
+            f"mount --bind {etc / 'hosts'} /etc/hosts && "
+            f"mount --bind {etc / 'nsswitch.conf'} /etc/nsswitch.conf && "
+            f"exec {mariadbd} --no-defaults --user=root --datadir={data} "
+            f"--socket={self.socket} --port={self.port} --bind-address={NS_SERVER_IP} "
+            f"--pid-file={self.dir / 'mysqld.pid'} --log-error={self.dir / 'error.log'} "
+            "--max-connect-errors=3 --innodb-buffer-pool-size=16M --skip-log-bin "
+            "--performance-schema=OFF"
+        )
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_port(self.port, host=NS_SERVER_IP)
+        # An account for any host, so that the client is not refused with 1130 first.
+        self.sql(f"CREATE USER 'app'@'%' IDENTIFIED BY '{APP_PASSWORD}'")
+        return self
+
+
+@pytest.fixture(scope="session")
+def blocking_lab() -> Iterator[tuple[ClientNamespace, ResolvingMariaDB]]:
+    require(os.geteuid() == 0, "needs root (network namespace, mount namespace)")
+    require_binary("ip")
+    require_binary("unshare")
+    require_binary("mariadb-install-db")
+    ns = ClientNamespace().start()
+    server = ResolvingMariaDB()
+    try:
+        yield ns, server.start()
+    finally:
+        server.stop()
+        ns.stop()

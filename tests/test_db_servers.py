@@ -139,34 +139,70 @@ async def test_pool_fills_partially_like_the_issue_example(mariadb: MariaDB) -> 
     assert all(c.database and c.database.closed_cleanly for c in pool.connections)
 
 
-async def test_repeated_probes_never_get_the_host_blocked(mariadb: MariaDB) -> None:  # noqa: F405
-    mariadb.sql("FLUSH HOSTS; SET GLOBAL max_connect_errors = 3")
-    try:
-        for _ in range(25):
-            report = await diag(f"mysql://127.0.0.1:{mariadb.port}")
-            assert report.ok, report.fault
-        pool = await netprobe.probe_pool(
-            f"mysql://127.0.0.1:{mariadb.port}", size=5, icmp=False, read_timeout=2
-        )
-        assert pool.ok, pool.summary
-        report = await diag(f"mysql://127.0.0.1:{mariadb.port}")
-        assert report.ok, report.fault
-    finally:
-        mariadb.sql("FLUSH HOSTS; SET GLOBAL max_connect_errors = 100000")
+_NS_CODE = """
+import anyio, json, socket, sys
+import netprobe
+from netprobe.protocols import mysql as my
+
+HOST, PORT, HANGUPS, PROBES, POOL = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6])
+
+async def main():
+    for _ in range(HANGUPS):  # what a naive health check does: greeting, then hang up
+        with socket.create_connection((HOST, PORT), timeout=3) as s:
+            s.recv(4096)
+    codes = []
+    for _ in range(PROBES):
+        r = await netprobe.diagnose(f"mysql://{HOST}:{PORT}", icmp=False, timeout=5)
+        codes.append(r.fault.code if r.fault else None)
+    pool = None
+    if POOL:
+        p = await netprobe.probe_pool(f"mysql://{HOST}:{PORT}", size=POOL, icmp=False)
+        pool = [p.opened, p.fault.code if p.fault else None]
+    r = await netprobe.diagnose(f"mysql://{HOST}:{PORT}", icmp=False, timeout=5)
+    print(json.dumps({"codes": codes, "pool": pool, "last": r.fault.code if r.fault else None,
+                      "last_error": r.steps[-1].database.error_code}))
+
+anyio.run(main)
+"""
 
 
-async def test_hangups_after_greeting_get_the_host_blocked(mariadb: MariaDB) -> None:  # noqa: F405
-    # What a naive probe does (read the greeting, hang up): the finding netprobe avoids.
-    mariadb.sql("FLUSH HOSTS; SET GLOBAL max_connect_errors = 3")
+def run_in_ns(lab: Any, hangups: int, probes: int, pool: int) -> dict[str, Any]:
+    import json
+
+    ns, server = lab
+    code_ = _NS_CODE.replace(
+        "sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6])",
+        f"{NS_SERVER_IP!r}, {server.port}, {hangups}, {probes}, {pool}",  # noqa: F405
+    )
+    result: dict[str, Any] = json.loads(ns.run_python(code_))
+    return result
+
+
+def test_hangups_after_greeting_get_the_host_blocked(blocking_lab: Any) -> None:
+    # The measured finding: a client that reads the greeting and hangs up is a connection
+    # error; max_connect_errors (3 here) of them and MariaDB blocks the host with 1129.
+    _, server = blocking_lab
+    server.sql("FLUSH HOSTS")
     try:
-        for _ in range(3):
-            raw_greeting_socket(mariadb.port).close()
-        await anyio.sleep(0.2)
-        report = await diag(f"mysql://127.0.0.1:{mariadb.port}")
-        assert code(report) == "db.host_blocked", report.fault
-        assert db_of(report).error_code == "1129"
+        out = run_in_ns(blocking_lab, hangups=4, probes=0, pool=0)
     finally:
-        mariadb.sql("FLUSH HOSTS; SET GLOBAL max_connect_errors = 100000")
+        server.sql("FLUSH HOSTS")
+    assert out["last"] == "db.host_blocked", out
+    assert out["last_error"] == "1129"
+
+
+def test_repeated_probes_never_get_the_host_blocked_from_outside(blocking_lab: Any) -> None:
+    # netprobe finishes every handshake (1045 for the probe user): with max_connect_errors=3,
+    # 40 probes and a pool of 5 leave the host unblocked.
+    _, server = blocking_lab
+    server.sql("FLUSH HOSTS")
+    try:
+        out = run_in_ns(blocking_lab, hangups=0, probes=40, pool=5)
+    finally:
+        server.sql("FLUSH HOSTS")
+    assert out["codes"] == [None] * 40, out
+    assert out["pool"] == [5, None], out
+    assert out["last"] is None, out
 
 
 async def test_stopped_mariadb_is_a_greeting_timeout(mariadb: MariaDB) -> None:  # noqa: F405
@@ -302,7 +338,7 @@ async def test_redis_replica_without_master_is_not_ready(redis_replica: RedisSer
 
 
 async def test_redis_busy_script_is_not_ready() -> None:
-    require_binary("redis-server")  # noqa: F405
+    require_binary("redis-server")
     with RedisServer("--busy-reply-threshold", "50") as server:  # noqa: F405
         from netprobe.protocols.redis import build_command
 
@@ -319,7 +355,7 @@ async def test_redis_busy_script_is_not_ready() -> None:
 
 
 async def test_redis_maxclients(redis_plain: RedisServer) -> None:  # noqa: F405
-    require_binary("redis-server")  # noqa: F405
+    require_binary("redis-server")
     with RedisServer("--maxclients", "3") as server:  # noqa: F405
         pool = await netprobe.probe_pool(f"redis://{server.address}", size=5, icmp=False)
         # Redis counts the new client itself against maxclients: 2 or 3 fit.
