@@ -103,6 +103,7 @@ class _Diagnosis:
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
         self.local: LocalHealth | None = None
+        self.local_done = anyio.Event()
         self.in_progress: str | None = None
 
     async def run(self) -> Report:
@@ -126,8 +127,6 @@ class _Diagnosis:
             ctx.mark("dns")
         if not dns.addresses:
             return
-        # This host's sockets toward the target, before our own connects add to them.
-        self.local = collect_local(dns.addresses, ctx.target.port)
         self.tcp = TcpConnector(ctx, dns.addresses)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
@@ -137,6 +136,7 @@ class _Diagnosis:
                     tg.start_soon(self.pinger.run)
                 tg.start_soon(self.tcp.run)
                 tg.start_soon(self.witness.run)
+                tg.start_soon(self._local, dns.addresses)
                 self.in_progress = "tcp"
                 stream = await self.tcp.first_established()
                 if stream is not None:
@@ -145,12 +145,23 @@ class _Diagnosis:
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
+                await self.local_done.wait()
                 # The echoes get no more time than the connect and L7 rungs took: ICMP must
                 # never add to the wall time of a diagnosis.
                 tg.cancel_scope.cancel()
         finally:
             self.tcp.close_unclaimed()
         self.in_progress = None
+
+    async def _local(self, addresses: list[str]) -> None:
+        """This host's sockets toward the target (reading /proc/net/tcp can take ~20 ms on a
+        busy host: a worker thread, alongside the connects, so it adds no wall time)."""
+        try:
+            self.local = await anyio.to_thread.run_sync(
+                collect_local, addresses, self.ctx.target.port, abandon_on_cancel=True
+            )
+        finally:
+            self.local_done.set()
 
     async def _l7(self, stream: ByteStream) -> None:
         ctx = self.ctx

@@ -1,7 +1,9 @@
 """Servers run inside the lab's server namespace: ``servers.py PORT:KIND ...``.
 
-KIND is ``hold`` (accept, keep the connection until the peer closes it) or ``close`` (accept
-and close at once: the client side of such connections ends in CLOSE_WAIT if it never closes).
+KIND is ``hold`` (accept, keep the connection until the peer closes it), ``close`` (accept
+and close at once: the client side of such connections ends in CLOSE_WAIT if it never closes)
+or ``https`` (TLS with $LAB_CERT / $LAB_KEY, answers every request with 200 OK, one thread
+per connection).
 Prints "ready" once listening; exits when stdin closes.
 """
 
@@ -10,11 +12,39 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import ssl
 import sys
+import threading
+
+
+def _https(conn: socket.socket, ctx: ssl.SSLContext) -> None:
+    try:
+        conn.setblocking(True)
+        conn.settimeout(10)
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            body = b"ok\n"
+            tls.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 def main() -> None:
     sel = selectors.DefaultSelector()
+    tls_ctx: ssl.SSLContext | None = None
+    if os.environ.get("LAB_CERT"):
+        tls_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_ctx.load_cert_chain(os.environ["LAB_CERT"], os.environ["LAB_KEY"])
     for spec in sys.argv[1:]:
         port, kind = spec.split(":")
         s = socket.socket()
@@ -40,6 +70,8 @@ def main() -> None:
                     continue
                 if kind == "close":
                     conn.close()
+                elif kind == "https" and tls_ctx is not None:
+                    threading.Thread(target=_https, args=(conn, tls_ctx), daemon=True).start()
                 else:
                     conn.setblocking(False)
                     sel.register(conn, selectors.EVENT_READ, ("conn", ""))

@@ -96,9 +96,14 @@ class Lab:
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     delay_lines: int = 0
 
-    def _start(self, cmd: list[str]) -> subprocess.Popen[str]:
+    def _start(self, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
         )
         self.procs.append(proc)
         assert proc.stdout is not None
@@ -128,6 +133,13 @@ class Lab:
             sh("ip", "-n", ns, "addr", "add", local, "peer", peer, "dev", tun)
             sh("ip", "-n", ns, "link", "set", tun, "up")
         return server_ip
+
+    def start_https(self, port: int, cert: str, key: str) -> None:
+        """An HTTPS server (every address of the server namespace) with this cert and key."""
+        self._start(
+            ["ip", "netns", "exec", self.server, PY, str(HERE / "servers.py"), f"{port}:https"],
+            env={"LAB_CERT": cert, "LAB_KEY": key},
+        )
 
     def run(
         self, target: str, options: dict[str, Any] | None = None, pre: dict[str, Any] | None = None
