@@ -21,6 +21,7 @@ from fastapi import FastAPI
 import netprobe
 
 
+# --8<-- [start:create_app]
 def create_app(database: str, *, ttl: float = 5.0) -> FastAPI:
     health = netprobe.health_app(
         [netprobe.Dependency(database, name="database")],
@@ -43,6 +44,9 @@ def create_app(database: str, *, ttl: float = 5.0) -> FastAPI:
         return {"service": "orders"}
 
     return app
+
+
+# --8<-- [end:create_app]
 
 
 def main() -> None:

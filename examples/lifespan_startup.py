@@ -21,6 +21,7 @@ from fastapi import FastAPI
 import netprobe
 
 
+# --8<-- [start:create_app]
 def create_app(dependencies: Sequence[str], *, timeout: float) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +41,9 @@ def create_app(dependencies: Sequence[str], *, timeout: float) -> FastAPI:
         return {"status": "serving"}
 
     return app
+
+
+# --8<-- [end:create_app]
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import netprobe
 from netprobe.health.metrics import HealthCollector, render_metrics
 
 
+# --8<-- [start:create_app]
 def create_app(targets: Sequence[str]) -> Starlette:
     health = netprobe.health_app(targets, ttl=15, icmp=False)
     registry = CollectorRegistry()
@@ -37,6 +38,9 @@ def create_app(targets: Sequence[str]) -> Starlette:
             Mount("/metrics", app=make_asgi_app(registry)),  # (2)
         ]
     )
+
+
+# --8<-- [end:create_app]
 
 
 async def scrape_once(targets: Sequence[str]) -> str:
