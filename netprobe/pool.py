@@ -470,7 +470,13 @@ def _summary(target: Target, conns: list[PoolConnection], opened: int, common: s
     idx = [c.index for c in conns if c.fault_code == common]
     verb = _VERBS.get(common, f"failed ({common})")
     first = next(c for c in conns if c.fault_code == common)
-    detail = _detail(first.database) if first.database else (first.detail or common)
+    # An error packet sent instead of the greeting does not name the product: take it from
+    # a sibling connection that got a greeting.
+    known = next((c.database.server for c in conns if c.database and c.database.server), None)
+    db = first.database
+    if db is not None and db.server is None and known is not None:
+        db = db.model_copy(update={"server": known})
+    detail = _detail(db) if db else (first.detail or common)
     text += f"; {_ranges(idx)} {verb}: {detail}"
     others = [c for c in conns if c.fault_code not in (None, common)]
     if others:
