@@ -170,7 +170,7 @@ def test_redis_command_roundtrip(args: list[str]) -> None:
     assert parsed is not None and parsed[1] == b""
     value = parsed[0]
     assert isinstance(value, rd.Value) and isinstance(value.value, list)
-    assert [v.value for v in value.value] == args  # type: ignore[attr-defined]
+    assert [v.value for v in value.value] == args
 
 
 # ------------------------------------------------------------------ rules

@@ -28,6 +28,11 @@ def db_of(report: netprobe.Report) -> DatabaseResult:
     return app.database
 
 
+def fault_of(report: netprobe.Report) -> netprobe.Fault:
+    assert report.fault is not None, report.model_dump_json(indent=1)
+    return report.fault
+
+
 def code(report: netprobe.Report) -> str | None:
     return report.fault.code if report.fault else None
 
@@ -98,7 +103,9 @@ async def test_mariadb_too_many_connections(mariadb: MariaDB) -> None:  # noqa: 
             report = await diag(f"mysql://127.0.0.1:{mariadb.port}")
             assert code(report) == "db.too_many_connections", report.fault
             assert db_of(report).error_code == "1040"
-            assert "1040" in report.fault.summary and "max_connections" in report.fault.summary
+            assert (
+                "1040" in fault_of(report).summary and "max_connections" in fault_of(report).summary
+            )
     finally:
         if extra is not None:
             finish_politely(extra)
@@ -211,7 +218,7 @@ async def test_stopped_mariadb_is_a_greeting_timeout(mariadb: MariaDB) -> None: 
             f"mysql://127.0.0.1:{mariadb.port}", icmp=False, read_timeout=0.3, timeout=3
         )
     assert code(report) == "db.greeting_timeout", report.fault
-    assert report.fault.layer == "l7"
+    assert fault_of(report).layer == "l7"
 
 
 async def test_mariadb_credentials(mariadb: MariaDB) -> None:  # noqa: F405
@@ -223,7 +230,7 @@ async def test_mariadb_credentials(mariadb: MariaDB) -> None:  # noqa: F405
     bad = await diag(f"mysql://app:wrong-password@{base}/appdb")
     assert code(bad) == "db.auth_failed", bad.fault
     denied = await diag(f"mysql://app:{APP_PASSWORD}@{base}/secretdb")  # noqa: F405
-    assert code(denied) == "db.access_denied" and "database" in denied.fault.summary
+    assert code(denied) == "db.access_denied" and "database" in fault_of(denied).summary
     for report in (good, bad, denied):
         text = report.model_dump_json()
         assert APP_PASSWORD not in text and "wrong-password" not in text  # noqa: F405
@@ -233,7 +240,7 @@ async def test_mismatch_postgres_and_redis_probes_at_mariadb(mariadb: MariaDB) -
     for scheme in ("postgresql", "redis"):
         report = await diag(f"{scheme}://127.0.0.1:{mariadb.port}")
         assert code(report) == "db.protocol_mismatch", report.fault
-        assert "MySQL" in report.fault.summary
+        assert "MySQL" in fault_of(report).summary
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
