@@ -55,7 +55,9 @@ class RedisServer:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.log_tail()}")
+                log = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"redis-server exited: {log}")
             if self._answers():
                 return self
             time.sleep(0.02)
