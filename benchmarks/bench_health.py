@@ -7,6 +7,8 @@ httpx. Two scenarios:
   and ``--requests`` requests arrive together while it runs: single flight means exactly one
   diagnosis, counted both by the injected counter and by the connections the real loopback
   dependency accepted.
+* ``hang``: the result is stale and every refresh hangs 10 s: each request of the flood
+  must come back within its budget (0.8 s) with the last known result.
 * ``cached``: the result is fresh; the same flood is answered from the cache; then 200
   requests one at a time (the latency of one request without queueing).
 
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import anyio
 import httpx
@@ -35,13 +38,14 @@ from netprobe.target import Target
 
 
 class Counting:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, *, first_delay: float | None = None) -> None:
         self.calls = 0
         self.delay = delay
+        self.first_delay = delay if first_delay is None else first_delay
 
     async def __call__(self, target: Target, options: Options) -> Report:
         self.calls += 1
-        await anyio.sleep(self.delay)
+        await anyio.sleep(self.first_delay if self.calls == 1 else self.delay)
         return await netprobe.diagnose(target, options=options)
 
 
@@ -72,7 +76,7 @@ async def flood(port: int, n: int) -> list[float]:
 
     async def one() -> None:
         status, elapsed = await get_ready(port)
-        assert status == 200, status
+        assert status == 200, status  # a stale "healthy" is still 200
         latencies.append(elapsed)
 
     async with anyio.create_task_group() as tg:
@@ -103,9 +107,15 @@ def row(name: str, lat: list[float], wall: float, diagnoses: int, accepts: int) 
     )
 
 
-def serve(dependency: str, port: int, slow: float) -> None:
-    counter = Counting(slow)
-    app = netprobe.health_app([dependency], ttl=600, budget=slow + 5, diagnose=counter, icmp=False)
+def serve(dependency: str, port: int, slow: float, hang: bool) -> None:
+    if hang:  # healthy at once, then every refresh hangs 10 s: requests get the stale result
+        counter = Counting(10.0, first_delay=0.0)
+        app = netprobe.health_app([dependency], ttl=1, budget=0.8, diagnose=counter, icmp=False)
+    else:
+        counter = Counting(slow)
+        app = netprobe.health_app(
+            [dependency], ttl=600, budget=slow + 5, diagnose=counter, icmp=False
+        )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096)
 
 
@@ -122,10 +132,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--slow", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--hang", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=2, metavar=("DEPENDENCY", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]), args.slow)
+        serve(args.serve[0], int(args.serve[1]), args.slow, args.hang)
         return
 
     print(
@@ -134,38 +145,51 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for rnd in range(args.rounds):
-        with TcpServer(backlog=4096) as dependency:
-            port = free_port()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--slow",
-                    str(args.slow),
-                    "--serve",
-                    f"tcp://{dependency.address}",
-                    str(port),
-                ]
-            )
-            try:
-                deadline = time.monotonic() + 30
-                while not _port_open(port):
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("the health server did not start")
-                    time.sleep(0.05)
-                for name in (f"slow {args.slow:g} s #{rnd + 1}", f"cached #{rnd + 1}"):
-                    t0 = time.perf_counter()
-                    lat = anyio.run(flood, port, args.requests)
-                    wall = time.perf_counter() - t0
-                    print(row(name, lat, wall, diagnoses(port), dependency.accepted))
+        with TcpServer(backlog=4096) as dependency, health_server(dependency, args) as port:
+            for name in (f"slow {args.slow:g} s #{rnd + 1}", f"cached #{rnd + 1}"):
                 t0 = time.perf_counter()
-                lat = anyio.run(sequential, port, 200)
+                lat = anyio.run(flood, port, args.requests)
                 wall = time.perf_counter() - t0
-                name = f"cached, one at a time #{rnd + 1}"
                 print(row(name, lat, wall, diagnoses(port), dependency.accepted))
-            finally:
-                proc.terminate()
-                proc.wait(10)
+            t0 = time.perf_counter()
+            lat = anyio.run(sequential, port, 200)
+            wall = time.perf_counter() - t0
+            name = f"cached, one at a time #{rnd + 1}"
+            print(row(name, lat, wall, diagnoses(port), dependency.accepted))
+        with TcpServer(backlog=4096) as dependency, health_server(dependency, args, True) as port:
+            anyio.run(sequential, port, 1)  # the first, fast diagnosis
+            time.sleep(1.1)  # the result is stale now; the next refresh hangs 10 s
+            t0 = time.perf_counter()
+            lat = anyio.run(flood, port, args.requests)
+            wall = time.perf_counter() - t0
+            name = f"dependency hangs, budget 0.8 s #{rnd + 1}"
+            print(row(name, lat, wall, diagnoses(port), dependency.accepted))
+            t0 = time.perf_counter()
+            lat = anyio.run(sequential, port, 200)
+            wall = time.perf_counter() - t0
+            name = f"still hanging, one at a time #{rnd + 1}"
+            print(row(name, lat, wall, diagnoses(port), dependency.accepted))
+
+
+@contextlib.contextmanager
+def health_server(
+    dependency: TcpServer, args: argparse.Namespace, hang: bool = False
+) -> Iterator[int]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--slow", str(args.slow)]
+    cmd += ["--hang"] if hang else []
+    cmd += ["--serve", f"tcp://{dependency.address}", str(port)]
+    proc = subprocess.Popen(cmd)
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_open(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the health server did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _port_open(port: int) -> bool:

@@ -180,17 +180,29 @@ class HealthChecker:
 
     @property
     def diagnoses(self) -> dict[str, int]:
-        """How many diagnoses each dependency has had: the single-flight proof."""
+        """How many diagnoses each dependency has started: the single-flight proof."""
         return {s.dependency.name: s.diagnoses for s in self._states}
 
     async def check(self, *, budget: float | None = None) -> HealthResult:
-        """Fresh results where they can be had within ``budget``, else the last known ones."""
+        """Fresh results where they can be had within ``budget``, else the last known ones.
+
+        With a last known result, a request waits no later than ``budget`` after the refresh
+        started: once a refresh is overdue (a hanging dependency), later requests get the
+        stale result at once instead of each waiting out its own budget.
+        """
         budget = self.budget if budget is None else budget
-        events = [ev for s in self._states if (ev := self._refresh_if_due(s)) is not None]
-        if events:
-            with anyio.move_on_after(budget):
-                for ev in events:
-                    await ev.wait()
+        now = time.monotonic()
+        waits: list[tuple[anyio.Event, float]] = []
+        for s in self._states:
+            event = self._refresh_if_due(s)
+            if event is None:
+                continue
+            known = s.report is not None or s.error is not None
+            until = min(now, s.refresh_started) + budget if known else now + budget
+            waits.append((event, until))
+        for event, until in waits:
+            with anyio.move_on_after(until - time.monotonic()):
+                await event.wait()
         return self.snapshot()
 
     def kick(self) -> None:
@@ -257,6 +269,7 @@ class HealthChecker:
         return event
 
     async def _refresh(self, s: _State, event: anyio.Event) -> None:
+        s.diagnoses += 1
         try:
             report = await self._diagnose(s.dependency.target, s.options)
         except Exception as exc:  # a failing diagnose must not break the endpoint
@@ -267,7 +280,6 @@ class HealthChecker:
             s.report, s.error = report, None
             _log_change(s.dependency, previous, report)
         finally:
-            s.diagnoses += 1
             s.checked_at = time.monotonic()
             s.checked_wall = datetime.now(UTC)
             if s.refreshing is event:

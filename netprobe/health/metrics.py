@@ -116,7 +116,7 @@ def metric_families(result: HealthResult) -> list[Metric]:
         labels=_LABELS,
     )
     diagnoses = CounterMetricFamily(
-        "netprobe_diagnoses", "Diagnoses run for the dependency.", labels=_LABELS
+        "netprobe_diagnoses", "Diagnoses started for the dependency.", labels=_LABELS
     )
     for c in result.checks:
         labels = [c.dependency.name, public_url(c.dependency.target)]
