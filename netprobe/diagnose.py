@@ -24,7 +24,7 @@ from .probes._context import ProbeContext
 from .probes.application import APP_PROBES
 from .probes.dns import resolve
 from .probes.icmp import Pinger
-from .probes.local import collect_local
+from .probes.local import gather_local
 from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
 from .probes.witness import Witness
@@ -154,12 +154,10 @@ class _Diagnosis:
         self.in_progress = None
 
     async def _local(self, addresses: list[str]) -> None:
-        """This host's sockets toward the target (reading /proc/net/tcp can take ~20 ms on a
-        busy host: a worker thread, alongside the connects, so it adds no wall time)."""
+        """This host's sockets toward the target, read alongside the connects (a worker
+        thread; one read shared by concurrent diagnoses, see probes/local.py)."""
         try:
-            self.local = await anyio.to_thread.run_sync(
-                collect_local, addresses, self.ctx.target.port, abandon_on_cancel=True
-            )
+            self.local = await gather_local(addresses, self.ctx.target.port)
         finally:
             self.local_done.set()
 
