@@ -20,3 +20,7 @@ APP_PROBES: dict[Protocol, AppProbe] = {}
 from .database import probe_database  # noqa: E402 - registered below the table it fills
 
 APP_PROBES.update({"mysql": probe_database, "postgresql": probe_database, "redis": probe_database})
+
+from .http import probe_http  # noqa: E402 - registered below the table it fills
+
+APP_PROBES["http"] = probe_http

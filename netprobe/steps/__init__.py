@@ -9,9 +9,10 @@ from pydantic import Field
 from ._base import ErrorInfo, StepBase, StepStatus
 from .application import ApplicationStep
 from .dns import DnsStep, NameserverAnswer, Rcode
+from .http import HttpHop, HttpResult
 from .icmp import IcmpAddressResult, IcmpStep
 from .tcp import AddressAttempt, ConnectOutcome, TcpStep
-from .tls import TlsStep
+from .tls import CertificateInfo, TlsStep
 
 Step = Annotated[
     DnsStep | IcmpStep | TcpStep | TlsStep | ApplicationStep, Field(discriminator="name")
@@ -20,9 +21,12 @@ Step = Annotated[
 __all__ = [
     "AddressAttempt",
     "ApplicationStep",
+    "CertificateInfo",
     "ConnectOutcome",
     "DnsStep",
     "ErrorInfo",
+    "HttpHop",
+    "HttpResult",
     "IcmpAddressResult",
     "IcmpStep",
     "NameserverAnswer",

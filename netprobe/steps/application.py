@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ._base import ErrorInfo, StepBase
 from .database import DatabaseResult
+from .http import HttpResult
 
 __all__ = ["ApplicationStep"]
 
@@ -21,3 +22,4 @@ class ApplicationStep(StepBase):
     # Filled by the application layers (issues 4 and 5).
     details: dict[str, object] = Field(default_factory=dict)
     database: DatabaseResult | None = None
+    http: HttpResult | None = None

@@ -1,0 +1,62 @@
+"""Certificate facts from DER bytes: pure, no I/O (the `cryptography` package parses X.509)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from ..steps.tls import CertificateInfo
+
+__all__ = ["describe_certificate", "describe_chain"]
+
+
+def describe_certificate(der: bytes, now: datetime | None = None) -> CertificateInfo:
+    """Subject, issuer, SANs, validity, serial and fingerprint of one DER certificate."""
+    now = now or datetime.now(UTC)
+    cert = x509.load_der_x509_certificate(der)
+    dns_names: list[str] = []
+    ips: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        dns_names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = cns[0].value if cns else None
+    not_after = cert.not_valid_after_utc
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        common_name=cn if isinstance(cn, str) else None,
+        issuer=cert.issuer.rfc4514_string(),
+        dns_names=dns_names,
+        ip_addresses=ips,
+        not_before=cert.not_valid_before_utc,
+        not_after=not_after,
+        days_left=round((not_after - now).total_seconds() / 86400.0, 2),
+        serial=f"{cert.serial_number:X}",
+        sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        self_signed=cert.subject == cert.issuer,
+        is_ca=is_ca,
+    )
+
+
+def describe_chain(ders: Sequence[bytes], now: datetime | None = None) -> list[CertificateInfo]:
+    """Every certificate of a presented chain, leaf first; unparsable ones are skipped."""
+    out: list[CertificateInfo] = []
+    for der in ders:
+        try:
+            out.append(describe_certificate(der, now))
+        except ValueError:
+            continue
+    return out
