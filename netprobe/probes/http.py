@@ -22,10 +22,10 @@ import httpx
 from anyio.abc import ByteStream
 
 from ..protocols.sniff import describe_bytes
-from ..steps import ApplicationStep, ErrorInfo
+from ..steps import ApplicationStep
 from ..steps.http import HEADERS_OF_INTEREST, HttpFailure, HttpHop, HttpResult
 from ._context import ProbeContext
-from .tls import alert_of
+from .tls import alert_of, error_info
 
 __all__ = ["probe_http"]
 
@@ -341,7 +341,7 @@ def _failed(
         status="failed",
         protocol="http",
         reason=reason,
-        error=ErrorInfo.from_exception(root),
+        error=error_info(root),
         http=result,
         duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
     )

@@ -33,7 +33,7 @@ from ..steps import ErrorInfo, TlsStep
 from ..steps.tls import TlsFailure
 from ._context import ProbeContext
 
-__all__ = ["alert_of", "client_context", "start_tls"]
+__all__ = ["alert_of", "client_context", "error_info", "start_tls"]
 
 _PEEK = 64  # bytes of a non-TLS answer kept as evidence
 _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private 3.10-3.12 chain API
@@ -78,6 +78,14 @@ def alert_of(reason: str | None) -> str | None:
         if reason.startswith(prefix):
             return reason[len(prefix) :].lower()
     return None
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """``ErrorInfo`` of an exception; an ``SSLError``'s errno is OpenSSL's, not the OS's."""
+    info = ErrorInfo.from_exception(exc)
+    if isinstance(exc, ssl.SSLError):
+        return ErrorInfo(type=info.type, message=str(exc))
+    return info
 
 
 def client_context(options: Options, *, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
@@ -208,7 +216,7 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
     elif failure in ("alert", "closed") and hs.eof and not first:
         failure = "closed"
     cause = error.__cause__ if isinstance(error, anyio.BrokenResourceError) else None
-    info = ErrorInfo.from_exception(cause or error)
+    info = error_info(cause or error)
     reason_code = getattr(error, "reason", None)
     verify_code = getattr(error, "verify_code", None)
     verify_message = getattr(error, "verify_message", None)
