@@ -1,0 +1,174 @@
+"""HTTP rules: what the status (or its absence) says about the service behind the port."""
+
+from __future__ import annotations
+
+from ..report import Evidence, Fault
+from ..steps import ApplicationStep, HttpResult
+from ._observations import Observations, fault
+
+__all__ = ["http_fault"]
+
+
+def _response_evidence(http: HttpResult) -> Evidence:
+    shown = "; ".join(f"{k}: {v}" for k, v in http.headers.items())
+    return Evidence(
+        step="application",
+        observation=f"{http.method} {http.url} -> {http.status} {http.reason or ''}".rstrip()
+        + (f" ({shown})" if shown else ""),
+        data={
+            "status": http.status,
+            "reason": http.reason,
+            "http_version": http.http_version,
+            "location": http.location,
+            "retry_after": http.retry_after,
+            "body_preview": http.body_preview,
+        },
+    )
+
+
+def _status_fault(obs: Observations, http: HttpResult) -> Fault:
+    status = http.status or 0
+    where = f"{http.method} {http.url}"
+    ev = [_response_evidence(http)]
+    if 500 <= status <= 599:
+        retry = ""
+        if http.retry_after is not None:
+            retry = (
+                f"; it asks to retry after {http.retry_after_s:g} s"
+                if http.retry_after_s is not None
+                else f"; it asks to retry after {http.retry_after}"
+            )
+        hints = ["The network and TLS are fine: look at the service's own logs and health."]
+        if status in (502, 504):
+            hints.insert(0, "A proxy answered: the service behind it is down or slow.")
+        if status == 503:
+            hints.insert(0, "The service is overloaded, starting or in maintenance.")
+        return fault(
+            "http.server_error",
+            f"{where} answered {status} {http.reason or ''}".rstrip() + retry + ".",
+            ev,
+            hints,
+        )
+    if 400 <= status <= 499:
+        if status == 404:
+            what, hint = "the path does not exist", "Check the health endpoint's path in the URL."
+        elif status in (401, 407):
+            what = "credentials are missing or wrong"
+            hint = "Pass credentials (headers={'Authorization': ...} or user:pass@ in the URL)."
+            auth = http.headers.get("www-authenticate")
+            if auth:
+                hint += f" The server asks for: {auth}."
+        elif status == 403:
+            what = "the credentials or this client are not allowed"
+            hint = "Check the credentials' permissions and any IP allow-list on the server."
+        elif status == 429:
+            what = "this client is rate-limited"
+            hint = "Slow down the checks" + (
+                f"; retry after {http.retry_after}." if http.retry_after else "."
+            )
+        else:
+            what = "the server rejected the request"
+            hint = "Check the method, path and headers of the request."
+        return fault(
+            "http.client_error",
+            f"{where} answered {status} {http.reason or ''}".rstrip() + f": {what}.",
+            ev,
+            [hint],
+        )
+    expected = ", ".join(str(s) for s in http.expected or [])
+    return fault(
+        "http.client_error" if status < 500 else "http.server_error",
+        f"{where} answered {status}, not one of the expected statuses ({expected}).",
+        ev,
+        ["Check expect_status, or what the endpoint answers now."],
+    )
+
+
+def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
+    """The fault of a failed HTTP exchange (``app.http`` is set, ``app.status`` failed)."""
+    if app.status != "failed":
+        return None
+    t = obs.target
+    deadline = app.error is not None and app.error.type == "Deadline"
+    http = app.http
+    if http is None:
+        # The orchestrator's total deadline ended the exchange: no response headers in time.
+        http = HttpResult(
+            method=obs.options.method, url=t.url, failure="timeout" if deadline else "error"
+        )
+    if http.failure is None:
+        return _status_fault(obs, http)
+    if http.failure == "timeout":
+        waited = (
+            "before the total deadline"
+            if deadline
+            else (f"within {obs.options.read_timeout:g} s (read_timeout)")
+        )
+        return fault(
+            "http.timeout",
+            f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''} "
+            f"and the request, but sent no response headers {waited}.",
+            [
+                Evidence(
+                    step="application",
+                    observation=f"{http.method} {http.url} sent, no answer",
+                    data={"read_timeout_s": obs.options.read_timeout},
+                )
+            ],
+            [
+                "The service is stuck (a deadlock, an exhausted worker pool, a slow "
+                "dependency of its own): look at its threads and its own dependencies.",
+            ],
+        )
+    if http.failure == "protocol":
+        return fault(
+            "http.protocol_error",
+            f"{t.netloc} does not answer HTTP: it sent {http.peer_sent or 'something else'}.",
+            [
+                Evidence(
+                    step="application",
+                    observation=f"first bytes back: {http.peer_sent}",
+                    data={"peer_bytes": http.peer_bytes},
+                )
+            ],
+            ["Check the port: another protocol listens there."],
+        )
+    if http.failure == "tls_alert":
+        from .tls import _ALERT_HINTS, _ALERT_TEXT
+
+        alert = http.tls_alert or "unknown"
+        meaning = _ALERT_TEXT.get(alert, f"alert {alert}")
+        return fault(
+            "tls.handshake_failed",
+            f"{t.netloc} completed the TLS handshake, then refused the connection with a TLS "
+            f"alert: {meaning}.",
+            [
+                Evidence(
+                    step="application",
+                    observation=f"TLS alert {alert} when reading the response (TLS 1.3 servers "
+                    "check the client certificate after the handshake)",
+                    data={"alert": alert},
+                )
+            ],
+            [_ALERT_HINTS[alert]] if alert in _ALERT_HINTS else [],
+        )
+    if http.failure == "closed":
+        err = app.error
+        how = "reset" if err is not None and err.errno_name == "ECONNRESET" else "closed"
+        return fault(
+            "l7.connection_closed",
+            f"{t.netloc} {how} the connection after the request, without an HTTP answer.",
+            [
+                Evidence(
+                    step="application",
+                    observation=f"{http.method} {http.url} sent; the connection was {how}",
+                    data={"error": err.message if err else None},
+                )
+            ],
+            ["The service crashed on the request, or a proxy in front of it dropped it."],
+        )
+    msg = app.error.message if app.error else (app.reason or "unknown")
+    return fault(
+        "l7.connection_closed",
+        f"The HTTP exchange with {t.netloc} failed: {msg}.",
+    )
