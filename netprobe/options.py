@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ._errors import InvalidOption
 
@@ -99,6 +107,24 @@ class Options(BaseModel):
         if not v.isalpha():
             raise ValueError(f"HTTP method {v!r} is not a token")
         return v.upper()
+
+    @field_validator("ca_file", "client_cert", "client_key")
+    @classmethod
+    def _pem_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # A missing file is bad input (InvalidOption before any I/O), not a TLS verdict.
+        if v is not None and not os.path.isfile(v):
+            raise ValueError(f"{info.field_name} {v!r} is not a readable file")
+        if info.field_name == "client_key" and v is not None and not info.data.get("client_cert"):
+            raise ValueError("client_key needs client_cert")
+        return v
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        for status in v or ():
+            if not 100 <= status <= 599:
+                raise ValueError(f"HTTP status {status} is not in 100-599")
+        return v
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
