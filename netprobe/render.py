@@ -124,9 +124,23 @@ def _tcp_line(step: TcpStep) -> str:
 
 
 def _tls_line(step: TlsStep) -> str:
+    leaf = step.chain[0] if step.chain else None
+    cert = ""
+    if leaf is not None:
+        names = ", ".join((leaf.dns_names + leaf.ip_addresses)[:3]) or leaf.subject
+        cert = (
+            f"; cert {names}, {leaf.days_left:.0f} days left"
+            if leaf.days_left >= 0
+            else (f"; cert {names}, EXPIRED {-leaf.days_left:.0f} days ago")
+        )
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
     if step.status == "ok":
-        return escape(f"{step.version or ''} {step.cipher or ''}".strip())
-    return escape(step.reason or (step.error.message if step.error else step.status))
+        alpn = f" alpn {step.alpn}" if step.alpn else ""
+        unverified = " [yellow](not verified)[/]" if not step.verified else ""
+        head = escape(f"{step.version or ''} {step.cipher or ''}{alpn}".strip() + cert)
+        return head + unverified + timing
+    text = step.reason or (step.error.message if step.error else step.status)
+    return escape(text + cert) + timing
 
 
 def _application_line(step: ApplicationStep) -> str:
@@ -134,6 +148,26 @@ def _application_line(step: ApplicationStep) -> str:
         db = step.database
         timing = f" [dim]({db.greeting_ms:.1f} ms)[/]" if db.greeting_ms is not None else ""
         return escape(step.reason or db.outcome) + timing
+    if step.http is not None:
+        return _http_line(step)
     if step.status == "ok":
         return escape(f"{step.protocol}: {step.reason or 'ok'}")
     return escape(f"{step.protocol}: {step.reason or (step.error.message if step.error else '')}")
+
+
+def _http_line(step: ApplicationStep) -> str:
+    http = step.http
+    assert http is not None
+    if http.status is not None:
+        text = f"{http.method} {http.url} → {http.http_version or 'HTTP'} {http.status}"
+        text += f" {http.reason}" if http.reason else ""
+        if http.location:
+            text += f" → {http.location}"
+        if http.retry_after:
+            text += f" (Retry-After {http.retry_after})"
+        if http.redirects:
+            text += f" [{len(http.redirects)} redirect(s) followed]"
+    else:
+        text = f"{http.method} {http.url}: {step.reason or http.failure or 'failed'}"
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
+    return escape(text) + timing

@@ -12,7 +12,7 @@ from ..report import Evidence, Fault, ReportWarning
 from ..steps import CertificateInfo, TlsStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["describe_cert", "tls_fault", "tls_warnings"]
+__all__ = ["cert_name", "describe_cert", "tls_fault", "tls_warnings"]
 
 # X509_V_ERR_* codes (include/openssl/x509_vfy.h).
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -73,10 +73,15 @@ _ALERT_HINTS: dict[str, str] = {
 }
 
 
+def cert_name(cert: CertificateInfo) -> str:
+    """The name an operator knows a certificate by: its CN, else its first SAN, else subject."""
+    return cert.common_name or next(iter(cert.dns_names + cert.ip_addresses), cert.subject)
+
+
 def describe_cert(cert: CertificateInfo) -> str:
     """``certificate for a.example (a.example, *.a.example), issued by CN=..., valid until ...``."""
     names = cert.dns_names + cert.ip_addresses
-    who = cert.common_name or cert.subject
+    who = cert_name(cert)
     listed = f" ({', '.join(names)})" if names else " (no subjectAltName)"
     return (
         f"certificate for {who}{listed}, issued by {cert.issuer}, valid "
@@ -131,7 +136,7 @@ def _expired(obs: Observations, tls: TlsStep) -> Fault:
     else:
         which = "The certificate" if cert is tls.chain[0] else "A certificate in the chain"
         summary = (
-            f"{which} of {obs.target.netloc} ({cert.common_name or cert.subject}) expired "
+            f"{which} of {obs.target.netloc} ({cert_name(cert)}) expired "
             f"{_days(cert.days_left)} ago, on {cert.not_after:%Y-%m-%d %H:%M} UTC; "
             f"issued by {cert.issuer}."
         )
@@ -378,7 +383,7 @@ def tls_warnings(obs: Observations) -> list[ReportWarning]:
             out.append(
                 warning(
                     "tls.cert_expiring_soon",
-                    f"The certificate {c.common_name or c.subject} {state}, on "
+                    f"The certificate {cert_name(c)} {state}, on "
                     f"{c.not_after:%Y-%m-%d %H:%M} UTC (threshold {limit:g} days).",
                 )
             )

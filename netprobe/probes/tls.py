@@ -218,17 +218,20 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
     cause = error.__cause__ if isinstance(error, anyio.BrokenResourceError) else None
     info = error_info(cause or error)
     reason_code = getattr(error, "reason", None)
+    ssl_reason = reason_code if isinstance(reason_code, str) else None
     verify_code = getattr(error, "verify_code", None)
     verify_message = getattr(error, "verify_message", None)
+    verify_text = verify_message if isinstance(verify_message, str) else None
+    alert = alert_of(ssl_reason)
     step = TlsStep(
         status="failed",
-        reason=_failure_reason(failure, info, first),
+        reason=_failure_reason(failure, info, first, verify_text, alert, ssl_reason),
         error=info,
         failure=failure,
         verify_code=verify_code if isinstance(verify_code, int) else None,
-        verify_message=verify_message if isinstance(verify_message, str) else None,
-        ssl_reason=reason_code if isinstance(reason_code, str) else None,
-        alert=alert_of(reason_code if isinstance(reason_code, str) else None),
+        verify_message=verify_text,
+        ssl_reason=ssl_reason,
+        alert=alert,
         peer_sent=describe_bytes(first) if failure == "not_tls" else None,
         peer_bytes=first.hex() if first else None,
         **common,
@@ -236,13 +239,24 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
     return step, None
 
 
-def _failure_reason(failure: TlsFailure, info: ErrorInfo, first: bytes) -> str:
+def _failure_reason(
+    failure: TlsFailure,
+    info: ErrorInfo,
+    first: bytes,
+    verify_message: str | None,
+    alert: str | None,
+    ssl_reason: str | None,
+) -> str:
     if failure == "timeout":
         return "no answer to the ClientHello within the read timeout"
     if failure == "not_tls":
         return f"the peer answered with {describe_bytes(first)}, not TLS"
     if failure == "closed":
         return "the peer closed the connection during the handshake"
+    if failure == "verify" and verify_message:
+        return f"certificate verify failed: {verify_message}"
+    if failure == "alert" and (alert or ssl_reason):
+        return f"handshake refused: {alert or ssl_reason}"
     return info.message
 
 
