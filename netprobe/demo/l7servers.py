@@ -132,6 +132,7 @@ class CertBook:
         cert_path.write_bytes(chain)
         key_path.write_bytes(key)
         ctx.load_cert_chain(cert_path, key_path)
+        ctx.set_alpn_protocols(["http/1.1"])
         if minimum_version is not None:
             ctx.minimum_version = minimum_version
         if require_client_cert:
