@@ -1,0 +1,201 @@
+"""The HTTP rung against real HTTP and HTTPS servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netprobe import diagnose
+from netprobe.classify import classify
+from netprobe.demo.l7servers import CertBook, L7Server
+from netprobe.options import Options
+from netprobe.render import render_ladder
+from netprobe.report import Report
+from netprobe.steps import ApplicationStep, ErrorInfo, HttpResult
+from netprobe.target import parse_target
+
+FAST: dict[str, Any] = {"read_timeout": 0.5, "timeout": 5.0, "icmp": False}
+
+
+@pytest.fixture(scope="module")
+def pki() -> Iterator[CertBook]:
+    with CertBook() as book:
+        yield book
+
+
+@pytest.fixture(scope="module")
+def https(pki: CertBook) -> Iterator[L7Server]:
+    with L7Server("tls", ssl_context=pki.server_context("valid")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[L7Server]:
+    with L7Server("http") as server:
+        yield server
+
+
+@pytest.fixture(params=["http", "https"])
+def base(request: pytest.FixtureRequest, https: L7Server, plain: L7Server) -> str:
+    if request.param == "https":
+        return f"https://localhost:{https.port}"
+    return f"http://localhost:{plain.port}"
+
+
+async def run(url: str, pki: CertBook, **kwargs: Any) -> Report:
+    return await diagnose(url, **{**FAST, "ca_file": pki.ca_file, **kwargs})
+
+
+def http_of(report: Report) -> HttpResult:
+    app = report.step(ApplicationStep)
+    assert app is not None and app.http is not None
+    return app.http
+
+
+def code_of(report: Report) -> str | None:
+    return report.fault.code if report.fault else None
+
+
+@pytest.mark.anyio
+async def test_200(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/health", pki)
+    assert report.ok, report.fault
+    http = http_of(report)
+    assert http.status == 200 and http.reason == "OK" and http.http_version == "HTTP/1.1"
+    assert http.headers["server"] == "netprobe-demo"
+    assert http.body_bytes == 3
+    assert http.first_byte_ms is not None
+    assert report.timings_ms.first_byte is not None
+
+
+@pytest.mark.anyio
+async def test_301_is_reported_not_followed(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/moved", pki)
+    assert report.ok
+    http = http_of(report)
+    assert http.status == 301 and http.location == "/health"
+    lines = "\n".join(render_ladder(report))
+    assert "301" in lines and "→ /health" in lines
+
+
+@pytest.mark.anyio
+async def test_follow_redirects_on_the_same_connection(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/moved", pki, follow_redirects=True)
+    http = http_of(report)
+    assert http.status == 200
+    assert [(h.status, h.location) for h in http.redirects] == [(301, "/health")]
+
+
+@pytest.mark.anyio
+async def test_redirect_to_another_origin_is_not_followed(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/away", pki, follow_redirects=True)
+    app = report.step(ApplicationStep)
+    assert app is not None and app.http is not None
+    assert app.http.status == 302 and report.ok
+    assert app.reason is not None and "another origin" in app.reason
+
+
+@pytest.mark.anyio
+async def test_404_means_wrong_path(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/missing", pki)
+    assert code_of(report) == "http.client_error"
+    assert report.fault is not None and "path does not exist" in report.fault.summary
+    assert http_of(report).body_preview == "no such path\n"
+
+
+@pytest.mark.anyio
+async def test_401_means_credentials(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/private", pki)
+    assert code_of(report) == "http.client_error"
+    assert report.fault is not None and "credentials" in report.fault.summary
+    assert "Bearer" in report.fault.hints[0]
+
+
+@pytest.mark.anyio
+async def test_403(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/forbidden", pki)
+    assert code_of(report) == "http.client_error"
+
+
+@pytest.mark.anyio
+async def test_503_with_retry_after(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/busy", pki)
+    assert code_of(report) == "http.server_error"
+    http = http_of(report)
+    assert http.retry_after == "120" and http.retry_after_s == 120.0
+    assert report.fault is not None and "retry after 120 s" in report.fault.summary
+
+
+@pytest.mark.anyio
+async def test_hang_after_request(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/hang", pki)
+    assert code_of(report) == "http.timeout"
+    assert http_of(report).failure == "timeout"
+    assert report.timings_ms.total is not None and report.timings_ms.total < 3000
+
+
+@pytest.mark.anyio
+async def test_garbage(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/garbage", pki)
+    assert code_of(report) == "http.protocol_error"
+    http = http_of(report)
+    assert http.peer_bytes is not None and http.peer_bytes.startswith("000102")
+    assert http.peer_sent is not None and "unrecognised bytes" in http.peer_sent
+
+
+@pytest.mark.anyio
+async def test_closed_without_answer(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/close", pki)
+    assert code_of(report) == "l7.connection_closed"
+    assert http_of(report).failure == "closed"
+
+
+@pytest.mark.anyio
+async def test_expect_status_and_method(base: str, pki: CertBook) -> None:
+    report = await run(f"{base}/missing", pki, expect_status=[404])
+    assert report.ok
+    report = await run(f"{base}/health", pki, expect_status=[204])
+    assert code_of(report) == "http.client_error"
+    assert report.fault is not None and "expected" in report.fault.summary
+    head = await run(f"{base}/health", pki, method="head")
+    assert http_of(head).method == "HEAD" and http_of(head).body_bytes == 0
+
+
+@pytest.mark.anyio
+async def test_one_connection_per_http_diagnosis() -> None:
+    with L7Server("http") as server:
+        report = await diagnose(f"http://localhost:{server.port}/moved", **FAST)
+        assert report.ok
+        assert server.accepted == 1
+
+
+@pytest.mark.anyio
+async def test_bare_port_443_style_target_uses_https(https: L7Server, pki: CertBook) -> None:
+    # A tls:// or https:// target walks TLS first; HTTP goes over the same connection.
+    report = await run(f"https://127.0.0.1:{https.port}/health", pki)
+    assert report.ok
+    assert [s.name for s in report.steps] == ["dns", "tcp", "tls", "application"]
+
+
+@pytest.mark.parametrize(
+    ("http", "error", "code"),
+    [
+        (HttpResult(method="GET", url="u", status=500), None, "http.server_error"),
+        (HttpResult(method="GET", url="u", status=429), None, "http.client_error"),
+        (HttpResult(method="GET", url="u", failure="timeout"), None, "http.timeout"),
+        (HttpResult(method="GET", url="u", failure="protocol"), None, "http.protocol_error"),
+        (HttpResult(method="GET", url="u", failure="closed"), None, "l7.connection_closed"),
+        (
+            HttpResult(method="GET", url="u", failure="tls_alert", tls_alert="bad_certificate"),
+            None,
+            "tls.handshake_failed",
+        ),
+        (None, ErrorInfo(type="Deadline", message="deadline"), "http.timeout"),
+    ],
+)
+def test_classification_rows(http: HttpResult | None, error: ErrorInfo | None, code: str) -> None:
+    step = ApplicationStep(status="failed", protocol="http", http=http, error=error)
+    verdict = classify(parse_target("https://api.example/health"), Options(), [step])
+    assert verdict.fault is not None and verdict.fault.code == code
