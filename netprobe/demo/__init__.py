@@ -60,6 +60,10 @@ from .databases import database_cases  # noqa: E402 - it needs DemoCase, defined
 
 CASE_BUILDERS.append(database_cases)
 
+from .l7 import l7_cases  # noqa: E402 - it needs DemoCase, defined above
+
+CASE_BUILDERS.append(l7_cases)
+
 
 async def run_demo(
     on_report: Callable[[DemoCase, Report], None] | None = None,

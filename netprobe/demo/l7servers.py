@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 __all__ = ["CertBook", "L7Server", "Mode"]
 
-Mode = Literal["http", "tls", "silent", "reset"]
+Mode = Literal["http", "tls", "silent", "reset"]  # reset: RST as soon as the client speaks
 
 _ROUTES: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {
     "/": ("200 OK", [], b"ok\n"),
@@ -214,8 +214,13 @@ class L7Server:
             # TLS 1.3 session tickets for the client's delayed ACK (40 ms on Linux).
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.mode == "reset":
-                # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+                # SO_LINGER with a zero timeout: close() sends RST instead of FIN. We wait for
+                # the client's first bytes (at most 0.5 s): an RST before the client has seen
+                # the handshake complete would look like a failed connect() instead.
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.settimeout(0.5)
+                with contextlib.suppress(OSError):
+                    conn.recv(1)
                 return
             if self.mode == "silent":
                 while conn.recv(4096):
