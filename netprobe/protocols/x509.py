@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,7 +17,16 @@ __all__ = ["describe_certificate", "describe_chain"]
 
 def describe_certificate(der: bytes, now: datetime | None = None) -> CertificateInfo:
     """Subject, issuer, SANs, validity, serial and fingerprint of one DER certificate."""
+    info = _parse(der)
     now = now or datetime.now(UTC)
+    days_left = round((info.not_after - now).total_seconds() / 86400.0, 2)
+    return info.model_copy(update={"days_left": days_left})
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(der: bytes) -> CertificateInfo:
+    # Cached: a service checked every few seconds presents the same chain each time, and
+    # parsing costs about a tenth of a millisecond per certificate.
     cert = x509.load_der_x509_certificate(der)
     dns_names: list[str] = []
     ips: list[str] = []
@@ -43,7 +53,7 @@ def describe_certificate(der: bytes, now: datetime | None = None) -> Certificate
         ip_addresses=ips,
         not_before=cert.not_valid_before_utc,
         not_after=not_after,
-        days_left=round((not_after - now).total_seconds() / 86400.0, 2),
+        days_left=0.0,
         serial=f"{cert.serial_number:X}",
         sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
         self_signed=cert.subject == cert.issuer,
