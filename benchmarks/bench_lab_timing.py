@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ from netprobe.probes.icmp import IcmpUnavailable, open_engine
 
 def _median_ms(lab: Lab, target: str, options: dict[str, Any], runs: int) -> tuple[float, str]:
     walls: list[float] = []
-    code = "?"
+    codes: Counter[str] = Counter()
     for _ in range(runs):
         result = lab.run(target, options)
         walls.append(result["wall_s"] * 1000.0)
         fault = result["report"]["fault"]
-        code = fault["code"] if fault else "healthy"
+        codes[fault["code"] if fault else "healthy"] += 1
+    # Every verdict seen, with its count: a run that differs must show, not hide behind the last.
+    code = ", ".join(f"{c} ×{n}" if len(codes) > 1 else c for c, n in codes.most_common())
     return statistics.median(walls), code
 
 
