@@ -82,6 +82,7 @@ TCP_ROWS: list[tuple[str, list[Step], str | None]] = [
     ("fd exhaustion", [DNS_OK, tcp(attempt("fd_exhaustion"))], "local.fd_exhaustion"),
     ("local firewall", [DNS_OK, tcp(attempt("denied"))], "local.connect_denied"),
     ("other errno", [DNS_OK, tcp(attempt("error"))], "l4.connect_failed"),
+    ("reset right after the handshake", [DNS_OK, tcp(attempt("reset"))], "l7.connection_closed"),
     # Several addresses: a definite answer speaks for the step over an unrouted IPv6 address.
     (
         "v6 unrouted, v4 refused",

@@ -27,6 +27,7 @@ _PRIORITY: tuple[ConnectOutcome, ...] = (
     "fd_exhaustion",
     "port_exhaustion",
     "denied",
+    "reset",
     "refused",
     "host_unreachable",
     "timeout",
@@ -46,6 +47,8 @@ def describe_attempt(a: AddressAttempt) -> str:
             return f"{a.endpoint} connected (SYN, SYN+ACK, ACK) in {ms}"
         case "refused":
             return f"SYN to {a.endpoint} answered by RST after {ms}{err}"
+        case "reset":
+            return f"{a.endpoint} completed the handshake, then reset the connection ({ms}){err}"
         case "timeout":
             why = a.error.message if a.error else "no answer"
             return f"SYN to {a.endpoint} got no answer within {ms} ({why})"
@@ -234,6 +237,19 @@ def transport_fault(obs: Observations) -> Fault | None:
                 [
                     "Check this host's OUTPUT rules: nft list ruleset / iptables -S OUTPUT.",
                     "Check seccomp/SELinux/AppArmor policies and egress network policies.",
+                ],
+            )
+        case "reset":
+            return fault(
+                "l7.connection_closed",
+                f"{where} accepted the TCP connection and reset it at once, before anything was "
+                "exchanged: the network is fine; the server (or a proxy in front of it) drops "
+                "connections.",
+                evidence,
+                [
+                    "Server-side connection limits: a proxy's maxconn, tcp wrappers "
+                    "(hosts.deny), a server that closes what it cannot serve.",
+                    "A load balancer with no healthy backend often accepts and resets.",
                 ],
             )
         case "refused":

@@ -19,6 +19,7 @@ ConnectOutcome = Literal[
     "port_exhaustion",  # EADDRNOTAVAIL: no free local port
     "fd_exhaustion",  # EMFILE / ENFILE
     "denied",  # EPERM / EACCES: a local firewall (OUTPUT chain) or policy
+    "reset",  # ECONNRESET: the handshake completed, then the peer reset before we used it
     "error",  # anything else, see ``error``
 ]
 
