@@ -86,12 +86,14 @@ async def test_no_fd_leak_after_random_cancellations(
 
     async with anyio.create_task_group() as tg:
         for i in range(300):
-            tg.start_soon(one, targets[i % len(targets)], rng.uniform(0.0, 0.3))
+            # Half are cancelled at a random point early in their ladder, half run to the end.
+            after = rng.uniform(0.0, 0.05) if rng.random() < 0.5 else 30.0
+            tg.start_soon(one, targets[i % len(targets)], after)
     after = await settled_fd_count(baseline)
     print(
         f"fds: baseline={baseline} after 300 cancellable diagnoses ({cancelled} cancelled)={after}"
     )
-    assert 30 < cancelled < 300  # some cancelled mid-way, some finished
+    assert 0 < cancelled < 300  # some cancelled mid-way, some finished
     assert after == baseline
 
 

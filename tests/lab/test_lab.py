@@ -60,7 +60,7 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, set[str]]] = [
     ),
     (
         "ICMP blocked while the service works",
-        "both.lab:80",  # 198.18.0.15 (works, ICMP dropped) and 198.18.0.14 (drops all)
+        "tcp://both.lab:80",  # 198.18.0.15 (works, ICMP dropped) and 198.18.0.14 (drops all)
         {"connect_timeout": 1.5},
         None,
         {"icmp.no_reply", "tcp.address_failed"},
@@ -69,7 +69,7 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, set[str]]] = [
     ("reject icmp admin-prohibited", "198.18.0.17:81", {}, "l3.host_unreachable", set()),
     ("unowned address on the segment", "198.18.0.99:81", {}, "l3.host_unreachable", set()),
     ("network with no route", "198.19.5.5:81", {}, "l3.network_unreachable", set()),
-    ("healthy", "198.18.0.10:80", {}, None, set()),
+    ("healthy", "tcp://198.18.0.10:80", {}, None, set()),
     (
         "CLOSE_WAIT accumulation",
         "198.18.0.10:82",
@@ -79,7 +79,7 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, set[str]]] = [
     ),
     (
         "file descriptors near the limit",
-        "198.18.0.10:80",
+        "tcp://198.18.0.10:80",
         {"pre": {"fds": [64, 0.9]}},
         None,
         {"local.fd_pressure"},
@@ -166,7 +166,7 @@ def test_port_exhaustion_and_time_wait_pressure(lab: Lab, verdicts: dict[str, An
     # After the concurrent cases: the port range is a per-namespace setting.
     sh("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40003", ns=lab.client)
     try:
-        result = lab.run("198.18.0.10:80", {}, {"time_wait": [4, "198.18.0.10:80"]})
+        result = lab.run("tcp://198.18.0.10:80", {}, {"time_wait": [4, "198.18.0.10:80"]})
     finally:
         sh("sysctl", "-qw", "net.ipv4.ip_local_port_range=32768 60999", ns=lab.client)
     report = Report.model_validate(result["report"])
@@ -178,7 +178,7 @@ def test_port_exhaustion_and_time_wait_pressure(lab: Lab, verdicts: dict[str, An
 
 def test_delay_line_first_syn_dropped(lab: Lab) -> None:
     server = lab.add_delay_line(drop_first_syn=True)
-    result = lab.run(f"{server}:80", {"icmp": False})
+    result = lab.run(f"tcp://{server}:80", {"icmp": False})
     report = Report.model_validate(result["report"])
     assert report.ok, render_ladder(report)
     assert "tcp.syn_retransmitted" in report.warning_codes()
