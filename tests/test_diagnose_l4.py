@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import require
 
 import netprobe
 from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
@@ -59,8 +60,7 @@ async def test_local_postgresql_is_healthy() -> None:
     # The machine's own PostgreSQL (issue 2's "done means"): TCP at least must be established.
     report = await netprobe.diagnose("127.0.0.1:5432")
     tcp = report.step(TcpStep)
-    if tcp is None or tcp.status != "ok":
-        pytest.skip("no PostgreSQL listening on 127.0.0.1:5432 on this machine")
+    require(tcp is not None and tcp.status == "ok", "no PostgreSQL on 127.0.0.1:5432 here")
     assert report.ok, report.fault
 
 

@@ -6,6 +6,7 @@ Echoes go to loopback only, or to addresses inside a network namespace this test
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -260,7 +261,7 @@ async def test_cancelled_pinger_reports_pending_and_closes_its_socket() -> None:
 @pytest.mark.anyio
 async def test_aioping_engine_on_loopback() -> None:
     require_root()
-    pytest.importorskip("aioping")
+    require(importlib.util.find_spec("aioping") is not None, "needs the aioping extra")
     ctx = ProbeContext(parse_target("localhost:1"), Options(icmp_count=1, icmp_engine="aioping"))
     pinger = Pinger(ctx, ["127.0.0.1"])
     await pinger.run()
