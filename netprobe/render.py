@@ -10,7 +10,7 @@ from rich.markup import escape
 from .report import Report
 from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
 
-__all__ = ["render_ladder", "step_line"]
+__all__ = ["render_ladder", "step_line", "waterfall_phases"]
 
 _MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
 _RUNGS = ("dns", "icmp", "tcp", "tls", "application")
@@ -55,26 +55,38 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
     return lines
 
 
-def _waterfall(report: Report) -> list[str]:
-    """httpstat-style phases from the curl-style cumulative timings."""
+def waterfall_phases(report: Report) -> list[tuple[str, float]]:
+    """httpstat-style phases (ms) from the curl-style cumulative timings of a report.
+
+    The last phase is the content ``transfer`` when a first byte was seen; otherwise it is
+    what the diagnosis still waited for after its last mark (``finish``: other addresses,
+    witnesses, the local socket scan).
+    """
     tm = report.timings_ms
+    last = "transfer" if tm.first_byte is not None else "finish"
     marks = [
         ("dns", tm.dns),
         ("connect", tm.tcp_connect),
         ("tls", tm.tls_handshake),
         ("server", tm.first_byte),
-        ("transfer", tm.total),
+        (last, tm.total),
     ]
-    phases: list[str] = []
+    out: list[tuple[str, float]] = []
     prev = 0.0
     for name, value in marks:
         if value is None:
             continue
-        phases.append(f"{name} {max(0.0, value - prev):.1f}")
-        prev = value
+        out.append((name, max(0.0, value - prev)))
+        prev = max(prev, value)
+    return out
+
+
+def _waterfall(report: Report) -> list[str]:
+    phases = waterfall_phases(report)
     if len(phases) < 2:
         return []
-    return [f"  [dim]timing ms: {' | '.join(phases)} = {tm.total or prev:.1f}[/]"]
+    text = " | ".join(f"{name} {ms:.1f}" for name, ms in phases)
+    return [f"  [dim]timing ms: {text} = {report.timings_ms.total or 0:.1f}[/]"]
 
 
 def step_line(step: Step) -> str:

@@ -10,11 +10,11 @@ from html import escape
 
 from rich.text import Text
 
-from ..render import step_line
+from ..render import step_line, waterfall_phases
 from ..report import Report
 from .checker import CheckResult, HealthResult, public_url
 
-__all__ = ["render_page", "waterfall_phases"]
+__all__ = ["render_page"]
 
 _STATUS_TEXT = {"ok": "healthy", "degraded": "degraded", "fail": "not ready"}
 _CHECK_TEXT = {"ok": "healthy", "fail": "failing", "pending": "not checked yet", "error": "error"}
@@ -25,6 +25,7 @@ _PHASE_COLORS = {
     "tls": "#ffa726",
     "server": "#42a5f5",
     "transfer": "#8d6e63",
+    "finish": "#b0bec5",
 }
 
 _CSS = """
@@ -51,26 +52,6 @@ margin:.5rem 0 .2rem}
 .legend i{display:inline-block;width:.7rem;height:.7rem;margin-right:.25rem;border-radius:2px}
 .stale{background:#fff8c5;color:#7d4e00;border-radius:.3rem;padding:0 .4rem;font-size:.8rem}
 """
-
-
-def waterfall_phases(report: Report) -> list[tuple[str, float]]:
-    """httpstat-style phases (ms) from the curl-style cumulative timings of a report."""
-    tm = report.timings_ms
-    marks = [
-        ("dns", tm.dns),
-        ("connect", tm.tcp_connect),
-        ("tls", tm.tls_handshake),
-        ("server", tm.first_byte),
-        ("transfer", tm.total),
-    ]
-    out: list[tuple[str, float]] = []
-    prev = 0.0
-    for name, value in marks:
-        if value is None:
-            continue
-        out.append((name, max(0.0, value - prev)))
-        prev = max(prev, value)
-    return out
 
 
 def render_page(
