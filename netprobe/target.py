@@ -15,15 +15,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 import idna
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_serializer
 
 from ._errors import InvalidTarget
+from .protocols.postgres import SSLMODES
 
-__all__ = ["WELL_KNOWN_PORTS", "Protocol", "Scheme", "Target", "parse_target"]
+__all__ = [
+    "WELL_KNOWN_PORTS",
+    "Protocol",
+    "Scheme",
+    "Target",
+    "is_secret_param",
+    "parse_target",
+    "redact_query",
+]
 
 Scheme = Literal[
     "tcp", "tls", "http", "https", "mysql", "mariadb", "postgresql", "postgres", "redis", "rediss"
@@ -54,10 +64,61 @@ WELL_KNOWN_PORTS: dict[int, Scheme] = {
 }
 
 _DSN_SCHEMES = frozenset({"mysql", "mariadb", "postgresql", "postgres", "redis", "rediss"})
+_PG_SSLMODES = SSLMODES  # libpq's sslmode values: a typo is bad input, not "prefer"
 _URL_SCHEMES = frozenset({"http", "https"})
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
 _SECRET_PARAMS = frozenset({"password", "passwd", "pass"})
+# Query parameters whose value is shown as ``***``: a URL such as
+# ``https://api/health?access_token=...`` or a presigned ``?X-Amz-Signature=...`` carries a
+# credential as surely as ``user:password@`` does.
+_SECRET_PARAM_NAMES = frozenset({"pass", "pwd", "key", "sig", "auth", "authorization", "code"})
+_SECRET_PARAM_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "signature",
+    "credential",
+    "session",
+)
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter's value is a credential (``token``, ``api_key``, ``sig``...).
+
+    Args:
+        name: the parameter name as written (case and ``-``/``_`` do not matter).
+
+    Returns:
+        True when the value must be shown as ``***``.
+    """
+    key = name.lower().replace("-", "_")
+    return key in _SECRET_PARAM_NAMES or any(part in key for part in _SECRET_PARAM_PARTS)
+
+
+def redact_query(text: str) -> str:
+    """Replace the value of every secret-looking query parameter of a URL or path with ``***``.
+
+    Args:
+        text: a URL, or a path with its query (``/health?token=abc`` → ``/health?token=***``).
+
+    Returns:
+        The same text with only those values replaced; the rest is untouched.
+    """
+    head, sep, rest = text.partition("?")
+    if not sep:
+        return text
+    query, hash_sep, fragment = rest.partition("#")
+    items = []
+    for item in query.split("&"):
+        key, eq, value = item.partition("=")
+        if eq and value and is_secret_param(unquote(key)):
+            item = f"{key}=***"
+        items.append(item)
+    return f"{head}?{'&'.join(items)}{hash_sep}{fragment}"
 
 
 class Target(BaseModel):
@@ -80,8 +141,25 @@ class Target(BaseModel):
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
     params: dict[str, str] = Field(default_factory=dict, description="DSN query parameters.")
 
+    @field_serializer("path")
+    def _redacted_path(self, path: str) -> str:
+        return redact_query(path)
+
+    @field_serializer("params")
+    def _redacted_params(self, params: dict[str, str]) -> dict[str, str]:
+        return {k: "***" if is_secret_param(k) else v for k, v in params.items()}
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "path" and isinstance(value, str):
+                value = redact_query(value)
+            elif name == "params" and isinstance(value, dict):
+                value = {k: "***" if is_secret_param(k) else v for k, v in value.items()}
+            yield name, value
+
     @property
     def netloc(self) -> str:
+        """``host:port``, the host in brackets when it is an IPv6 address."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -105,12 +183,15 @@ class Target(BaseModel):
                 secret = "***" if redact else quote(self.password.get_secret_value(), safe="")
                 auth += f":{secret}"
             auth += "@"
-        path = self.path
+        path = redact_query(self.path) if redact else self.path
         if path and not path.startswith("/"):
             path = "/" + path
         query = ""
         if self.params:
-            query = "?" + "&".join(f"{k}={v}" for k, v in self.params.items())
+            query = "?" + "&".join(
+                f"{k}={'***' if redact and is_secret_param(k) else v}"
+                for k, v in self.params.items()
+            )
         return f"{self.scheme}://{auth}{self.netloc}{path}{query}"
 
     def __str__(self) -> str:
@@ -183,12 +264,7 @@ def _parse_bare(text: str, shown: str) -> Target:
 
 def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
     protocol, tls, default_port = _SCHEMES[scheme]
-    cut = len(rest)
-    for sep in "/?#":
-        i = rest.find(sep)
-        if i != -1:
-            cut = min(cut, i)
-    authority, tail = rest[:cut], rest[cut:]
+    authority, tail = _split_authority(rest)
     tail = tail.split("#", 1)[0]
     path, _, query = tail.partition("?")
 
@@ -240,6 +316,10 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         elif scheme not in _URL_SCHEMES:
             raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no query")
 
+    if protocol == "postgresql" and params.get("sslmode", "prefer") not in _PG_SSLMODES:
+        raise InvalidTarget(
+            f"sslmode {params['sslmode']!r} in {shown!r} is not one of {', '.join(_PG_SSLMODES)}"
+        )
     if protocol == "http":
         path = (path or "/") + (f"?{query}" if query else "")
     elif scheme in ("tcp", "tls"):
@@ -357,15 +437,15 @@ def _redact_for_message(text: str) -> str:
     if "://" not in text:
         return text
     scheme, rest = text.split("://", 1)
-    cut = len(rest)
-    for sep in "/?#":
-        i = rest.find(sep)
-        if i != -1:
-            cut = min(cut, i)
-    authority, tail = rest[:cut], rest[cut:]
+    authority, tail = _split_authority(rest)
     if "@" in authority:
         userinfo, _, hostport = authority.rpartition("@")
         user, has_pw, _ = userinfo.partition(":")
         authority = f"{user}:***@{hostport}" if has_pw else f"{user}@{hostport}"
-    tail = re.sub(r"(?i)((?:password|passwd|pass)=)[^&#]*", r"\1***", tail)
-    return f"{scheme}://{authority}{tail}"
+    return f"{scheme}://{authority}{redact_query(tail)}"
+
+
+def _split_authority(rest: str) -> tuple[str, str]:
+    """Split what follows ``scheme://`` into the authority and the rest (path, query, fragment)."""
+    cut = min((i for i in (rest.find(sep) for sep in "/?#") if i != -1), default=len(rest))
+    return rest[:cut], rest[cut:]

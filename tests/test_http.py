@@ -71,6 +71,17 @@ async def test_200(base: str, pki: CertBook) -> None:
 
 
 @pytest.mark.anyio
+async def test_token_in_the_query_is_sent_but_never_shown(base: str, pki: CertBook) -> None:
+    secret = "s3cr3t-T0ken"
+    report = await run(f"{base}/missing?access_token={secret}&verbose=1", pki)
+    assert code_of(report) == "http.client_error"
+    assert http_of(report).url.endswith("/missing?access_token=***&verbose=1")
+    shown = report.model_dump_json() + "\n".join(render_ladder(report, verbose=True))
+    assert secret not in shown
+    assert "access_token=***" in shown
+
+
+@pytest.mark.anyio
 async def test_301_is_reported_not_followed(base: str, pki: CertBook) -> None:
     report = await run(f"{base}/moved", pki)
     assert report.ok

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netprobe import InvalidTarget, Target, parse_target
+from netprobe.target import redact_query
 
 VALID = [
     # text, scheme, protocol, tls, host, port, path
@@ -172,6 +173,46 @@ def test_password_not_in_error_messages() -> None:
     assert SECRET not in str(info.value)
     with pytest.raises(InvalidTarget) as info:
         parse_target(f"mongo://app:{SECRET}@db/app")
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"https://api/health?access_token={SECRET}&verbose=1",
+        f"https://api/health?api_key={SECRET}",
+        f"http://api:8080/object?X-Amz-Signature={SECRET}&X-Amz-Expires=60",
+        f"https://api/health?token={SECRET}#frag",
+        f"postgresql://db/app?sslpassword={SECRET}&sslmode=require",
+    ],
+)
+def test_secret_query_parameters_never_shown(text: str) -> None:
+    """A token in a URL's query is as much a credential as user:password@."""
+    t = parse_target(text)
+    for shown in (repr(t), str(t), t.url, t.model_dump_json(), str(t.model_dump())):
+        assert SECRET not in shown
+        assert "***" in shown
+    assert SECRET in t.url_with_secret()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("/h?token=abc&x=1", "/h?token=***&x=1"),
+        ("/h?X-Amz-Signature=abc&X-Amz-Expires=60", "/h?X-Amz-Signature=***&X-Amz-Expires=60"),
+        ("/h?page=2&sort=asc", "/h?page=2&sort=asc"),
+        ("/h?key=&flag", "/h?key=&flag"),
+        ("/h", "/h"),
+        ("https://a/b?client_secret=s#f", "https://a/b?client_secret=***#f"),
+    ],
+)
+def test_redact_query(text: str, shown: str) -> None:
+    assert redact_query(text) == shown
+
+
+def test_secret_query_not_in_error_messages() -> None:
+    with pytest.raises(InvalidTarget) as info:
+        parse_target(f"https://api:99999/h?access_token={SECRET}")
     assert SECRET not in str(info.value)
 
 

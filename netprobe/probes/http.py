@@ -24,6 +24,7 @@ from anyio.abc import ByteStream
 from ..protocols.sniff import describe_bytes
 from ..steps import ApplicationStep
 from ..steps.http import HEADERS_OF_INTEREST, HttpFailure, HttpHop, HttpResult
+from ..target import redact_query
 from ._context import ProbeContext
 from .tls import alert_of, error_info
 
@@ -252,7 +253,13 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
                 if not (opts.follow_redirects and response.status_code in _REDIRECTS and location):
                     break
                 next_url = response.url.join(location)
-                hops.append(HttpHop(status=response.status_code, url=url, location=location))
+                hops.append(
+                    HttpHop(
+                        status=response.status_code,
+                        url=redact_query(url),
+                        location=redact_query(location),
+                    )
+                )
                 if (next_url.scheme, next_url.host, next_url.port) != (
                     response.url.scheme,
                     response.url.host,
@@ -270,12 +277,16 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
     retry_after = response.headers.get("retry-after")
     result = HttpResult(
         method=opts.method,
-        url=url,
+        url=redact_query(url),
         status=status,
         reason=response.reason_phrase or None,
         http_version=response.http_version,
-        headers={k: v for k in HEADERS_OF_INTEREST if (v := response.headers.get(k)) is not None},
-        location=response.headers.get("location"),
+        headers={
+            k: redact_query(v) if k == "location" else v
+            for k in HEADERS_OF_INTEREST
+            if (v := response.headers.get(k)) is not None
+        },
+        location=_redacted(response.headers.get("location")),
         retry_after=retry_after,
         retry_after_s=_seconds(retry_after),
         body_bytes=body_bytes,
@@ -292,6 +303,10 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
         http=result,
         duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
     )
+
+
+def _redacted(location: str | None) -> str | None:
+    return None if location is None else redact_query(location)
 
 
 def _failed(
@@ -328,7 +343,7 @@ def _failed(
         root = root.__cause__
     result = HttpResult(
         method=ctx.options.method,
-        url=url,
+        url=redact_query(url),
         failure=failure,
         tls_alert=tls_alert,
         peer_sent=describe_bytes(first) if failure == "protocol" else None,
