@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from typing import Any, Literal
 
@@ -20,11 +21,16 @@ from ._errors import InvalidOption
 
 __all__ = ["Options", "make_options", "parse_nameserver"]
 
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
 
 class Options(BaseModel):
     """How a diagnosis runs. Pass any field as a keyword to ``diagnose()``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # allow_inf_nan=False: timeout=nan passed every bound check and then broke the deadline maths.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
     # Time. The total deadline bounds the whole diagnosis; each rung has its own budget too.
     timeout: float = Field(10.0, gt=0, le=3600, description="Total deadline of one diagnosis (s).")
@@ -108,6 +114,18 @@ class Options(BaseModel):
             raise ValueError(f"HTTP method {v!r} is not a token")
         return v.upper()
 
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        # A malformed header is bad input, not an HTTP verdict (httpx would refuse it mid-way
+        # and the report would blame the server). Values are never echoed: they may be secrets.
+        for name, value in v.items():
+            if not _HEADER_NAME_RE.fullmatch(name):
+                raise ValueError(f"HTTP header name {name!r} is not a token")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"HTTP header {name!r} has a line break or NUL in its value")
+        return v
+
     @field_validator("ca_file", "client_cert", "client_key")
     @classmethod
     def _pem_file(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -170,5 +188,11 @@ def _one_line(exc: ValidationError) -> str:
         return f"unknown option {loc!r} (known: {known})"
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    return f"option {loc!r}: {msg} (got {err.get('input')!r})"
+        # Our own validators name the offending value already.
+        return f"option {loc!r}: {msg[len('Value error, ') :]}"
+    if loc.startswith("headers"):
+        return f"option {loc!r}: {msg}"  # a header value may be a credential
+    shown = repr(err.get("input"))
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"option {loc!r}: {msg} (got {shown})"
