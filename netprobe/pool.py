@@ -240,13 +240,13 @@ class _Pool:
         if self.authenticated:
             slot.login = DriverLogin(ctx)
             result = await slot.login.open()
-            self._set_result(slot, ctx, result, None, None)
+            self._set_result(slot, ctx, result, None)
             return
         attempt, sock = await connect_address(
             address, self.target.port, ctx.budget(self.options.connect_timeout)
         )
         if sock is None:
-            self._set_result(slot, ctx, None, attempt, None)
+            self._set_result(slot, ctx, None, attempt)
             return
         ctx.mark("tcp_connect")
         try:
@@ -278,7 +278,7 @@ class _Pool:
             return
         slot.conversation = greeting_conversation(ctx, stream)
         result = await slot.conversation.open()
-        self._set_result(slot, ctx, result, attempt, None)
+        self._set_result(slot, ctx, result, attempt)
 
     def _set_result(
         self,
@@ -286,7 +286,6 @@ class _Pool:
         ctx: ProbeContext,
         result: DatabaseResult | None,
         attempt: AddressAttempt | None,
-        _unused: None,
     ) -> None:
         steps: list[Step] = []
         if attempt is not None:
@@ -476,7 +475,9 @@ def _summary(target: Target, conns: list[PoolConnection], opened: int, common: s
     db = first.database
     if db is not None and db.server is None and known is not None:
         db = db.model_copy(update={"server": known})
-    detail = _detail(db) if db else (first.detail or common)
+    # A connection that failed before any database byte carries its fault's summary, which
+    # ends with its own full stop.
+    detail = _detail(db) if db else (first.detail or common).rstrip(".")
     text += f"; {_ranges(idx)} {verb}: {detail}"
     others = [c for c in conns if c.fault_code not in (None, common)]
     if others:

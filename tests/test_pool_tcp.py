@@ -1,0 +1,24 @@
+"""probe_pool on plain tcp:// targets (no database server needed): refusals, summary text."""
+
+from __future__ import annotations
+
+import pytest
+
+from netprobe import probe_pool
+from netprobe.demo.servers import TcpServer
+
+
+@pytest.mark.anyio
+async def test_refused_pool_summary_reads_as_one_sentence() -> None:
+    report = await probe_pool("tcp://127.0.0.1:1", size=3, icmp=False, canary=False)
+    assert not report.ok and report.opened == 0
+    assert report.most_common_fault == "l4.refused"
+    assert report.summary.startswith("0 of 3 opened; 1–3 failed (l4.refused): ")
+    assert ".." not in report.summary and report.summary.endswith(".")
+
+
+@pytest.mark.anyio
+async def test_tcp_pool_opens_every_connection(tcp_server: TcpServer) -> None:
+    report = await probe_pool(f"tcp://127.0.0.1:{tcp_server.port}", size=4, icmp=False)
+    assert report.ok and report.opened == 4, report.summary
+    assert all(c.outcome == "validated" for c in report.connections)
