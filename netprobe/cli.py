@@ -1,6 +1,7 @@
-"""The command line: `netprobe diagnose`, `netprobe demo`.
+"""The command line: `netprobe diagnose`, `demo`, `pool` and `wait` (docs/cli.md).
 
-Exit codes: 0 healthy, 1 fault found, 2 usage error (bad target, bad option).
+Exit codes: 0 healthy, 1 fault found, 2 usage error (bad target, bad option); `wait` runs
+COMMAND and ends with its status.
 """
 
 from __future__ import annotations
