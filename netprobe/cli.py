@@ -67,6 +67,7 @@ def diagnosis_options(fn: F) -> F:
 
 
 def options_from_cli(kw: dict[str, Any]) -> dict[str, Any]:
+    """Pop the shared diagnosis options out of click's keywords as ``diagnose()`` keywords."""
     opts: dict[str, Any] = {
         "timeout": kw.pop("timeout", None),
         "connect_timeout": kw.pop("connect_timeout", None),
@@ -95,6 +96,7 @@ def run_async(fn: Callable[[], Any]) -> Any:
 
 
 def print_report(report: Report, *, as_json: bool, verbose: bool = False) -> None:
+    """Print one report on stdout: the ladder, or the JSON form with ``as_json``."""
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return

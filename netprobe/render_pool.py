@@ -18,6 +18,7 @@ _MARK = {
 
 
 def connection_line(c: PoolConnection) -> str:
+    """One pool connection as a rich markup line: mark, index, outcome, timings, fault."""
     parts = [f"{_MARK[c.outcome]} #{c.index:<3} {c.outcome:<9}"]
     if c.connect_ms is not None:
         parts.append(f"connect {c.connect_ms:.1f} ms")
@@ -31,6 +32,7 @@ def connection_line(c: PoolConnection) -> str:
 
 
 def render_pool(report: PoolReport, *, verbose: bool = False) -> list[str]:
+    """The pool report as rich markup lines (every connection with ``verbose``)."""
     mode = "real sessions" if report.authenticated else "greetings, no credentials"
     lines = [
         f"[bold]{escape(report.target.url)}[/]  [dim](pool of {report.requested}, {mode}"

@@ -166,4 +166,5 @@ class Report(BaseModel):
         return None
 
     def warning_codes(self) -> list[str]:
+        """The codes of the warnings, in order (handy in assertions and alerts)."""
         return [w.code for w in self.warnings]

@@ -36,6 +36,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
+        """True when no rule found a fault (warnings do not count)."""
         return self.fault is None
 
 

@@ -27,6 +27,7 @@ class Observations:
 
     @classmethod
     def of(cls, target: Target, options: Options, steps: Sequence[Step]) -> Observations:
+        """Index the steps of one diagnosis by rung name for the rules to read."""
         found: dict[str, Step] = {s.name: s for s in steps}
         return cls(
             target=target,
@@ -50,4 +51,5 @@ def fault(
 
 
 def warning(code: str, message: str) -> ReportWarning:
+    """A :class:`ReportWarning` with a code from ``WARNING_CODES`` and its one-line message."""
     return ReportWarning(code=code, message=message)

@@ -11,6 +11,7 @@ __all__ = ["application_fault", "application_warnings"]
 
 
 def application_fault(obs: Observations) -> Fault | None:
+    """The fault of the application rung (database greeting/login or HTTP), or None."""
     app = obs.application
     if app is not None and app.database is not None:
         return database_fault(obs)
@@ -27,4 +28,5 @@ def application_fault(obs: Observations) -> Fault | None:
 
 
 def application_warnings(obs: Observations) -> list[ReportWarning]:
+    """Warnings of the application rung (none yet: HTTP and TLS warnings have their own rules)."""
     return []

@@ -32,6 +32,7 @@ _RCODE_CODES = {
 
 
 def dns_fault(obs: Observations) -> Fault | None:
+    """The ``dns.*`` fault of a failed resolution, or None when the name resolved."""
     step = obs.dns
     if step is None or step.status != "failed":
         return None

@@ -185,6 +185,7 @@ def representative(attempts: list[AddressAttempt]) -> AddressAttempt:
 
 
 def transport_fault(obs: Observations) -> Fault | None:
+    """The ``l3.*``/``l4.*``/``local.*`` fault of a failed connect, decided with the witness."""
     tcp = obs.tcp
     if tcp is None or tcp.status == "ok" or not tcp.attempts:
         return None
@@ -366,6 +367,7 @@ def _silence_fault(
 
 
 def transport_warnings(obs: Observations) -> list[ReportWarning]:
+    """Warnings of a connect that worked (ICMP filtered, some addresses failing, local health)."""
     tcp = obs.tcp
     out: list[ReportWarning] = []
     if tcp is None or tcp.status != "ok":

@@ -105,6 +105,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """True when the last diagnosis of this dependency was healthy."""
         return self.status == "ok"
 
 
@@ -116,6 +117,7 @@ class HealthResult:
 
     @property
     def status(self) -> HealthStatus:
+        """``fail`` if a critical dependency is down, ``degraded`` if only others are, else ok."""
         if any(c.dependency.critical and not c.ok for c in self.checks):
             return "fail"
         if any(not c.ok for c in self.checks):
@@ -129,6 +131,7 @@ class HealthResult:
 
     @property
     def stale(self) -> bool:
+        """True when any result is a cached one past its TTL (the refresh is overdue)."""
         return any(c.stale for c in self.checks)
 
 
@@ -176,6 +179,7 @@ class HealthChecker:
 
     @property
     def dependencies(self) -> list[Dependency]:
+        """The fixed dependencies this checker diagnoses, in order."""
         return [s.dependency for s in self._states]
 
     @property

@@ -24,6 +24,7 @@ class ErrorInfo(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """Plain data (type, errno, message) of an exception: reports never hold live exceptions."""
         err = getattr(exc, "errno", None)
         err = err if isinstance(err, int) else None
         message = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -44,6 +44,7 @@ class AddressAttempt(BaseModel):
 
     @property
     def endpoint(self) -> str:
+        """``address:port``, the address in brackets when it is IPv6."""
         return (
             f"[{self.address}]:{self.port}"
             if self.family == "ipv6"
