@@ -209,7 +209,7 @@ async def test_echo_to_loopback(address: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_thousand_concurrent_echoes_share_one_socket() -> None:
+async def test_thousand_concurrent_echoes_share_one_socket(reader: str) -> None:
     require_icmp()
     before = _open_fds()
     results: list[icmp_mod.EchoResult] = []
@@ -228,8 +228,16 @@ async def test_thousand_concurrent_echoes_share_one_socket() -> None:
     assert _open_fds() == before and not icmp_mod._SHARED
 
 
+@pytest.fixture(params=["loop-reader", "take-turns"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both receive paths: the asyncio loop callback (one task per Pinger) and the
+    backend-neutral one (a task per echo, echoes take turns reading)."""
+    monkeypatch.setattr(icmp_mod, "LOOP_READER", request.param == "loop-reader")
+    return str(request.param)
+
+
 @pytest.mark.anyio
-async def test_pinger_reports_rtt_per_address() -> None:
+async def test_pinger_reports_rtt_per_address(reader: str) -> None:
     require_icmp()
     ctx = ProbeContext(parse_target("localhost:1"), Options(icmp_count=3))
     pinger = Pinger(ctx, ["127.0.0.1", "::1"], interval=0.01)
@@ -243,7 +251,7 @@ async def test_pinger_reports_rtt_per_address() -> None:
 
 
 @pytest.mark.anyio
-async def test_cancelled_pinger_reports_pending_and_closes_its_socket() -> None:
+async def test_cancelled_pinger_reports_pending_and_closes_its_socket(reader: str) -> None:
     require_icmp()
     before = _open_fds()
     ctx = ProbeContext(parse_target("localhost:1"), Options(icmp_count=3))

@@ -18,13 +18,16 @@ socket when sending fails. This engine:
 * never leaks a socket: the shared socket is reference-counted and closed by the last user,
   on every path (send error, timeout, cancellation).
 
-The receive side has no background task: whichever waiting echo finds nobody reading becomes
-the reader, dispatches every datagram it drains to its owner, and hands over when its own
-reply has come.
+The receive side has no background task. On asyncio the shared socket is read by an event
+loop callback (``loop.add_reader``) that dispatches every datagram to its owner, so the
+``Pinger`` is one task that sends on schedule and sleeps (no task per echo, nothing to read,
+little to cancel: benchmarks/RESULTS-https.md). On other backends whichever waiting echo
+finds nobody reading becomes the reader, and hands over when its own reply has come.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -33,12 +36,13 @@ import random
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import anyio
 import anyio.lowlevel
+import sniffio
 
 from ..steps import IcmpAddressResult, IcmpStep
 from ._context import ProbeContext
@@ -156,9 +160,15 @@ class IcmpEngine(Protocol):
 @dataclass
 class _Waiter:
     sent_at: float = 0.0
+    timeout: float = ECHO_TIMEOUT_S
     result: EchoResult | None = None
     event: anyio.Event | None = None
     reading: anyio.CancelScope | None = None
+    on_result: Callable[[EchoResult], None] | None = None
+
+    @property
+    def expired(self) -> bool:
+        return time.perf_counter() - self.sent_at >= self.timeout
 
     def settle(self, result: EchoResult) -> None:
         if self.result is None:
@@ -168,6 +178,8 @@ class _Waiter:
             if self.reading is not None:
                 # Settled by another echo's drain while this one was the reader.
                 self.reading.cancel()
+            if self.on_result is not None:
+                self.on_result(result)
 
 
 @dataclass
@@ -183,10 +195,31 @@ class _SharedSocket:
     seq: int = 0
     waiters: dict[tuple[str, int], _Waiter] = field(default_factory=dict)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    #: The asyncio loop whose reader callback drains the socket (None: echoes take turns).
+    loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def name(self) -> str:
         return self.kind
+
+    def watch(self) -> None:
+        """On asyncio, drain the socket from a loop callback as soon as it is readable."""
+        if _loop_reader_allowed():
+            try:
+                if sniffio.current_async_library() != "asyncio":
+                    return
+                loop = asyncio.get_running_loop()
+                loop.add_reader(self.sock.fileno(), self._drain)
+            except (RuntimeError, NotImplementedError, sniffio.AsyncLibraryNotFoundError):
+                return
+            self.loop = loop
+
+    def close(self) -> None:
+        if self.loop is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.sock.fileno())
+            self.loop = None
+        self.sock.close()
 
     # -- sending ------------------------------------------------------------------------
 
@@ -208,41 +241,61 @@ class _SharedSocket:
             )
         return header + payload
 
-    async def echo(self, address: str, reply_within: float) -> EchoResult:
-        key_addr = _norm(address)
-        seq = self._next_seq(key_addr)
-        waiter = _Waiter()
-        self.waiters[(key_addr, seq)] = waiter
-        dest: tuple[str, int] | tuple[str, int, int, int] = (
-            (address, 0) if self.family == socket.AF_INET else (address, 0, 0, 0)
-        )
+    def _dest(self, address: str) -> tuple[str, int] | tuple[str, int, int, int]:
+        return (address, 0) if self.family == socket.AF_INET else (address, 0, 0, 0)
+
+    def send(
+        self,
+        address: str,
+        reply_within: float,
+        on_result: Callable[[EchoResult], None] | None = None,
+    ) -> tuple[str, int]:
+        """Send one echo without waiting (the callback gets its outcome, maybe at once when
+        sending fails). Returns its key: pass it to ``forget()`` when done with it."""
+        key = (_norm(address), self._next_seq(_norm(address)))
+        waiter = _Waiter(timeout=reply_within, on_result=on_result)
+        self.waiters[key] = waiter
+        waiter.sent_at = time.perf_counter()
         try:
-            packet = self._packet(seq)
-            waiter.sent_at = time.perf_counter()
-            try:
-                try:
-                    self.sock.sendto(packet, dest)
-                except BlockingIOError:
-                    async with self.send_lock:
-                        await anyio.wait_writable(self.sock)
-                        self.sock.sendto(packet, dest)
-            except OSError as exc:
-                name = errno.errorcode.get(exc.errno or 0, "error")
-                return EchoResult(
-                    "unreachable" if exc.errno in _UNREACHABLE_ERRNOS else "error",
-                    detail=f"{os.strerror(exc.errno or 0)} ({name}) when sending",
-                    immediate=True,
-                )
+            self.sock.sendto(self._packet(key[1]), self._dest(address))
+        except BlockingIOError:
+            # The send buffer is full: the caller retries with ``echo()``'s writable wait.
+            waiter.sent_at = 0.0
+        except OSError as exc:
+            waiter.settle(_send_error(exc))
+        else:
             if len(self.waiters) > 16:
                 # Many echoes in flight: read what has already come back, so that a burst of
                 # replies never overflows the socket's receive buffer (replies from loopback
                 # are queued before sendto() even returns).
                 self._drain()
+        return key
+
+    def forget(self, key: tuple[str, int]) -> None:
+        self.waiters.pop(key, None)
+
+    async def echo(self, address: str, reply_within: float) -> EchoResult:
+        key = self.send(address, reply_within)
+        waiter = self.waiters[key]
+        try:
+            if waiter.sent_at == 0.0:
+                try:
+                    async with self.send_lock:
+                        await anyio.wait_writable(self.sock)
+                        waiter.sent_at = time.perf_counter()
+                        self.sock.sendto(self._packet(key[1]), self._dest(address))
+                except OSError as exc:
+                    return _send_error(exc)
             with anyio.move_on_after(reply_within):
-                await self._await(waiter)
+                if self.loop is not None:
+                    if waiter.result is None:
+                        waiter.event = anyio.Event()
+                        await waiter.event.wait()
+                else:
+                    await self._await(waiter)
             return waiter.result or EchoResult("lost")
         finally:
-            del self.waiters[(key_addr, seq)]
+            self.forget(key)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -365,7 +418,19 @@ class _ResultFactory(Protocol):
 
 
 def _reply(waiter: _Waiter) -> EchoResult:
-    return EchoResult("reply", round((time.perf_counter() - waiter.sent_at) * 1000.0, 3))
+    rtt = time.perf_counter() - waiter.sent_at
+    if rtt > waiter.timeout:
+        return EchoResult("lost")  # too late: the echo had already counted as lost
+    return EchoResult("reply", round(rtt * 1000.0, 3))
+
+
+def _send_error(exc: OSError) -> EchoResult:
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    return EchoResult(
+        "unreachable" if exc.errno in _UNREACHABLE_ERRNOS else "error",
+        detail=f"{os.strerror(exc.errno or 0)} ({name}) when sending",
+        immediate=True,
+    )
 
 
 def _offender(raw: bytes) -> str | None:
@@ -442,21 +507,44 @@ def _tune(sock: socket.socket, family: socket.AddressFamily, kind: str) -> None:
             sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words))
 
 
-@contextlib.asynccontextmanager
-async def _shared(family: socket.AddressFamily) -> AsyncIterator[_SharedSocket]:
+#: Tests turn this off to exercise the backend-neutral path (echoes take turns reading).
+LOOP_READER = True
+
+
+def _loop_reader_allowed() -> bool:
+    return LOOP_READER
+
+
+_Key = tuple[object, socket.AddressFamily]
+
+
+def _acquire(family: socket.AddressFamily) -> tuple[_Key, _SharedSocket]:
+    """This loop's shared socket of ``family`` (opened on first use); pair with _release."""
     key = (anyio.lowlevel.current_token(), family)
     shared = _SHARED.get(key)
     if shared is None:
         shared = _open_socket(family)
+        shared.watch()
         _SHARED[key] = shared
     shared.users += 1
+    return key, shared
+
+
+def _release(key: _Key, shared: _SharedSocket) -> None:
+    shared.users -= 1
+    if shared.users == 0:
+        if _SHARED.get(key) is shared:
+            del _SHARED[key]
+        shared.close()
+
+
+@contextlib.asynccontextmanager
+async def _shared(family: socket.AddressFamily) -> AsyncIterator[_SharedSocket]:
+    key, shared = _acquire(family)
     try:
         yield shared
     finally:
-        shared.users -= 1
-        if shared.users == 0:
-            _SHARED.pop(key, None)
-            shared.sock.close()
+        _release(key, shared)
 
 
 class _AiopingEngine:
@@ -524,6 +612,20 @@ class _Record:
         )
 
 
+def _open(shared: _SharedSocket, key: tuple[str, int]) -> bool:
+    waiter = shared.waiters.get(key)
+    return waiter is not None and waiter.result is None
+
+
+def _latest_deadline(inflight: Sequence[tuple[_SharedSocket, tuple[str, int], object]]) -> float:
+    deadlines = [
+        w.sent_at + w.timeout
+        for shared, key, _r in inflight
+        if (w := shared.waiters.get(key)) is not None and w.result is None
+    ]
+    return max(deadlines, default=0.0)
+
+
 class Pinger:
     """Sends ``icmp_count`` echoes to every address; ``step()`` reports what came back so far.
 
@@ -552,7 +654,7 @@ class Pinger:
         self._engines: set[str] = set()
         self._start = time.perf_counter()
         self._end: float | None = None
-        self._replied = anyio.Event()
+        self._changed = anyio.Event()
 
     def answered(self, address: str) -> bool:
         """Has ``address`` answered at least one echo yet?"""
@@ -561,6 +663,9 @@ class Pinger:
 
     async def run(self) -> None:
         try:
+            fast = self._engine_choice == "builtin" and _loop_reader_allowed()
+            if fast and await self._run_in_one_task():
+                return
             async with anyio.create_task_group() as tg:
                 for family in (socket.AF_INET, socket.AF_INET6):
                     addrs = [
@@ -570,6 +675,73 @@ class Pinger:
                         tg.start_soon(self._family, family, addrs)
         finally:
             self._end = time.perf_counter()
+
+    async def _run_in_one_task(self) -> bool:
+        """The built-in engine on asyncio: one task sends every echo on schedule and sleeps;
+        the loop's reader callback records the replies. Returns False (nothing done) where
+        the socket cannot be read from a loop callback (then: a task per echo)."""
+        opened: list[tuple[_Key, _SharedSocket]] = []
+        by_family: dict[socket.AddressFamily, _SharedSocket] = {}
+        skipped: list[str] = []
+        inflight: list[tuple[_SharedSocket, tuple[str, int], _Record]] = []
+        try:
+            for family in (socket.AF_INET, socket.AF_INET6):
+                if not any((":" in a) == (family == socket.AF_INET6) for a in self._addresses):
+                    continue
+                try:
+                    key, shared = _acquire(family)
+                except IcmpUnavailable as exc:
+                    skipped.append(str(exc))
+                    continue
+                opened.append((key, shared))
+                if shared.loop is None:
+                    return False
+                by_family[family] = shared
+            self._skipped.extend(skipped)
+            self._engines.update(s.name for s in by_family.values())
+            targets = [
+                (by_family[socket.AF_INET6 if ":" in a else socket.AF_INET], self._records[a])
+                for a in self._addresses
+                if (socket.AF_INET6 if ":" in a else socket.AF_INET) in by_family
+            ]
+            first = time.perf_counter()
+            for i in range(self._count):
+                live = [(sh, rec) for sh, rec in targets if not (rec.unreachable or rec.error)]
+                if not live:
+                    break
+                if i:
+                    await anyio.sleep(first + i * self._interval - time.perf_counter())
+                    live = [(sh, rec) for sh, rec in live if not (rec.unreachable or rec.error)]
+                for shared, rec in live:
+                    rec.sent += 1
+                    rec.pending += 1
+                    sent = shared.send(rec.address, self._echo_timeout, self._recorder(rec))
+                    inflight.append((shared, sent, rec))
+            # Wait for the last replies, each echo at most its own timeout.
+            while any(_open(shared, sent) for shared, sent, _rec in inflight):
+                self._changed = anyio.Event()
+                with anyio.move_on_after(_latest_deadline(inflight) - time.perf_counter()):
+                    await self._changed.wait()
+                if time.perf_counter() >= _latest_deadline(inflight):
+                    break
+            return True
+        finally:
+            for shared, sent, _rec in inflight:
+                waiter = shared.waiters.get(sent, _Waiter())
+                # An echo past its own timeout is lost, not pending (as is one that never
+                # left because the send buffer was full: rare).
+                if _open(shared, sent) and (waiter.sent_at == 0.0 or waiter.expired):
+                    waiter.settle(EchoResult("lost"))
+                shared.forget(sent)
+            for key, shared in opened:
+                _release(key, shared)
+
+    def _recorder(self, rec: _Record) -> Callable[[EchoResult], None]:
+        def record(result: EchoResult) -> None:
+            self._record(rec, result)
+            self._changed.set()
+
+        return record
 
     async def _family(self, family: socket.AddressFamily, addresses: list[str]) -> None:
         try:
@@ -601,7 +773,10 @@ class Pinger:
                 tg.start_soon(self._echo, engine, rec)
 
     async def _echo(self, engine: IcmpEngine, rec: _Record) -> None:
-        result = await engine.echo(rec.address, self._echo_timeout)
+        self._record(rec, await engine.echo(rec.address, self._echo_timeout))
+
+    @staticmethod
+    def _record(rec: _Record, result: EchoResult) -> None:
         rec.pending -= 1
         match result.outcome:
             case "reply":
