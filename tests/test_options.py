@@ -61,3 +61,20 @@ async def test_bad_header_is_a_usage_error_not_a_verdict() -> None:
 def test_valid_headers_pass() -> None:
     opts = make_options(headers={"Authorization": SECRET, "X-Request-Id": "abc-1"})
     assert opts.headers["X-Request-Id"] == "abc-1"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": math.inf},
+        {"timeout": math.nan},
+        {"interval": math.nan},
+        {"max_interval": math.inf},
+        {"max_interval": 0.0, "interval": 0.0},
+    ],
+)
+async def test_wait_rejects_non_finite_durations_before_io(kwargs: dict[str, Any]) -> None:
+    """timeout=inf used to wait forever and max_interval=inf to sleep until the deadline."""
+    with pytest.raises(netprobe.InvalidOption, match="finite number greater than 0"):
+        await netprobe.wait_until_ready(["127.0.0.1:1"], **kwargs)

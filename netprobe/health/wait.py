@@ -7,6 +7,7 @@ each dependency that never became ready.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -90,9 +91,14 @@ async def wait_until_ready(
         targets = [targets]
     parsed = [parse_target(t) for t in targets]
     opts = make_options(options, **kwargs)
-    for name, value in (("timeout", timeout), ("interval", interval)):
-        if not value > 0:
-            raise InvalidOption(f"{name} must be greater than 0 (got {value!r})")
+    for name, value in (
+        ("timeout", timeout),
+        ("interval", interval),
+        ("max_interval", max_interval),
+    ):
+        # Finite too: timeout=inf waited forever, max_interval=inf slept until the deadline.
+        if not (value > 0 and math.isfinite(value)):
+            raise InvalidOption(f"{name} must be a finite number greater than 0 (got {value!r})")
     if max_interval < interval:
         raise InvalidOption(f"max_interval ({max_interval!r}) must be at least interval")
     if not parsed:
