@@ -136,6 +136,21 @@ def test_refused_evidence_names_rst_and_errno() -> None:
     assert ev.data["outcome"] == "refused"
 
 
+@pytest.mark.parametrize(
+    ("address", "fragment"),
+    [
+        ("10.0.0.5", "0.0.0.0, not 127.0.0.1"),
+        ("127.0.0.1", "another container or network namespace"),
+        ("::1", "another container or network namespace"),
+    ],
+)
+def test_refused_interface_hint_fits_the_address(address: str, fragment: str) -> None:
+    """'Listen on 0.0.0.0, not 127.0.0.1' is wrong advice when the target is 127.0.0.1."""
+    v = classify(TARGET, OPTS, [DNS_OK, tcp(attempt("refused", address))])
+    assert v.fault is not None
+    assert any(fragment in hint for hint in v.fault.hints), v.fault.hints
+
+
 def test_local_route_is_said() -> None:
     v = classify(TARGET, OPTS, [DNS_OK, tcp(attempt("network_unreachable", immediate=True))])
     assert v.fault is not None and "local routing table" in v.fault.summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from dataclasses import dataclass, field
 
 from ..report import Evidence, Fault, ReportWarning
@@ -261,7 +263,7 @@ def transport_fault(obs: Observations) -> Fault | None:
                 evidence,
                 [
                     f"Is the service running? On the host: ss -ltnp 'sport = :{port}'.",
-                    "Does it listen on the right interface (0.0.0.0, not 127.0.0.1) and port?",
+                    _interface_hint(rep.address),
                     "A firewall rule `reject with tcp reset` looks the same: check nft/iptables.",
                 ],
             )
@@ -479,3 +481,15 @@ def local_warnings(local: LocalHealth | None) -> list[ReportWarning]:
             )
         )
     return out
+
+
+def _interface_hint(address: str) -> str:
+    """Where to look when nothing listens: "bind 0.0.0.0, not 127.0.0.1" is wrong advice for a
+    loopback target, where the usual cause is a server in another container or namespace."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(address).is_loopback:
+            return (
+                f"{address} is this host's own loopback: a server in another container or "
+                "network namespace (or one bound to another address only) is not reachable here."
+            )
+    return "Does it listen on the right interface (0.0.0.0, not 127.0.0.1) and port?"
