@@ -1,8 +1,13 @@
-"""Local host health from /proc: sockets toward the target, ephemeral ports, file descriptors.
+"""Local host health: sockets toward the target, ephemeral ports, file descriptors.
 
-Cheap by design: /proc/net/tcp{,6} is read line by line and the scan stops (and says so)
-past ``MAX_SOCKETS`` lines, so a host with a huge socket table does not slow a diagnosis.
-The line parser is pure (``count_states``), tested with plain text.
+The sockets toward the target come from a ``NETLINK_SOCK_DIAG`` dump (what ``ss dst ADDR
+dport = :PORT`` does) filtered *in the kernel* by destination address and port
+(``INET_DIAG_REQ_BYTECODE``): the kernel walks its table and sends back only the few matching
+sockets, so a host with 20,000 sockets costs well under a millisecond where formatting and
+parsing the whole /proc/net/tcp took ~20 ms (benchmarks/RESULTS-core.md). Where netlink is
+unavailable (not Linux, a seccomp filter, an old kernel), /proc/net/tcp{,6} is read line by
+line instead, and that scan stops (and says so) past ``MAX_SOCKETS`` lines. The request
+builder, the reply parser and the /proc line parser are pure, tested with plain bytes/text.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import ipaddress
 import itertools
 import os
 import resource
+import socket
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -28,10 +34,15 @@ __all__ = [
     "MAX_SOCKETS",
     "SNAPSHOT_TTL_S",
     "TCP_STATES",
+    "DiagUnavailable",
     "collect_local",
     "count_states",
+    "diag_bytecode",
+    "diag_request",
     "gather_local",
+    "parse_diag",
     "proc_key",
+    "query_diag",
 ]
 
 #: Concurrent diagnoses share one read of the socket table, at most this old: reading
@@ -77,6 +88,110 @@ def count_states(lines: Iterable[str], remotes: set[str]) -> tuple[dict[str, int
             state = TCP_STATES.get(fields[3], fields[3])
             counts[state] = counts.get(state, 0) + 1
     return counts, scanned
+
+
+# -- NETLINK_SOCK_DIAG (linux/inet_diag.h, linux/sock_diag.h, linux/netlink.h) ------------
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+INET_DIAG_REQ_BYTECODE = 1
+INET_DIAG_BC_JMP = 1
+INET_DIAG_BC_D_COND = 8
+#: Every state but LISTEN: a listener has no remote end, so it never counts anyway.
+_STATES_MASK = 0xFFF & ~(1 << 10)
+_NLMSG = struct.Struct("=IHHII")
+
+
+class DiagUnavailable(Exception):
+    """The kernel answered no sock_diag dump (no netlink here, or the request was refused)."""
+
+
+def _family_of(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def diag_bytecode(addresses: Sequence[str], port: int) -> bytes:
+    """An inet_diag filter accepting sockets whose remote end is any ``address:port``.
+
+    The OR chain is laid out the way ``ss`` does it, since the kernel's audit walks the
+    program by the "yes" offsets: ``cond1 JMP cond2 JMP ... condN``. A matching cond goes on
+    to its JMP, which jumps to the end (landing exactly on the end accepts); a failing one
+    skips its JMP to the next cond; the last one's failure jumps past the end (reject).
+    """
+    conds = []
+    for a in addresses:
+        packed = ipaddress.ip_address(a.split("%", 1)[0]).packed
+        fam = socket.AF_INET6 if len(packed) == 16 else socket.AF_INET
+        conds.append(struct.pack("=BBxxi", fam, len(packed) * 8, port) + packed)
+    parts: list[bytes] = []
+    for i, cond in enumerate(conds):
+        size = 4 + len(cond)
+        parts.append(struct.pack("=BBH", INET_DIAG_BC_D_COND, size, size + 4) + cond)
+        if i < len(conds) - 1:
+            rest = sum(4 + 4 + len(c) for c in conds[i + 1 :]) - 4  # JMPs after the last cond: none
+            parts.append(struct.pack("=BBH", INET_DIAG_BC_JMP, 4, 4 + rest))
+    return b"".join(parts)
+
+
+def diag_request(family: int, addresses: Sequence[str], port: int, seq: int = 1) -> bytes:
+    """A SOCK_DIAG_BY_FAMILY dump request for TCP sockets of ``family`` toward the targets."""
+    bytecode = diag_bytecode(addresses, port)
+    req = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, _STATES_MASK)
+    req += bytes(4 + 32 + 4) + struct.pack("=II", 0xFFFFFFFF, 0xFFFFFFFF)  # id: any
+    attr = struct.pack("=HH", 4 + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
+    attr += bytes(-len(attr) % 4)
+    body = req + attr
+    return (
+        _NLMSG.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    )
+
+
+def parse_diag(data: bytes, counts: dict[str, int]) -> bool:
+    """Count the inet_diag_msg states of one netlink read into ``counts``; True at the end of
+    the dump. Raises DiagUnavailable on an NLMSG_ERROR (e.g. a filter the kernel refused)."""
+    pos = 0
+    while pos + 16 <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data, pos)
+        if length < 16:
+            break
+        if kind == NLMSG_DONE:
+            return True
+        if kind == NLMSG_ERROR:
+            err = -struct.unpack_from("=i", data, pos + 16)[0] if length >= 20 else 0
+            raise DiagUnavailable(f"sock_diag refused the request: {os.strerror(err)}")
+        if kind == SOCK_DIAG_BY_FAMILY and length >= 16 + 2:
+            state = TCP_STATES.get(f"{data[pos + 17]:02X}", f"{data[pos + 17]:02X}")
+            counts[state] = counts.get(state, 0) + 1
+        pos += (length + 3) & ~3
+    return False
+
+
+def query_diag(addresses: Sequence[str], port: int) -> dict[str, int]:
+    """This namespace's TCP sockets toward ``addresses``:``port``, by state (blocking: the
+    kernel walks its table inside these system calls). Raises DiagUnavailable."""
+    counts: dict[str, int] = {}
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as exc:
+        raise DiagUnavailable(f"no sock_diag netlink socket: {exc}") from None
+    with sock:
+        sock.settimeout(2.0)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            addrs = [a for a in addresses if _family_of(a) == family]
+            if not addrs:
+                continue
+            try:
+                sock.sendto(diag_request(family, addrs, port), (0, 0))
+                for _ in range(100_000):
+                    if parse_diag(sock.recv(65536), counts):
+                        break
+            except OSError as exc:
+                raise DiagUnavailable(f"sock_diag dump failed: {exc}") from None
+    return counts
 
 
 def _read_range(path: Path) -> tuple[int, int] | None:
@@ -194,17 +309,73 @@ def _read_table(proc: Path) -> _Table:
 
 
 _cache: _Table | None = None
-_inflight: dict[object, anyio.Event] = {}
+_inflight: dict[object, anyio.Event] = {}  # single-flight: one read per key at a time
+
+
+_PROC = Path("/proc")
+#: Set once a sock_diag dump fails: from then on this process reads /proc/net/tcp.
+_diag_failed: str | None = None
+_diag_cache: dict[tuple[tuple[str, ...], int], tuple[float, dict[str, int], int | None]] = {}
+
+
+def _diag_snapshot(addresses: tuple[str, ...], port: int) -> tuple[dict[str, int], int | None]:
+    return query_diag(addresses, port), _socket_count(_PROC)
+
+
+async def _gather_diag(addresses: Sequence[str], port: int) -> LocalHealth | None:
+    """The sock_diag path: one filtered dump per family, in a worker thread (the kernel walks
+    its hash table inside the system calls). Concurrent diagnoses of the same endpoints share
+    one dump (at most ``SNAPSHOT_TTL_S`` old). None when netlink is unavailable here."""
+    global _diag_failed
+    ckey = (tuple(sorted(addresses)), port)
+    key = (anyio.lowlevel.current_token(), "diag", ckey)
+    for _ in range(3):
+        cached = _diag_cache.get(ckey)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < SNAPSHOT_TTL_S:
+            base = _without_scan(addresses, port, _PROC, "")
+            return base.model_copy(
+                update={
+                    "states": dict(cached[1]),
+                    "sockets_scanned": cached[2],
+                    "scan_skipped": None,
+                }
+            )
+        pending = _inflight.get(key)
+        if pending is not None:
+            await pending.wait()
+            continue
+        done = _inflight[key] = anyio.Event()
+        try:
+            states, total = await anyio.to_thread.run_sync(
+                _diag_snapshot, ckey[0], port, abandon_on_cancel=True
+            )
+        except DiagUnavailable as exc:
+            _diag_failed = str(exc)
+            return None
+        finally:
+            del _inflight[key]
+            done.set()
+        now = time.monotonic()
+        for k in [k for k, v in _diag_cache.items() if now - v[0] >= SNAPSHOT_TTL_S]:
+            del _diag_cache[k]
+        _diag_cache[ckey] = (now, states, total)
+    return _without_scan(addresses, port, _PROC, "the socket table could not be read in time")
 
 
 async def gather_local(
     addresses: Sequence[str], port: int, proc: Path = Path("/proc")
 ) -> LocalHealth:
-    """Like ``collect_local``, off the event loop, sharing one table read between the
-    concurrent diagnoses of the process (a snapshot at most ``SNAPSHOT_TTL_S`` old)."""
+    """Like ``collect_local``, off the event loop: a kernel-filtered sock_diag dump, or
+    (without netlink) one /proc/net/tcp read shared by the concurrent diagnoses of the
+    process (a snapshot at most ``SNAPSHOT_TTL_S`` old)."""
     global _cache
     if not (proc / "net" / "tcp").exists():
         return LocalHealth(available=False, reason="no /proc/net/tcp (not Linux)")
+    if proc == _PROC and _diag_failed is None:
+        local = await _gather_diag(addresses, port)
+        if local is not None:
+            return local
     key = (anyio.lowlevel.current_token(), str(proc))
     for _ in range(3):
         cached = _cache
