@@ -176,7 +176,12 @@ class _Diagnosis:
         probe = APP_PROBES.get(ctx.target.protocol)
         if probe is not None:
             self.in_progress = "application"
-            self.steps["application"] = await probe(ctx, stream)
+            app = await probe(ctx, stream)
+            self.steps["application"] = app
+            inner = app.database.tls if app.database is not None else None
+            if inner is not None and "tls" not in self.steps:
+                # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
+                self.steps["tls"] = inner
         self.in_progress = None
 
     def _report(self, *, deadline_hit: bool) -> Report:

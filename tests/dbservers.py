@@ -9,10 +9,12 @@ under CI=true (``require_binary``).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -34,6 +36,7 @@ __all__ = [
     "Postgres",
     "RedisServer",
     "ResolvingMariaDB",
+    "TlsRedis",
     "blocking_lab",
     "mariadb",
     "postgres",
@@ -41,6 +44,7 @@ __all__ = [
     "redis_auth",
     "redis_plain",
     "redis_replica",
+    "redis_tls",
     "stopped",
 ]
 
@@ -176,14 +180,10 @@ class Postgres:
         (data / "pg_hba.conf").write_text(
             "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
-        ca = trustme.CA()
-        cert = ca.issue_cert("localhost", "127.0.0.1")
-        cert.private_key_pem.write_to_path(str(data / "server.key"))
-        cert.cert_chain_pems[0].write_to_path(str(data / "server.crt"))
-        ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
-        for name in ("server.key", "server.crt", "pg_hba.conf"):
-            shutil.chown(data / name, "postgres", "postgres")
-        os.chmod(data / "server.key", 0o600)
+        self.ca = trustme.CA(organization_name="netprobe test PG CA")
+        self.ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
+        self._write_certificate(self.ca.issue_cert("localhost", "127.0.0.1"))
+        shutil.chown(data / "pg_hba.conf", "postgres", "postgres")
         conf = [
             "listen_addresses = '127.0.0.1,::1'",
             f"port = {self.port}",
@@ -217,6 +217,59 @@ class Postgres:
             ):
                 self.psql(sql)
         return self
+
+    def _write_certificate(self, cert: trustme.LeafCert) -> bytes:
+        data = self.dir / "data"
+        cert.private_key_pem.write_to_path(str(data / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(data / "server.crt"))
+        for name in ("server.key", "server.crt"):
+            shutil.chown(data / name, "postgres", "postgres")
+        os.chmod(data / "server.key", 0o600)
+        return ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+
+    @contextlib.contextmanager
+    def certificate(
+        self,
+        *,
+        not_before: datetime.datetime | None = None,
+        not_after: datetime.datetime | None = None,
+    ) -> Iterator[None]:
+        """Serve a leaf from the same CA with other dates (e.g. expired), then the valid one.
+
+        PostgreSQL reloads ssl_cert_file on SIGHUP (pg_reload_conf); new connections get the
+        new certificate once the postmaster has read it, which this waits for.
+        """
+        leaf = self.ca.issue_cert(
+            "localhost", "127.0.0.1", not_before=not_before, not_after=not_after
+        )
+        try:
+            self._reload_certificate(self._write_certificate(leaf))
+            yield
+        finally:
+            self._reload_certificate(
+                self._write_certificate(self.ca.issue_cert("localhost", "127.0.0.1"))
+            )
+
+    def _reload_certificate(self, der: bytes) -> None:
+        self.psql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.presented_certificate() == der:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("postgres did not reload its certificate")
+
+    def presented_certificate(self) -> bytes | None:
+        """The leaf the server presents now (SSLRequest, then a non-verifying handshake)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", self.port), timeout=3) as raw:
+            raw.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # SSLRequest
+            if raw.recv(1) != b"S":
+                return None
+            with ctx.wrap_socket(raw) as tls:
+                return tls.getpeercert(binary_form=True)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -338,6 +391,39 @@ def redis_auth() -> Iterator[RedisServer]:
         )
         assert reply.startswith(b"+OK"), reply
         yield server
+
+
+class TlsRedis(RedisServer):
+    """redis-server with a plain port and a TLS port (trustme certificate, no client certs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tls_port = closed_port()
+        while self.tls_port == self.port:  # bounded in practice: the kernel rotates ports
+            self.tls_port = closed_port()
+        ca = trustme.CA(organization_name="netprobe test Redis CA")
+        cert = ca.issue_cert("localhost", "127.0.0.1")
+        files = {name: os.path.join(self.dir, name) for name in ("ca.pem", "c.pem", "k.pem")}
+        ca.cert_pem.write_to_path(files["ca.pem"])
+        cert.cert_chain_pems[0].write_to_path(files["c.pem"])
+        cert.private_key_pem.write_to_path(files["k.pem"])
+        self.ca_file = files["ca.pem"]
+        self.args = (
+            "--tls-port", str(self.tls_port), "--tls-cert-file", files["c.pem"],
+            "--tls-key-file", files["k.pem"], "--tls-ca-cert-file", files["ca.pem"],
+            "--tls-auth-clients", "no",
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def redis_tls() -> Iterator[TlsRedis]:
+    require_binary("redis-server")
+    server = TlsRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

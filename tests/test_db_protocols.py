@@ -223,6 +223,12 @@ RULES = [
     (DatabaseResult(protocol="redis", outcome="server_error", error_code="DENIED"),
      "db.access_denied"),
     (DatabaseResult(protocol="redis", outcome="validated"), None),
+    # Reset at the first plain-text command, not a byte back: a TLS-only port (tls-port).
+    (DatabaseResult(protocol="redis", outcome="closed", error_errno="ECONNRESET"),
+     "db.protocol_mismatch"),
+    (DatabaseResult(protocol="redis", outcome="closed", error_errno="ECONNRESET",
+                    first_bytes="2b"), "l7.connection_closed"),
+    (DatabaseResult(protocol="redis", outcome="closed"), "l7.connection_closed"),
 ]  # fmt: skip
 
 
@@ -234,3 +240,33 @@ def test_database_rules(result: DatabaseResult, expected: str | None) -> None:
         "redis": "redis://db:6379",
     }[result.protocol]
     assert _fault(result, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "request_", "required", "verify", "hostname"),
+    [
+        ("", True, False, False, False),  # libpq's default: prefer
+        ("?sslmode=disable", False, False, False, False),
+        ("?sslmode=allow", False, False, False, False),
+        ("?sslmode=prefer", True, False, False, False),
+        ("?sslmode=require", True, True, False, False),
+        ("?sslmode=verify-ca", True, True, True, False),
+        ("?sslmode=verify-full", True, True, True, True),
+    ],
+)
+def test_sslmode_policy(
+    query: str, request_: bool, required: bool, verify: bool, hostname: bool
+) -> None:
+    from netprobe.protocols.postgres import ssl_policy
+
+    p = ssl_policy(parse_target(f"postgresql://db/app{query}").params)
+    assert (p.request, p.required, p.verify, p.check_hostname) == (
+        request_, required, verify, hostname,
+    )  # fmt: skip
+
+
+def test_unknown_sslmode_is_invalid_target() -> None:
+    from netprobe import InvalidTarget
+
+    with pytest.raises(InvalidTarget, match="sslmode 'verify_full'"):
+        parse_target("postgresql://db/app?sslmode=verify_full")

@@ -182,11 +182,37 @@ def database_fault(obs: Observations) -> Fault | None:
         return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
     if r.outcome == "unavailable":
         return None
+    if _reset_like_tls_port(obs, r):
+        return _fault(
+            "db.protocol_mismatch",
+            f"{where} reset the connection at the first plain-text {name} command without "
+            "sending a byte, as a TLS-only port does (Redis's tls-port, or a TLS terminator "
+            "in front): it most likely expects TLS.",
+            ev,
+            hints=(
+                f"Use rediss://{where} (TLS), or the server's plain-text port.",
+                "Redis logs 'Error accepting a client connection: ... wrong version number' "
+                "for each such attempt.",
+            ),
+        )
     msg = r.error_message or r.outcome
     return _fault(
         "l7.connection_closed",
         f"{where} accepted the connection but {name} closed it during the {r.phase}: {msg}.",
         ev,
+    )
+
+
+def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
+    """Redis speaks only when spoken to; a TLS-only port (OpenSSL: wrong version number)
+    resets the connection as soon as the first plain-text command arrives, without a byte."""
+    return (
+        r.protocol == "redis"
+        and not obs.target.tls
+        and r.outcome == "closed"
+        and r.phase == "greeting"
+        and r.error_errno == "ECONNRESET"
+        and r.first_bytes is None
     )
 
 
@@ -210,6 +236,7 @@ def _evidence(r: DatabaseResult) -> list[Evidence]:
         "server",
         "version",
         "error_code",
+        "error_errno",
         "sqlstate",
         "greeting_ms",
         "looks_like",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..protocols.postgres import ssl_policy
 from ..report import Evidence, Fault, ReportWarning
 from ..steps import CertificateInfo, TlsStep
 from ._observations import Observations, fault, warning
@@ -357,12 +358,19 @@ def tls_fault(obs: Observations) -> Fault | None:
     return _RULES.get(tls.failure or "error", _error)(obs, tls)
 
 
+def _unverified_by_sslmode(obs: Observations) -> bool:
+    """PostgreSQL's sslmode prefer / require encrypt without verifying, as libpq does: the
+    diagnosis checks what the client checks, so that is no warning (an expired or expiring
+    certificate still is, below)."""
+    return obs.target.protocol == "postgresql" and not ssl_policy(obs.target.params).verify
+
+
 def tls_warnings(obs: Observations) -> list[ReportWarning]:
     tls = obs.tls
     if tls is None or tls.status == "skipped":
         return []
     out: list[ReportWarning] = []
-    if not tls.verified:
+    if not tls.verified and not _unverified_by_sslmode(obs):
         out.append(
             warning(
                 "tls.verify_disabled",

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream
 
+from ..options import Options
 from ..protocols import mysql as my
 from ..protocols import postgres as pg
 from ..protocols import redis as rd
@@ -92,13 +96,13 @@ class _Wire:
         except anyio.EndOfStream:
             raise _Closed from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise _Closed(ErrorInfo.from_exception(exc)) from None
+            raise _Closed(_broken(exc)) from None
 
     async def send(self, data: bytes) -> None:
         try:
             await self.stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise _Closed(ErrorInfo.from_exception(exc)) from None
+            raise _Closed(_broken(exc)) from None
 
     async def quiet_send(self, data: bytes) -> bool:
         try:
@@ -117,6 +121,12 @@ class _Wire:
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             return False
         return True
+
+
+def _broken(exc: BaseException) -> ErrorInfo:
+    """The OS error behind anyio's BrokenResourceError (ECONNRESET...), as plain data."""
+    cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else None
+    return ErrorInfo.from_exception(cause if isinstance(cause, OSError) else exc)
 
 
 def _ms(since: float) -> float:
@@ -151,6 +161,7 @@ class Conversation:
             self._update(
                 outcome="closed",
                 error_message=exc.error.message if exc.error else None,
+                error_errno=exc.error.errno_name if exc.error else None,
                 **self._first_bytes(),
             )
         except ProtocolMismatch as exc:
@@ -308,25 +319,34 @@ class PostgresGreeting(Conversation):
 
     async def _open(self, start: float) -> None:
         ctx = self.ctx
-        sslmode = ctx.target.params.get("sslmode", "prefer")
+        policy = pg.ssl_policy(ctx.target.params)
         self._update(server="postgresql")
-        if sslmode != "disable" and not ctx.target.tls:
+        if policy.request and not ctx.target.tls:
             await self.wire.send(pg.build_ssl_request())
             answer = await self.wire.read(pg.parse_ssl_answer, self._timeout())
-            ctx.mark("first_byte")
             if isinstance(answer, pg.ErrorResponse):
+                ctx.mark("first_byte")
                 self._error(answer, start)
                 return
             self._update(tls_supported=answer.accepted, greeting_ms=_ms(start))
             if answer.accepted:
-                if not await self._start_tls():
+                if self.wire.buf:
+                    # Bytes after 'S' and before the handshake are not from a PostgreSQL
+                    # server (libpq refuses them too: CVE-2021-23222, response injection).
+                    raise ProtocolMismatch("unencrypted bytes after the 'S' answer", self.wire.buf)
+                if not await self._start_tls(policy):
                     return
-            elif sslmode in ("require", "verify-ca", "verify-full"):
-                self._update(
-                    outcome="tls_failed",
-                    error_message=f"the server does not offer TLS (sslmode={sslmode})",
-                )
-                return
+            else:
+                ctx.mark("first_byte")
+                if policy.required:
+                    self._update(
+                        outcome="tls_failed",
+                        error_message=(
+                            f"the server does not offer TLS (it answered 'N' to SSLRequest) "
+                            f"and sslmode={policy.sslmode} requires it"
+                        ),
+                    )
+                    return
         user = ctx.options.probe_user
         database = ctx.target.path or None
         self._update(probe_user=user)
@@ -380,86 +400,77 @@ class PostgresGreeting(Conversation):
             greeting_ms=self.result.greeting_ms or _ms(start),
         )
 
-    async def _start_tls(self) -> bool:
+    async def _start_tls(self, policy: pg.SslPolicy) -> bool:
+        """The TLS handshake on this very connection, with the TLS rung's facts and taxonomy."""
         from . import tls as tls_probe
 
         ctx = self.ctx
-        sslmode = ctx.target.params.get("sslmode", "prefer")
-        # Like libpq: only verify-ca / verify-full check the certificate.
-        tls_ctx = ctx
-        if sslmode not in ("verify-ca", "verify-full") and ctx.options.ssl_context is None:
-            tls_ctx = dataclasses.replace(
-                ctx, options=ctx.options.model_copy(update={"verify": False})
-            )
-        step, stream = await tls_probe.start_tls(tls_ctx, self.wire.stream)
+        step, stream = await tls_probe.start_tls(_tls_context(ctx, policy), self.wire.stream)
+        ctx.mark("tls_handshake")
         self._update(tls=step)
-        if stream is not None:
-            self.wire = _Wire(stream)
-            self._update(tls_used=True)
-            return True
-        if step.status == "skipped":
-            # The TLS layer is unavailable here: ask again on a new plain connection.
-            plain = await _reconnect(self.wire.stream, ctx)
-            if plain is not None:
-                self._owned = plain
-                self.wire = _Wire(plain)
-                self._update(
-                    notes=[
-                        *self.result.notes,
-                        "the server offers TLS; TLS is unavailable here: probed in plain text "
-                        "on a second connection",
-                    ]
-                )
-                return True
-            self._update(outcome="tls_failed", error_message=step.reason or "TLS unavailable")
+        if stream is None:
+            self._update(outcome="tls_failed", error_message=step.reason or "TLS handshake failed")
             return False
-        self._update(outcome="tls_failed", error_message=step.reason or "TLS handshake failed")
-        return False
+        self.wire = _Wire(stream)
+        self._update(tls_used=True)
+        return True
 
     async def close(self) -> DatabaseResult:
         if not self.closed:
             self.closed = True
             ok = await self.wire.quiet_send(pg.build_terminate())
             self._update(closed_cleanly=ok)
-        owned = getattr(self, "_owned", None)
-        if owned is not None:
-            await _aclose(owned)
         return self.result
 
 
 _PG_KEEP = frozenset({"severity_nonlocalized", "detail", "hint", "routine", "file"})
 
 
-async def _aclose(stream: ByteStream) -> None:
-    with (
-        anyio.CancelScope(shield=True),
-        anyio.move_on_after(1.0),
-        contextlib.suppress(OSError, anyio.BrokenResourceError),
-    ):
-        await stream.aclose()
+def _tls_context(ctx: ProbeContext, policy: pg.SslPolicy) -> ProbeContext:
+    """The probe context whose options make the TLS rung check what ``sslmode`` checks.
+
+    ``prefer`` / ``require``: no verification (libpq's own behaviour). ``verify-full``: the
+    options as given (``verify``, ``ca_file``, client certificate). ``verify-ca``: the chain
+    but not the host name. A caller's own ``ssl_context`` always wins.
+    """
+    options = ctx.options
+    if options.ssl_context is not None or (policy.check_hostname and options.verify):
+        return ctx
+    if not policy.verify or not options.verify:
+        update: dict[str, Any] = {"verify": False}
+    else:
+        update = {"ssl_context": _verify_ca_context(options)}
+    return dataclasses.replace(ctx, options=options.model_copy(update=update))
 
 
-async def _reconnect(stream: ByteStream, ctx: ProbeContext) -> ByteStream | None:
-    from .tcp import connect_address
+def _verify_ca_context(options: Options) -> ssl.SSLContext:
+    files = (options.ca_file, options.client_cert, options.client_key)
+    mtimes = tuple(os.stat(f).st_mtime_ns if f and os.path.exists(f) else None for f in files)
+    return _build_verify_ca(files, mtimes)
 
-    try:
-        addr = stream.extra(SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
-        return None
-    if not isinstance(addr, tuple):
-        return None
-    _, sock = await connect_address(
-        str(addr[0]), int(addr[1]), ctx.budget(ctx.options.connect_timeout)
-    )
-    if sock is None:
-        return None
-    from anyio.abc import SocketStream
 
-    try:
-        return await SocketStream.from_socket(sock)
-    except BaseException:
-        sock.close()
-        raise
+@functools.lru_cache(maxsize=16)
+def _build_verify_ca(
+    files: tuple[str | None, str | None, str | None], _mtimes: tuple[int | None, ...]
+) -> ssl.SSLContext:
+    ca_file, client_cert, client_key = files
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False  # verify-ca: the chain, not the name
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def pg_driver_ssl(ctx: ProbeContext) -> ssl.SSLContext | str:
+    """asyncpg's ``ssl=`` for the target: the same verification as the greeting probe."""
+    policy = pg.ssl_policy(ctx.target.params)
+    if ctx.options.ssl_context is not None:
+        return ctx.options.ssl_context
+    if not policy.verify:
+        return policy.sslmode
+    from . import tls as tls_probe
+
+    return tls_probe.client_context(_tls_context(ctx, policy).options)
 
 
 class RedisGreeting(Conversation):
@@ -725,14 +736,13 @@ class DriverLogin:
         import asyncpg
 
         t = self.ctx.target
-        ssl: Any = t.params.get("sslmode", "prefer")
         self.conn = await asyncpg.connect(
             host=t.host,
             port=t.port,
             user=t.username,
             password=t.password.get_secret_value() if t.password else None,
             database=t.path or None,
-            ssl=ssl,
+            ssl=pg_driver_ssl(self.ctx),
             timeout=self._timeout(),
         )
         version = self.conn.get_server_version()

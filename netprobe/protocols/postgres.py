@@ -21,6 +21,7 @@ from .mismatch import ProtocolMismatch
 __all__ = [
     "AUTH_METHODS",
     "MAX_MESSAGE",
+    "SSLMODES",
     "Authentication",
     "BackendMessage",
     "ErrorResponse",
@@ -29,11 +30,13 @@ __all__ = [
     "ProtocolMismatch",
     "ReadyForQuery",
     "SslAnswer",
+    "SslPolicy",
     "build_ssl_request",
     "build_startup",
     "build_terminate",
     "parse_message",
     "parse_ssl_answer",
+    "ssl_policy",
 ]
 
 #: Messages a server sends before and right after login are small; bound what we buffer.
@@ -129,6 +132,38 @@ class Other:
 
 
 BackendMessage = Authentication | ErrorResponse | ParameterStatus | ReadyForQuery | Other
+
+#: libpq's sslmode values (libpq-ssl.html, table "SSL Mode Descriptions"), weakest first.
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class SslPolicy:
+    """What a DSN's ``sslmode`` asks of the probe, as libpq reads it.
+
+    ``request``: send SSLRequest (``allow`` tries plain text first, so the probe does too);
+    ``required``: a server that answers ``N`` is a fault; ``verify``: check the chain
+    (``verify-ca``) and also the host name (``verify-full``). ``prefer`` and ``require``
+    encrypt without checking the certificate at all, exactly like libpq.
+    """
+
+    sslmode: str
+    request: bool
+    required: bool
+    verify: bool
+    check_hostname: bool
+
+
+def ssl_policy(params: dict[str, str]) -> SslPolicy:
+    """The policy of a target's query parameters (default ``prefer``, libpq's default)."""
+    mode = params.get("sslmode", "prefer")
+    return SslPolicy(
+        sslmode=mode,
+        request=mode not in ("disable", "allow"),
+        required=mode in ("require", "verify-ca", "verify-full"),
+        verify=mode in ("verify-ca", "verify-full"),
+        check_hostname=mode == "verify-full",
+    )
 
 
 def build_ssl_request() -> bytes:

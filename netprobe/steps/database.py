@@ -58,6 +58,9 @@ class DatabaseResult(BaseModel):
     )
     sqlstate: str | None = None
     error_message: str | None = None
+    error_errno: str | None = Field(
+        None, description="errno name when the connection broke (ECONNRESET...)."
+    )
     error_fields: dict[str, str] = Field(
         default_factory=dict, description="PostgreSQL ErrorResponse fields (routine, detail...)."
     )

@@ -1,0 +1,158 @@
+"""TLS inside database protocols, against real servers: PostgreSQL's SSLRequest → TLS on the
+same connection (sslmode honoured), and Redis over a TLS port (rediss://).
+
+The TLS rung's taxonomy and certificate facts apply: the TlsStep is in the report's steps.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from dbservers import *  # noqa: F403 - session fixtures
+
+import netprobe
+from netprobe.steps import ApplicationStep, TlsStep
+from netprobe.steps.database import DatabaseResult
+
+pytestmark = [pytest.mark.anyio, pytest.mark.servers]
+
+
+async def diag(target: str, **kw: Any) -> netprobe.Report:
+    return await netprobe.diagnose(target, icmp=False, timeout=5, read_timeout=2, **kw)
+
+
+def db_of(report: netprobe.Report) -> DatabaseResult:
+    app = report.step(ApplicationStep)
+    assert app is not None and app.database is not None, report.model_dump_json(indent=1)
+    return app.database
+
+
+def tls_of(report: netprobe.Report) -> TlsStep:
+    tls = report.step(TlsStep)
+    assert tls is not None, report.model_dump_json(indent=1)
+    return tls
+
+
+def warning_codes(report: netprobe.Report) -> set[str]:
+    return {w.code for w in report.warnings}
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+async def test_postgres_verify_full_reports_the_tls_rung(postgres: Postgres) -> None:  # noqa: F405
+    report = await diag(
+        f"postgresql://127.0.0.1:{postgres.port}/postgres?sslmode=verify-full",
+        ca_file=postgres.ca_file,
+    )
+    assert report.ok, report.fault
+    names = [s.name for s in report.steps]
+    assert names.index("tcp") < names.index("tls") < names.index("application")
+    tls = tls_of(report)
+    assert tls.status == "ok" and tls.verified and tls.version and tls.cipher
+    leaf = tls.chain[0]
+    assert "127.0.0.1" in leaf.ip_addresses and "netprobe test PG CA" in leaf.issuer
+    db = db_of(report)
+    assert db.tls_used and db.tls_supported and db.auth_plugin == "sasl" and db.closed_cleanly
+    tm = report.timings_ms
+    assert tm.tcp_connect is not None and tm.tls_handshake is not None
+    assert tm.first_byte is not None and tm.tcp_connect <= tm.tls_handshake <= tm.first_byte
+    assert not warning_codes(report)
+
+
+async def test_postgres_prefer_encrypts_without_verifying(postgres: Postgres) -> None:  # noqa: F405
+    # libpq's default: TLS when offered, certificate not checked (here: an unknown CA).
+    report = await diag(f"postgresql://127.0.0.1:{postgres.port}")
+    assert report.ok, report.fault
+    tls = tls_of(report)
+    assert tls.status == "ok" and not tls.verified and tls.chain
+    assert db_of(report).tls_used
+    assert "tls.verify_disabled" not in warning_codes(report)  # the client does the same
+
+
+async def test_postgres_verify_full_untrusted_ca(postgres: Postgres) -> None:  # noqa: F405
+    report = await diag(f"postgresql://127.0.0.1:{postgres.port}/postgres?sslmode=verify-full")
+    assert report.fault is not None and report.fault.code == "tls.cert_untrusted", report.fault
+    assert db_of(report).outcome == "tls_failed"
+
+
+async def test_postgres_sslmode_disable_has_no_tls_rung(postgres: Postgres) -> None:  # noqa: F405
+    report = await diag(f"postgresql://127.0.0.1:{postgres.port}/postgres?sslmode=disable")
+    assert report.ok, report.fault
+    assert report.step(TlsStep) is None and report.timings_ms.tls_handshake is None
+    db = db_of(report)
+    assert not db.tls_used and db.tls_supported is None and db.tls is None
+
+
+async def test_postgres_expired_certificate(postgres: Postgres) -> None:  # noqa: F405
+    now = datetime.datetime.now(datetime.UTC)
+    not_after = now - datetime.timedelta(days=2)
+    base = f"postgresql://127.0.0.1:{postgres.port}/postgres"
+    with postgres.certificate(not_before=now - datetime.timedelta(days=400), not_after=not_after):
+        strict = await diag(f"{base}?sslmode=verify-full", ca_file=postgres.ca_file)
+        lax = await diag(base)  # sslmode=prefer: libpq would connect; netprobe warns
+    fault = strict.fault
+    assert fault is not None and fault.code == "tls.cert_expired", strict.model_dump_json()
+    assert fault.layer == "l7"
+    assert "expired 2 days ago" in fault.summary and "netprobe test PG CA" in fault.summary
+    assert not_after.strftime("%Y-%m-%d") in fault.summary
+    assert tls_of(strict).failure == "verify" and tls_of(strict).chain[0].days_left < 0
+    assert db_of(strict).closed_cleanly is not False
+    assert lax.ok, lax.fault
+    assert "tls.cert_expiring_soon" in warning_codes(lax)
+    assert any("expired" in w.message for w in lax.warnings)
+
+
+async def test_postgres_credentials_over_verified_tls(postgres: Postgres) -> None:  # noqa: F405
+    # The driver (asyncpg) gets the same verification as the greeting probe.
+    report = await diag(
+        f"postgresql://app:{APP_PASSWORD}@127.0.0.1:{postgres.port}/appdb"  # noqa: F405
+        "?sslmode=verify-full",
+        ca_file=postgres.ca_file,
+    )
+    assert report.ok, report.fault
+    db = db_of(report)
+    assert db.outcome == "validated" and db.tls_used and tls_of(report).verified
+    assert APP_PASSWORD not in report.model_dump_json()  # noqa: F405
+
+
+async def test_postgres_pool_over_tls(postgres: Postgres) -> None:  # noqa: F405
+    pool = await netprobe.probe_pool(
+        f"postgresql://127.0.0.1:{postgres.port}/postgres?sslmode=verify-full",
+        size=2, icmp=False, read_timeout=2, ca_file=postgres.ca_file,
+    )  # fmt: skip
+    assert pool.opened == 2 and pool.fault is None, pool
+
+
+# ------------------------------------------------------------------------------ Redis
+
+
+async def test_rediss_is_healthy_with_tls_facts(redis_tls: TlsRedis) -> None:  # noqa: F405
+    report = await diag(f"rediss://127.0.0.1:{redis_tls.tls_port}", ca_file=redis_tls.ca_file)
+    assert report.ok, report.fault
+    tls = tls_of(report)
+    assert tls.status == "ok" and tls.verified and "netprobe test Redis CA" in tls.chain[0].issuer
+    db = db_of(report)
+    assert db.outcome == "ready" and db.version and db.version.startswith("7")
+    assert db.closed_cleanly
+
+
+async def test_plain_redis_on_the_tls_port_is_a_mismatch(redis_tls: TlsRedis) -> None:  # noqa: F405
+    report = await diag(f"redis://127.0.0.1:{redis_tls.tls_port}")
+    fault = report.fault
+    assert fault is not None and fault.code == "db.protocol_mismatch", report.model_dump_json()
+    assert "TLS" in fault.summary and any("rediss://" in h for h in fault.hints)
+    assert db_of(report).error_errno == "ECONNRESET"
+
+
+async def test_rediss_on_the_plain_port_waits(redis_tls: TlsRedis) -> None:  # noqa: F405
+    # Redis reads a ClientHello as the start of an inline command and waits for its CRLF:
+    # no answer to the ClientHello, whose hint says the port may not speak TLS.
+    report = await netprobe.diagnose(
+        f"rediss://127.0.0.1:{redis_tls.port}", icmp=False, timeout=3, read_timeout=0.5
+    )
+    fault = report.fault
+    assert fault is not None and fault.code == "tls.handshake_timeout", fault
+    assert any("not speak TLS" in h for h in fault.hints)
