@@ -680,6 +680,10 @@ def describe(r: DatabaseResult) -> str:
         return f"not {server}: the peer sent {r.looks_like}"
     if r.outcome == "timeout":
         return f"no answer from {server} within the read timeout ({r.phase})"
+    if r.outcome == "tls_failed" and r.tls is not None:
+        return f"{name} offered TLS; the handshake failed (see tls): not logged in"
+    if r.outcome == "tls_failed":
+        return f"{name}: {r.error_message or 'TLS could not be negotiated'}"
     return f"{name}: {r.outcome} {r.error_message or ''}".strip()
 
 
