@@ -484,9 +484,11 @@ class RedisGreeting(Conversation):
 
     def _first_window(self) -> float:
         # Redis pushes "-ERR max number of clients reached" right after accept(): about one
-        # round trip after our connect() returned. Wait a few round trips, not the read timeout.
+        # round trip after our connect() returned. Wait a few round trips, not the read timeout,
+        # with a 10 ms floor for the server's own scheduling. A push that comes later still
+        # arrives before the PONG and is classified the same way.
         rtt = (self.ctx.marks.get("tcp_connect", 0.0) - self.ctx.marks.get("dns", 0.0)) / 1000.0
-        return min(self._timeout(), max(0.05, 3 * rtt))
+        return min(self._timeout(), max(0.01, 3 * rtt))
 
     async def _open(self, start: float) -> None:
         self._update(server="redis")
