@@ -42,7 +42,7 @@ from .probes.database import (
     to_step,
 )
 from .probes.dns import resolve
-from .probes.tcp import connect_address
+from .probes.tcp import connect_address, stream_from_socket
 from .report import Fault
 from .steps import AddressAttempt, Step, TcpStep
 from .steps.database import DatabaseResult
@@ -249,11 +249,7 @@ class _Pool:
             self._set_result(slot, ctx, None, attempt)
             return
         ctx.mark("tcp_connect")
-        try:
-            stream: Any = await SocketStream.from_socket(sock)
-        except BaseException:
-            sock.close()
-            raise
+        stream: Any = await stream_from_socket(sock)
         slot.stream = stream
         if self.target.tls:
             from .probes.tls import start_tls

@@ -20,7 +20,7 @@ from anyio.abc import SocketStream
 from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, TcpStep
 from ._context import ProbeContext
 
-__all__ = ["TcpConnector", "connect_address"]
+__all__ = ["TcpConnector", "connect_address", "stream_from_socket"]
 
 _ERRNO_OUTCOMES: dict[int, ConnectOutcome] = {
     errno.ECONNREFUSED: "refused",
@@ -112,6 +112,15 @@ async def connect_address(
     return attempt("established", local=f"{local[0]}:{local[1]}"), sock
 
 
+async def stream_from_socket(sock: socket.socket) -> SocketStream:
+    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled)."""
+    try:
+        return await SocketStream.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def _outcome(exc: OSError) -> ConnectOutcome:
     return _ERRNO_OUTCOMES.get(exc.errno or -1, "error")
 
@@ -171,11 +180,7 @@ class TcpConnector:
         sock, self._chosen_sock = self._chosen_sock, None
         if sock is None:
             return None
-        try:
-            return await SocketStream.from_socket(sock)
-        except BaseException:
-            sock.close()
-            raise
+        return await stream_from_socket(sock)
 
     def close_unclaimed(self) -> None:
         if self._chosen_sock is not None:
