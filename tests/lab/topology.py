@@ -134,6 +134,21 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", tun, "up")
         return server_ip
 
+    @property
+    def server_veth(self) -> str:
+        """The server namespace's end of the lab segment 198.18.0.0/24."""
+        return f"vs{int(self.client[len(PREFIX) : -1]) % 100000}"
+
+    def add_address(self, address: str) -> None:
+        """Give the server namespace one more address on the segment, e.g. ``198.18.0.30``
+        (gone with the namespace)."""
+        sh("ip", "-n", self.server, "addr", "add", f"{address}/24", "dev", self.server_veth)
+
+    def add_host(self, name: str, *addresses: str) -> None:
+        """Make ``name`` resolve to ``addresses`` in the client namespace (its hosts file)."""
+        with open(f"/etc/netns/{self.client}/hosts", "a", encoding="ascii") as fh:
+            fh.writelines(f"{a} {name}\n" for a in addresses)
+
     def start_https(self, port: int, cert: str, key: str) -> None:
         """An HTTPS server (every address of the server namespace) with this cert and key."""
         self._start(
@@ -224,6 +239,13 @@ def build_lab() -> Iterator[Lab]:
         sh("sysctl", "-qw", f"net.ipv4.neigh.{veth_c}.mcast_solicit=1", ns=c)
         sh("sysctl", "-qw", f"net.ipv4.neigh.{veth_c}.retrans_time_ms=300", ns=c)
         sh("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647", ns=c)
+        # The server namespace answers every probe with its ICMP error: the kernel's default
+        # rate limit (1 per s per peer for unreachables) turned an admin-prohibited or
+        # host-unreachable reply into silence when several diagnoses ran at once
+        # (l3.host_unresponsive in about one run in five).
+        sh("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", ns=s)
+        sh("sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=100000", ns=s)
+        sh("sysctl", "-qw", "net.ipv4.icmp_msgs_burst=100000", ns=s)
         subprocess.run(
             ["ip", "netns", "exec", s, "nft", "-f", "-"],
             input=NFT_RULES,
