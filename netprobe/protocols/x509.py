@@ -67,6 +67,16 @@ def describe_chain(ders: Sequence[bytes], now: datetime | None = None) -> list[C
     for der in ders:
         try:
             out.append(describe_certificate(der, now))
-        except ValueError:
+        except _MALFORMED:
             continue
     return out
+
+
+#: What cryptography raises for a malformed certificate: not all of it is a ValueError
+#: (a version field of 3 raises InvalidVersion, a repeated extension DuplicateExtension).
+_MALFORMED = (
+    ValueError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
