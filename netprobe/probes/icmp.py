@@ -710,7 +710,9 @@ class Pinger:
                 if not live:
                     break
                 if i:
-                    await anyio.sleep(first + i * self._interval - time.perf_counter())
+                    # max(): a loop that ran late (a loaded host) is past this echo's slot;
+                    # anyio.sleep() refuses a negative delay.
+                    await anyio.sleep(max(0.0, first + i * self._interval - time.perf_counter()))
                     live = [(sh, rec) for sh, rec in live if not (rec.unreachable or rec.error)]
                 for shared, rec in live:
                     rec.sent += 1
