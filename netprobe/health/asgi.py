@@ -25,7 +25,6 @@ from urllib.parse import parse_qs
 from ..options import Options
 from ..target import Target
 from .checker import CheckResult, Dependency, DiagnoseFn, HealthChecker, HealthResult, public_url
-from .page import render_page
 
 __all__ = ["HealthApp", "check_json", "health_app", "result_json"]
 
@@ -116,6 +115,9 @@ class HealthApp:
             result = await self.checker.check()
             code = 200 if result.ready else 503
         if _wants_html(scope):
+            # The page draws the ladder with rich: imported when a browser first asks.
+            from .page import render_page
+
             page = render_page(
                 result, show_details=self.show_details, refresh_s=self.checker.ttl, probe=route
             )

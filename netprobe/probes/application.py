@@ -21,6 +21,14 @@ from .database import probe_database  # noqa: E402 - registered below the table 
 
 APP_PROBES.update({"mysql": probe_database, "postgresql": probe_database, "redis": probe_database})
 
-from .http import probe_http  # noqa: E402 - registered below the table it fills
 
-APP_PROBES["http"] = probe_http
+async def _probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
+    """The HTTP probe, imported at its first use: httpx (and the CLI libraries its own
+    command line pulls in) costs ~80 ms of imports that TCP and database targets never need
+    (benchmarks/RESULTS-import.md)."""
+    from .http import probe_http
+
+    return await probe_http(ctx, stream)
+
+
+APP_PROBES["http"] = _probe_http

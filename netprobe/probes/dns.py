@@ -3,7 +3,9 @@
 getaddrinfo reads /etc/hosts, nsswitch and the search domains, exactly as the application's
 own connect will; but when it fails it lumps SERVFAIL, REFUSED and a silent resolver together
 as ``EAI_AGAIN``. So on failure we ask the name servers directly (dnspython) for A and AAAA,
-which tells NXDOMAIN, NODATA, SERVFAIL/REFUSED and timeouts apart.
+which tells NXDOMAIN, NODATA, SERVFAIL/REFUSED and timeouts apart. dnspython is imported
+then, at first use (~50 ms of imports a resolved name or an IP literal never needs:
+benchmarks/RESULTS-import.md).
 
 With ``nameservers=`` the user overrides the system resolver: the name is resolved by asking
 those servers directly, and getaddrinfo is not used.
@@ -14,21 +16,17 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
-import dns.asyncquery
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdatatype
-import dns.resolver
 
 from ..options import parse_nameserver
 from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
 from ._context import ProbeContext
+
+if TYPE_CHECKING:
+    import dns.name
 
 __all__ = ["resolve"]
 
@@ -105,6 +103,8 @@ def _unique_addresses(infos: Sequence[tuple[int, str]]) -> list[str]:
 
 
 def _system_nameservers() -> tuple[str, ...]:
+    import dns.resolver
+
     try:
         conf = dns.resolver.Resolver(configure=True)
     except (dns.resolver.NoResolverConfiguration, OSError):
@@ -116,6 +116,8 @@ async def _ask_nameservers(
     host: str, nameservers: Sequence[str], budget: float
 ) -> list[NameserverAnswer]:
     """Query A and AAAA at every server concurrently, each bounded by ``budget``."""
+    import dns.name
+
     answers: list[NameserverAnswer] = []
     name = dns.name.from_text(host)
 
@@ -134,6 +136,13 @@ async def _ask_nameservers(
 
 
 async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> NameserverAnswer:
+    import dns.asyncquery
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
     address, port = parse_nameserver(ns)
     query = dns.message.make_query(name, dns.rdatatype.from_text(qtype))
     start = time.perf_counter()

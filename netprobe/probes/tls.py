@@ -28,7 +28,6 @@ from anyio.streams.tls import TLSStream
 
 from ..options import Options
 from ..protocols.sniff import describe_bytes, looks_like_tls
-from ..protocols.x509 import describe_chain
 from ..steps import ErrorInfo, TlsStep
 from ..steps.tls import TlsFailure
 from ._context import ProbeContext
@@ -182,6 +181,9 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
         failure, error = ("closed" if exc.errno == errno.ECONNABORTED else "timeout"), exc
     except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
         failure, error = "closed", exc
+
+    # cryptography (~30 ms of imports) only once a certificate is there to describe.
+    from ..protocols.x509 import describe_chain
 
     chain = describe_chain(_presented_chain(hs.ssl_object))
     common: dict[str, object] = {
