@@ -194,7 +194,7 @@ class DnsServer:
 
     ``records`` maps a name to its addresses (A and AAAA by family); a name mapped to an
     empty list exists with no address (NODATA); names in ``servfail`` get SERVFAIL, names in
-    ``silent`` get no answer; any other name is NXDOMAIN.
+    ``silent`` get no answer; any other name is NXDOMAIN. ``port`` 0 picks a free port.
     """
 
     def __init__(
@@ -204,6 +204,7 @@ class DnsServer:
         servfail: set[str] | None = None,
         silent: set[str] | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.records = {self._norm(k): v for k, v in (records or {}).items()}
         self.servfail = {self._norm(n) for n in (servfail or set())}
@@ -211,7 +212,7 @@ class DnsServer:
         self._sock = socket.socket(
             socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
         )
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         self._sock.settimeout(0.1)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
