@@ -99,6 +99,9 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
     if http.failure is None:
         return _status_fault(obs, http)
     if http.failure == "timeout":
+        # Bytes that came but never completed the headers: a slow drip (slowloris), or a
+        # server that stalls mid-answer.
+        partial = "only part of the " if http.peer_bytes else "no "
         waited = (
             "before the total deadline"
             if deadline
@@ -107,12 +110,16 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
         return fault(
             "http.timeout",
             f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''} "
-            f"and the request, but sent no response headers {waited}.",
+            f"and the request, but sent {partial}response headers {waited}.",
             [
                 Evidence(
                     step="application",
-                    observation=f"{http.method} {http.url} sent, no answer",
-                    data={"read_timeout_s": obs.options.read_timeout},
+                    observation=f"{http.method} {http.url} sent, "
+                    + ("an incomplete answer" if http.peer_bytes else "no answer"),
+                    data={
+                        "read_timeout_s": obs.options.read_timeout,
+                        "peer_bytes": http.peer_bytes,
+                    },
                 )
             ],
             [
@@ -123,7 +130,8 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
     if http.failure == "protocol":
         return fault(
             "http.protocol_error",
-            f"{t.netloc} does not answer HTTP: it sent {http.peer_sent or 'something else'}.",
+            f"{t.netloc} {_not_http(http.peer_sent)}: "
+            f"it sent {http.peer_sent or 'something else'}.",
             [
                 Evidence(
                     step="application",
@@ -172,3 +180,10 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
         "l7.connection_closed",
         f"The HTTP exchange with {t.netloc} failed: {msg}.",
     )
+
+
+def _not_http(peer_sent: str | None) -> str:
+    # A status line followed by headers that never end is HTTP gone wrong, not another protocol.
+    if peer_sent and peer_sent.startswith("an HTTP response"):
+        return "answers malformed HTTP"
+    return "does not answer HTTP"

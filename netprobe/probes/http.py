@@ -33,6 +33,9 @@ __all__ = ["probe_http"]
 _BODY_CAP = 64 * 1024  # bytes of the body read; a health answer is small
 _PREVIEW = 200
 _PEEK = 64
+#: Bytes after which a response whose headers have not ended is named as such (httpcore lets
+#: h11 buffer up to 100 KiB of incomplete headers, then raises RemoteProtocolError).
+_LONG_HEADERS = 64 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -45,6 +48,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         self._ctx = ctx
         self._stream = stream
         self.first_bytes = bytearray()
+        self.received = 0
         self.first_byte_at: float | None = None
         self.sent_at: float | None = None
         self.tls_error: ssl.SSLError | None = None
@@ -62,6 +66,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.ReadError(f"TLS: {exc.reason or exc}") from exc
         except _TRANSPORT_ERRORS as exc:
             raise httpcore.ReadError(str(exc.__cause__ or exc)) from exc
+        self.received += len(data)
         if data and self.first_byte_at is None:
             self.first_byte_at = time.perf_counter()
             self._ctx.mark("first_byte")
@@ -231,6 +236,7 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
     body = b""
     body_bytes = 0
     note = ""
+    body_cut = False
     try:
         async with httpx.AsyncClient(
             transport=_OneConnectionTransport(seam),
@@ -238,15 +244,25 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
             timeout=httpx.Timeout(budget),
         ) as client:
             for _ in range(_MAX_REDIRECTS + 1):
+                # One read_timeout for the whole answer of a hop, not per read: a peer that
+                # drips a byte at a time (slowloris) resets httpx's per-read timeout forever.
+                hop_budget = ctx.budget(opts.read_timeout)
+                hop_end = time.perf_counter() + hop_budget
                 request = client.build_request(opts.method, url, headers=opts.headers)
-                response = await client.send(request, stream=True, auth=auth)
                 try:
-                    async for chunk in response.aiter_raw():
-                        body_bytes += len(chunk)
-                        if len(body) < _BODY_CAP:
-                            body += chunk[: _BODY_CAP - len(body)]
-                        if body_bytes >= _BODY_CAP:
-                            break
+                    with anyio.fail_after(hop_budget):
+                        response = await client.send(request, stream=True, auth=auth)
+                except TimeoutError:
+                    raise httpx.ReadTimeout("no response headers within the read timeout") from None
+                try:
+                    with anyio.move_on_after(max(0.0, hop_end - time.perf_counter())) as reading:
+                        async for chunk in response.aiter_raw():
+                            body_bytes += len(chunk)
+                            if len(body) < _BODY_CAP:
+                                body += chunk[: _BODY_CAP - len(body)]
+                            if body_bytes >= _BODY_CAP:
+                                break
+                    body_cut = reading.cancelled_caught
                 finally:
                     await response.aclose()
                 location = response.headers.get("location")
@@ -296,6 +312,8 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
         redirects=hops,
         first_byte_ms=_first_byte_ms(seam),
     )
+    if body_cut:
+        note += f"; the body was still arriving at the read timeout ({body_bytes} bytes read)"
     return ApplicationStep(
         status="ok" if healthy else "failed",
         protocol="http",
@@ -320,16 +338,26 @@ def _failed(
     first = bytes(seam.first_bytes)
     failure: HttpFailure
     tls_alert: str | None = None
+    peer_sent = describe_bytes(first)
+    if first.startswith(b"HTTP/") and seam.received >= _LONG_HEADERS:
+        # A status line, then headers without end: httpcore gave up buffering them.
+        peer_sent += f" whose headers did not end within {seam.received // 1024} KiB"
+
     if isinstance(exc, httpx.TimeoutException):
         failure = "timeout"
         reason = "no response headers within the read timeout"
+        if seam.received:
+            reason = (
+                f"{seam.received} bytes but no complete response headers within the read timeout"
+            )
     elif seam.tls_error is not None:
         failure = "tls_alert"
         tls_alert = alert_of(seam.tls_error.reason) or seam.tls_error.reason
         reason = f"the server sent a TLS alert after the handshake ({tls_alert})"
     elif isinstance(exc, httpx.RemoteProtocolError) and first:
         failure = "protocol"
-        reason = f"the answer is not HTTP: {describe_bytes(first)}"
+        what = "valid HTTP" if first.startswith(b"HTTP/") else "HTTP"
+        reason = f"the answer is not {what}: {peer_sent}"
     elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         failure = "closed"
         reason = "the server closed the connection without answering"
@@ -346,7 +374,7 @@ def _failed(
         url=redact_query(url),
         failure=failure,
         tls_alert=tls_alert,
-        peer_sent=describe_bytes(first) if failure == "protocol" else None,
+        peer_sent=peer_sent if failure == "protocol" else None,
         peer_bytes=first.hex() if first else None,
         redirects=hops,
         expected=list(ctx.options.expect_status) if ctx.options.expect_status else None,
