@@ -68,8 +68,11 @@ class CertBook:
         "incomplete_chain",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> None:
         import trustme
+
+        #: The names and addresses the good certificates are issued for.
+        self.names = names
 
         self._dir = tempfile.TemporaryDirectory(prefix="netprobe-pki-")
         self.path = Path(self._dir.name)
@@ -93,7 +96,7 @@ class CertBook:
     def _make(self, kind: str) -> tuple[bytes, bytes]:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         day = dt.timedelta(days=1)
-        names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+        names = self.names
         if kind == "self_signed":
             return self.other_ca.cert_pem.bytes(), self.other_ca.private_key_pem.bytes()
         if kind == "incomplete_chain":
@@ -111,7 +114,7 @@ class CertBook:
         elif kind == "wrong_host":
             idents = ("other.example.com", "www.other.example.com")
         elif kind == "no_ip_san":
-            idents = ("localhost",)
+            idents = tuple(n for n in names if not n[:1].isdigit() and ":" not in n)
         elif kind != "valid":
             raise ValueError(f"unknown certificate kind {kind!r}")
         cert = issuer.issue_cert(*idents, **kwargs)
@@ -162,13 +165,14 @@ class L7Server:
         *,
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         if mode == "tls" and ssl_context is None:
             raise ValueError("mode 'tls' needs an ssl_context")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         self._sock.listen(64)
         self._sock.settimeout(0.05)
         self.host = host
