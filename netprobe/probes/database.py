@@ -351,12 +351,20 @@ class PostgresGreeting(Conversation):
         database = ctx.target.path or None
         self._update(probe_user=user)
         await self.wire.send(pg.build_startup(user, database))
-        msg = await self.wire.read(pg.parse_message, self._timeout())
+        # One read_timeout for the whole answer to the StartupMessage, not per message: a peer
+        # sending a NoticeResponse just before each read times out would otherwise hold the
+        # probe until the total deadline.
+        answer_end = time.perf_counter() + self._timeout()
+
+        def left() -> float:
+            return min(self._timeout(), answer_end - time.perf_counter())
+
+        msg = await self.wire.read(pg.parse_message, left())
         ctx.mark("first_byte")
         if self.result.greeting_ms is None:
             self._update(greeting_ms=_ms(start))
         while isinstance(msg, pg.ErrorResponse) and msg.notice:
-            msg = await self.wire.read(pg.parse_message, self._timeout())
+            msg = await self.wire.read(pg.parse_message, left())
         if isinstance(msg, pg.Authentication):
             if msg.code != 0:
                 self._update(outcome="ready", phase="login", auth_plugin=msg.method)
@@ -365,7 +373,7 @@ class PostgresGreeting(Conversation):
             # (e.g. role does not exist, raised right after AuthenticationOk).
             self._update(auth_plugin="trust")
             for _ in range(64):
-                msg = await self.wire.read(pg.parse_message, self._timeout())
+                msg = await self.wire.read(pg.parse_message, left())
                 if isinstance(msg, pg.ParameterStatus) and msg.name == "server_version":
                     self._update(version=msg.value)
                 elif isinstance(msg, pg.ErrorResponse) and not msg.notice:
