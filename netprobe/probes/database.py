@@ -546,7 +546,7 @@ class RedisGreeting(Conversation):
                 error_message=reply.message,
             )
         else:
-            raise ProtocolMismatch("the answer to PING is not PONG nor an error")
+            raise ProtocolMismatch("the answer to PING is not PONG nor an error", self.wire.first)
 
     async def _info(self) -> None:
         try:
