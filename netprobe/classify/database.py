@@ -104,8 +104,12 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
     Errors that answer the *probe user* (no credentials given) prove the server is up: the
     probe reports them as ``ready``, so they never reach this table as ``server_error``.
     """
-    if r.outcome != "server_error" or r.error_code is None:
+    if r.outcome != "server_error":
         return None
+    if r.error_code is None:
+        # Real servers always send a code (MySQL number, SQLSTATE, Redis prefix); an error
+        # without one (a PostgreSQL FATAL lacking its C field) is still not a healthy answer.
+        return ("db.server_error", "an error without a code")
     if r.protocol == "mysql":
         code = int(r.error_code) if r.error_code.isdigit() else -1
         return MYSQL_ERRORS.get(code, ("db.server_error", "an error the probe does not know"))
@@ -219,7 +223,7 @@ def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
 def _error_text(r: DatabaseResult) -> str:
     if r.protocol == "redis":
         return f"-{r.error_message or r.error_code}"
-    return f"{r.error_code} {r.error_message or ''}".strip()
+    return " ".join(part for part in (r.error_code, r.error_message) if part)
 
 
 def _fault(code: str, summary: str, ev: list[Evidence], hints: tuple[str, ...] = ()) -> Fault:

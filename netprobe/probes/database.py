@@ -685,7 +685,7 @@ def describe(r: DatabaseResult) -> str:
     if r.outcome == "server_error":
         if r.protocol == "redis":
             return f"{name}: -{r.error_message or r.error_code}"
-        return f"{name}: error {r.error_code} {r.error_message or ''}".strip()
+        return f"{name}: error {r.error_code or '(no code)'} {r.error_message or ''}".strip()
     if r.outcome == "mismatch":
         return f"not {server}: the peer sent {r.looks_like}"
     if r.outcome == "timeout":
