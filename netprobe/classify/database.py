@@ -259,6 +259,8 @@ def _evidence(r: DatabaseResult) -> list[Evidence]:
         text = f"nothing complete arrived during the {r.phase}"
     elif r.outcome == "mismatch":
         text = f"first bytes look like {r.looks_like}"
+        if r.error_message:  # the parser's reason: "a MySQL packet cannot be N bytes long"...
+            text += f"; {r.error_message}"
     else:
         text = f"{r.outcome} during the {r.phase}"
     if r.error_fields.get("detail"):
