@@ -280,6 +280,40 @@ async def test_postgres_credentials(postgres: Postgres) -> None:  # noqa: F405
         assert APP_PASSWORD not in report.model_dump_json()  # noqa: F405
 
 
+async def _reload_hba(server: Postgres, text: str, probe_code: str | None) -> None:  # noqa: F405
+    """Write pg_hba.conf, reload, and wait until a credential-less probe gets ``probe_code``."""
+    (server.dir / "data" / "pg_hba.conf").write_text(text)
+    server.psql("SELECT pg_reload_conf()")
+    for _ in range(50):  # the postmaster reloads on SIGHUP, asynchronously
+        probe = await diag(f"postgresql://127.0.0.1:{server.port}/appdb?sslmode=disable")
+        if code(probe) == probe_code:
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"pg_hba.conf not reloaded: {code(probe)}")
+
+
+async def test_postgres_greeting_names_the_dsn_user(postgres: Postgres) -> None:  # noqa: F405
+    # pg_hba.conf entries are often per role. A greeting for the probe user was refused with
+    # 28000 (db.access_denied) although the application's own role logs in fine.
+    original = (postgres.dir / "data" / "pg_hba.conf").read_text()
+    await _reload_hba(
+        postgres, "local all all trust\nhost all app 127.0.0.1/32 scram-sha-256\n",
+        "db.access_denied",
+    )  # fmt: skip
+    try:
+        base = f"127.0.0.1:{postgres.port}/appdb?sslmode=disable"
+        report = await diag(f"postgresql://app:{APP_PASSWORD}@{base}")  # noqa: F405
+        assert report.ok, report.fault
+        assert db_of(report).outcome == "validated"
+        wrong = await diag(f"postgresql://app:nope@{base}")
+        assert code(wrong) == "db.auth_failed", wrong.fault
+        other = await diag(f"postgresql://reporting:{APP_PASSWORD}@{base}")  # noqa: F405
+        assert code(other) == "db.access_denied", other.fault
+        assert 'user "reporting"' in fault_of(other).summary
+    finally:
+        await _reload_hba(postgres, original, None)
+
+
 async def test_postgres_too_many_connections(postgres: Postgres) -> None:  # noqa: F405
     import asyncpg
 

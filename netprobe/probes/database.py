@@ -309,7 +309,8 @@ class MysqlGreeting(Conversation):
 
 
 class PostgresGreeting(Conversation):
-    """PostgreSQL: SSLRequest (then TLS), StartupMessage for the probe user, first answer."""
+    """PostgreSQL: SSLRequest (then TLS), StartupMessage (the DSN's user, else the probe
+    user), first answer."""
 
     protocol = "postgresql"
 
@@ -347,7 +348,11 @@ class PostgresGreeting(Conversation):
                         ),
                     )
                     return
-        user = ctx.options.probe_user
+        # The DSN's own user when it names one: pg_hba.conf entries are often per role, and
+        # one for the application's role only refuses the probe user with 28000 while the
+        # application logs in fine. No password is sent here (the conversation ends at the
+        # authentication request), so the server records no failed login for that role.
+        user = ctx.target.username or ctx.options.probe_user
         database = ctx.target.path or None
         self._update(probe_user=user)
         await self.wire.send(pg.build_startup(user, database))
@@ -382,7 +387,7 @@ class PostgresGreeting(Conversation):
                     self._update(
                         outcome="ready",
                         phase="login",
-                        notes=[f"the probe user {user!r} logged in (trust)"],
+                        notes=[f"the user {user!r} logged in (trust)"],
                     )
                     return
         if isinstance(msg, pg.ErrorResponse):
