@@ -243,6 +243,15 @@ async def test_mismatch_postgres_and_redis_probes_at_mariadb(mariadb: MariaDB) -
         assert "MySQL" in fault_of(report).summary
 
 
+async def test_mysql_probe_at_a_postgres_port_points_at_the_port(postgres: Postgres) -> None:  # noqa: F405
+    # PostgreSQL waits for its client: to a MySQL probe it looks exactly like a stuck server.
+    report = await netprobe.diagnose(
+        f"mysql://127.0.0.1:{postgres.port}", icmp=False, read_timeout=0.3, timeout=3
+    )
+    assert code(report) == "db.greeting_timeout", report.fault
+    assert any("this port is MySQL's" in h for h in fault_of(report).hints), fault_of(report)
+
+
 # ------------------------------------------------------------------------------ PostgreSQL
 
 

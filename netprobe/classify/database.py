@@ -94,6 +94,12 @@ _HINTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_SILENT_PEERS_HINT = (
+    "A MySQL server speaks first; PostgreSQL, Redis and HTTP servers wait for the client and "
+    "send no greeting either: check that this port is MySQL's."
+)
+
+
 def server_name(r: DatabaseResult) -> str:
     return _SERVER_NAMES.get(r.server or r.protocol, r.protocol)
 
@@ -157,11 +163,16 @@ def database_fault(obs: Observations) -> Fault | None:
             "validation": f"the validation query ({r.validation})",
             "hold": "a held connection's check",
         }[r.phase]
+        hints = _HINTS["db.greeting_timeout"]
+        if r.protocol == "mysql" and r.phase == "greeting":
+            # MySQL speaks first; a service that waits for its client is silent just the same.
+            hints = (*hints, _SILENT_PEERS_HINT)
         return _fault(
             "db.greeting_timeout",
             f"{where} accepted the TCP connection but {name} did not answer {what} within "
             f"{obs.options.read_timeout:g} s.",
             ev,
+            hints,
         )
     if r.outcome == "mismatch":
         return _fault(
