@@ -589,6 +589,10 @@ class RedisGreeting(Conversation):
         self.closed = True
         if not await self.wire.quiet_send(rd.build_command("QUIT")):
             return self._update(closed_cleanly=False)
+        if self.result.outcome != "ready":
+            # A peer that did not answer PING in time (or is not Redis) will not answer QUIT:
+            # waiting another second for it only delays the verdict.
+            return self._update(closed_cleanly=False)
         with contextlib.suppress(_Timeout, _Closed, ProtocolMismatch):
             await self.wire.read(rd.parse_reply, min(self._timeout(), 1.0))
         return self._update(closed_cleanly=True)
