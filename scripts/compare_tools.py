@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -431,6 +432,10 @@ def _float(text: str) -> float:
         return 0.0
 
 
+def _resolv_conf(lab: Lab, host: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"np-compare-{lab.client}-{host}.conf"
+
+
 def _with_resolver(lab: Lab, nameserver: str | None, argv: list[str]) -> list[str]:
     """argv, run with /etc/resolv.conf naming ``nameserver`` (a lab address) when given.
 
@@ -445,8 +450,11 @@ def _with_resolver(lab: Lab, nameserver: str | None, argv: list[str]) -> list[st
     _check_lab_host(host)
     if port and port != "53":
         raise SystemExit(f"compare_tools: resolv.conf cannot name port {port} ({nameserver})")
-    conf = Path(tempfile.gettempdir()) / f"np-compare-{lab.client}-{host}.conf"
-    conf.write_text(f"nameserver {host}\noptions timeout:1 attempts:1\n")
+    conf = _resolv_conf(lab, host)
+    if not conf.exists():  # written whole, then renamed: a concurrent mount never sees half
+        part = conf.with_suffix(f".{threading.get_ident()}")
+        part.write_text(f"nameserver {host}\noptions timeout:1 attempts:1\n")
+        part.replace(conf)
     script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
     return ["unshare", "-m", "sh", "-c", script, str(conf), *argv]
 
@@ -722,6 +730,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 exporters[ns] = Blackbox(lab, Path(tmp), nameserver=ns, addr=addr)
             _blackbox_module(exporters[ns], sc, parse_target(sc.target))
         with contextlib.ExitStack() as stack:
+            for ns in exporters:  # the resolv.conf files _with_resolver writes
+                if ns is not None:
+                    stack.callback(_resolv_conf(lab, ns.split(":")[0]).unlink, missing_ok=True)
             for bb in exporters.values():
                 stack.enter_context(bb.running())
             with ThreadPoolExecutor(args.jobs) as pool:
