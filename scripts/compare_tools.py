@@ -85,7 +85,7 @@ CURL_MEANINGS = {
 # catalog module exists. Titles say what an on-call engineer must tell apart.
 BASE_SCENARIOS = [
     Scenario("l4.refused", "nothing listening on the port", "", "198.18.0.10:81"),
-    Scenario("l4.refused", "firewall rejects with TCP reset", "", "198.18.0.11:81", warning=False),
+    Scenario("l4.refused", "firewall rejects with TCP reset", "", "198.18.0.11:81"),
     Scenario(
         "l4.filtered",
         "firewall drops the port, host answers ping",
@@ -112,10 +112,11 @@ BASE_SCENARIOS = [
     Scenario("l3.host_unreachable", "nobody owns the address (ARP fails)", "", "198.18.0.99:81"),
     Scenario("l3.network_unreachable", "no route to the network", "", "198.19.5.5:81"),
     Scenario(
-        "icmp.no_reply",
-        "healthy, but ICMP blocked",
+        "tcp.address_failed",
+        "one of two addresses drops everything",
         "",
-        "tcp://198.18.0.15:80",
+        "tcp://both.lab:80",
+        ("--connect-timeout", "1.5"),
         warning=True,
     ),
     Scenario("healthy", "healthy TCP service", "", "tcp://198.18.0.10:80"),
