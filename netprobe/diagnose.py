@@ -1,9 +1,10 @@
 """Orchestration: walk the ladder within one total deadline, concurrently where rungs allow.
 
 DNS first (everything needs the addresses). Then, at the same time: ICMP echoes to every
-address, and a TCP connect to every address. As soon as one address is established the
-ladder goes on over that connection (TLS, then the application), while the other connects
-and the echoes finish. The wall time is that of the slowest necessary step, not the sum.
+address (on asyncio scheduled on the event loop, no task), and a TCP connect to every
+address. As soon as one address is established the ladder goes on over that connection (TLS,
+then the application), while the other connects and the echoes finish. The wall time is that
+of the slowest necessary step, not the sum.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .probes._context import ProbeContext
 from .probes.application import APP_PROBES
 from .probes.dns import resolve
 from .probes.icmp import Pinger
-from .probes.local import gather_local
+from .probes.local import cached_local, gather_local
 from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
 from .probes.witness import Witness
@@ -132,16 +133,27 @@ class _Diagnosis:
         self.witness = Witness(ctx, self.tcp, self.pinger)
         try:
             async with anyio.create_task_group() as tg:
-                if self.pinger is not None:
+                if self.pinger is not None and not self.pinger.start():
                     tg.start_soon(self.pinger.run)
                 tg.start_soon(self.tcp.run)
                 tg.start_soon(self.witness.run)
-                tg.start_soon(self._local, dns.addresses)
+                # A fresh snapshot of this host's sockets answers at once; else a worker reads.
+                self.local = cached_local(dns.addresses, ctx.target.port)
+                if self.local is None:
+                    tg.start_soon(self._local, dns.addresses)
+                else:
+                    self.local_done.set()
                 self.in_progress = "tcp"
-                stream = await self.tcp.first_established()
-                if stream is not None:
-                    async with stream:
-                        await self._l7(stream)
+                if ctx.target.tls or ctx.target.protocol in APP_PROBES:
+                    stream = await self.tcp.first_established()
+                    if stream is not None:
+                        async with stream:
+                            await self._l7(stream)
+                else:
+                    # Plain TCP: established is the whole answer, no stream to set up.
+                    sock = await self.tcp.first_socket()
+                    if sock is not None:
+                        sock.close()
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
@@ -150,6 +162,8 @@ class _Diagnosis:
                 # never add to the wall time of a diagnosis.
                 tg.cancel_scope.cancel()
         finally:
+            if self.pinger is not None:
+                self.pinger.stop()
             self.tcp.close_unclaimed()
         self.in_progress = None
 

@@ -62,6 +62,22 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.fixture(autouse=True)
+def _no_kept_socket() -> Iterator[None]:
+    """Each test starts without a shared socket kept from an earlier one (fd counts)."""
+    icmp_mod.close_idle_sockets()
+    yield
+    icmp_mod.close_idle_sockets()
+
+
+def _released() -> bool:
+    """No echo holds a shared socket any more: at most kept for the next diagnosis (asyncio),
+    and closed by close_idle_sockets()."""
+    in_use = [s for s in icmp_mod._SHARED.values() if s.users]
+    icmp_mod.close_idle_sockets()
+    return not in_use and not icmp_mod._SHARED
+
+
 # -- witness rules: plain data, no sockets ------------------------------------------------
 
 TARGET = parse_target("db.internal:81")
@@ -205,7 +221,7 @@ async def test_echo_to_loopback(address: str) -> None:
     async with open_engine(fam) as engine:
         result = await engine.echo(address, 2.0)
     assert result.outcome == "reply" and result.rtt_ms is not None and result.rtt_ms < 2000
-    assert not icmp_mod._SHARED
+    assert _released()
 
 
 @pytest.mark.anyio
@@ -225,7 +241,7 @@ async def test_thousand_concurrent_echoes_share_one_socket(reader: str) -> None:
     assert len(results) == 1000
     assert sum(r.outcome == "reply" for r in results) == 1000
     assert during == before + 1  # one shared socket for all of them
-    assert _open_fds() == before and not icmp_mod._SHARED
+    assert _released() and _open_fds() == before
 
 
 @pytest.fixture(params=["loop-reader", "take-turns"])
@@ -263,7 +279,7 @@ async def test_cancelled_pinger_reports_pending_and_closes_its_socket(reader: st
     step = pinger.step()
     r = step.results[0]
     assert r.sent == 1 and r.received == 1 and r.lost == 0
-    assert _open_fds() == before and not icmp_mod._SHARED
+    assert _released() and _open_fds() == before
 
 
 @pytest.mark.anyio
@@ -275,6 +291,50 @@ async def test_aioping_engine_on_loopback() -> None:
     await pinger.run()
     step = pinger.step()
     assert step.engine == "aioping" and step.results[0].received == 1
+
+
+def test_socket_kept_for_the_next_diagnosis_and_closed_when_the_run_ends(
+    tcp_server: object,
+) -> None:
+    """On asyncio the shared socket outlives its last echo (opening, tuning and closing it
+    cost as much as the echo), is reused by the next diagnosis, and is closed when the
+    loop's main task returns: no fd outlives ``anyio.run()``."""
+    require_icmp()
+    before = _open_fds()
+    target = f"tcp://{tcp_server.address}"  # type: ignore[attr-defined]
+    seen: list[object] = []
+
+    async def main() -> None:
+        inside = _open_fds()  # the loop's own descriptors
+        for _ in range(3):
+            report = await netprobe.diagnose(target)
+            icmp = report.step(IcmpStep)
+            assert report.ok and icmp is not None and icmp.results[0].sent == 1
+            kept = list(icmp_mod._SHARED.values())
+            assert len(kept) == 1 and kept[0].users == 0 and not kept[0].closed
+            seen.append(kept[0])
+        for _ in range(100):  # the server thread closes its ends of the connections
+            if _open_fds() <= inside + 1:
+                break
+            await anyio.sleep(0.02)
+        assert _open_fds() == inside + 1  # the one kept socket
+
+    anyio.run(main)
+    assert seen[0] is seen[1] is seen[2]  # opened once
+    assert not icmp_mod._SHARED and _open_fds() == before
+
+
+def test_kept_socket_closed_after_idle(tcp_server: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_icmp()
+    monkeypatch.setattr(icmp_mod, "KEEP_IDLE_S", 0.05)
+
+    async def main() -> None:
+        await netprobe.diagnose(f"tcp://{tcp_server.address}")  # type: ignore[attr-defined]
+        (kept,) = icmp_mod._SHARED.values()
+        await anyio.sleep(0.3)  # the loop is alive, the socket unused for longer than that
+        assert not icmp_mod._SHARED and kept.closed and kept.sock.fileno() == -1
+
+    anyio.run(main)
 
 
 # -- the witness inside a real diagnosis, on loopback ---------------------------------------

@@ -15,14 +15,19 @@ socket when sending fails. This engine:
   lands on the socket's error queue (``MSG_ERRQUEUE``, see ip(7)) and ends the echo at once
   with its meaning, instead of being waited out as a timeout. Raw sockets receive the ICMP
   error itself, quoting our echo header (RFC 792: IP header + first 8 bytes of the datagram);
-* never leaks a socket: the shared socket is reference-counted and closed by the last user,
-  on every path (send error, timeout, cancellation).
+* never leaks a socket: the shared socket is reference-counted and released by the last
+  user on every path (send error, timeout, cancellation). On asyncio it is then kept for the
+  next diagnosis (opening, tuning, registering and closing it cost as much as the echo
+  itself) and closed after ``KEEP_IDLE_S`` unused, or when the event loop's main task ends
+  (``asyncio.run()`` / ``anyio.run()`` returning), whichever comes first;
+  ``close_idle_sockets()`` closes it at once. Elsewhere the last user closes it.
 
 The receive side has no background task. On asyncio the shared socket is read by an event
-loop callback (``loop.add_reader``) that dispatches every datagram to its owner, so the
-``Pinger`` is one task that sends on schedule and sleeps (no task per echo, nothing to read,
-little to cancel: benchmarks/RESULTS-https.md). On other backends whichever waiting echo
-finds nobody reading becomes the reader, and hands over when its own reply has come.
+loop callback (``loop.add_reader``) that dispatches every datagram to its owner, and a
+diagnosis needs no task at all: ``Pinger.start()`` sends the first echoes at once and
+schedules the others with ``loop.call_later``, ``Pinger.stop()`` ends it (nothing to spawn
+or cancel: benchmarks/RESULTS-overhead.md). On other backends whichever waiting echo finds
+nobody reading becomes the reader, and hands over when its own reply has come.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import os
 import random
@@ -50,10 +56,12 @@ from ._context import ProbeContext
 __all__ = [
     "ECHO_INTERVAL_S",
     "ECHO_TIMEOUT_S",
+    "KEEP_IDLE_S",
     "EchoResult",
     "IcmpEngine",
     "IcmpUnavailable",
     "Pinger",
+    "close_idle_sockets",
     "open_engine",
 ]
 
@@ -62,6 +70,8 @@ ECHO_INTERVAL_S = 0.2
 #: An echo without a reply after this long is "lost". TCP is measured at the same time, so
 #: a host whose TCP answers but whose echo takes longer than this is treated as filtering ICMP.
 ECHO_TIMEOUT_S = 1.0
+#: On asyncio, a shared socket nobody uses is kept this long for the next diagnosis.
+KEEP_IDLE_S = 10.0
 
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
@@ -132,7 +142,10 @@ def _meaning(family: socket.AddressFamily, icmp_type: int, code: int) -> str:
     return f"ICMP type {icmp_type} code {code}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _norm(address: str) -> str:
+    """The canonical text of an address (replies are matched by it): parsed once per
+    address, not three times per echo."""
     try:
         return ipaddress.ip_address(address.split("%", 1)[0]).compressed
     except ValueError:
@@ -197,6 +210,13 @@ class _SharedSocket:
     send_lock: anyio.Lock = field(default_factory=anyio.Lock)
     #: The asyncio loop whose reader callback drains the socket (None: echoes take turns).
     loop: asyncio.AbstractEventLoop | None = None
+    #: Kept open without users (asyncio): since when, the timer that closes it, and whether
+    #: the loop's main task has ended (then the last user closes it).
+    idle_since: float = 0.0
+    idle_timer: asyncio.TimerHandle | None = None
+    keepable: bool = False
+    ending: bool = False
+    closed: bool = False
 
     @property
     def name(self) -> str:
@@ -215,6 +235,12 @@ class _SharedSocket:
             self.loop = loop
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         if self.loop is not None:
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(self.sock.fileno())
@@ -252,7 +278,8 @@ class _SharedSocket:
     ) -> tuple[str, int]:
         """Send one echo without waiting (the callback gets its outcome, maybe at once when
         sending fails). Returns its key: pass it to ``forget()`` when done with it."""
-        key = (_norm(address), self._next_seq(_norm(address)))
+        norm = _norm(address)
+        key = (norm, self._next_seq(norm))
         waiter = _Waiter(timeout=reply_within, on_result=on_result)
         self.waiters[key] = waiter
         waiter.sent_at = time.perf_counter()
@@ -526,16 +553,68 @@ def _acquire(family: socket.AddressFamily) -> tuple[_Key, _SharedSocket]:
         shared = _open_socket(family)
         shared.watch()
         _SHARED[key] = shared
+        if shared.loop is not None:
+            shared.keepable = _close_when_loop_ends(key, shared)
     shared.users += 1
     return key, shared
 
 
 def _release(key: _Key, shared: _SharedSocket) -> None:
     shared.users -= 1
-    if shared.users == 0:
-        if _SHARED.get(key) is shared:
-            del _SHARED[key]
-        shared.close()
+    if shared.users > 0:
+        return
+    if shared.keepable and not shared.ending and KEEP_IDLE_S > 0 and shared.loop is not None:
+        shared.idle_since = time.monotonic()
+        if shared.idle_timer is None:
+            shared.idle_timer = shared.loop.call_later(KEEP_IDLE_S, _idle_check, key, shared)
+        return
+    _discard(key, shared)
+
+
+def _discard(key: _Key, shared: _SharedSocket) -> None:
+    if _SHARED.get(key) is shared:
+        del _SHARED[key]
+    shared.close()
+
+
+def _idle_check(key: _Key, shared: _SharedSocket) -> None:
+    shared.idle_timer = None
+    if shared.users > 0 or shared.closed or shared.loop is None:
+        return  # in use again: its last release re-arms the timer
+    left = shared.idle_since + KEEP_IDLE_S - time.monotonic()
+    if left > 0:
+        shared.idle_timer = shared.loop.call_later(left, _idle_check, key, shared)
+    else:
+        _discard(key, shared)
+
+
+def _close_when_loop_ends(key: _Key, shared: _SharedSocket) -> bool:
+    """Close ``shared`` when the event loop's main task ends; False if that cannot be
+    arranged here (then the socket is not kept past its last user)."""
+    try:
+        # anyio's own worker threads end with the main task the same way (to_thread).
+        from anyio._backends._asyncio import find_root_task
+
+        root = find_root_task()
+    except Exception:  # noqa: BLE001 - any failure: do not keep the socket
+        return False
+
+    def ending(_task: object) -> None:
+        shared.ending = True
+        if shared.users == 0:
+            _discard(key, shared)
+
+    root.add_done_callback(ending)
+    return True
+
+
+def close_idle_sockets() -> int:
+    """Close the shared ICMP sockets that no echo is using (kept for the next diagnosis).
+    Returns how many were closed."""
+    idle = [(key, shared) for key, shared in _SHARED.items() if shared.users == 0]
+    for key, shared in idle:
+        _discard(key, shared)
+    return len(idle)
 
 
 @contextlib.asynccontextmanager
@@ -654,7 +733,17 @@ class Pinger:
         self._engines: set[str] = set()
         self._start = time.perf_counter()
         self._end: float | None = None
-        self._changed = anyio.Event()
+        #: Set on every reply and scheduled send, for ``run()`` (a diagnosis never waits).
+        self._changed: anyio.Event | None = None
+        # The loop-scheduled engine (start/stop).
+        self._fast: bool | None = None
+        self._opened: list[tuple[_Key, _SharedSocket]] = []
+        self._targets: list[tuple[_SharedSocket, _Record]] = []
+        self._inflight: list[tuple[_SharedSocket, tuple[str, int], _Record]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._first = 0.0
+        self._all_sent = False
 
     def answered(self, address: str) -> bool:
         """Has ``address`` answered at least one echo yet?"""
@@ -662,9 +751,16 @@ class Pinger:
         return rec is not None and bool(rec.rtts)
 
     async def run(self) -> None:
+        """Send every echo and wait for the replies (each at most its own timeout)."""
         try:
-            fast = self._engine_choice == "builtin" and _loop_reader_allowed()
-            if fast and await self._run_in_one_task():
+            if self.start():
+                try:
+                    while not self._all_sent:
+                        self._changed = anyio.Event()
+                        await self._changed.wait()
+                    await self._replies()
+                finally:
+                    self.stop()
                 return
             async with anyio.create_task_group() as tg:
                 for family in (socket.AF_INET, socket.AF_INET6):
@@ -676,72 +772,101 @@ class Pinger:
         finally:
             self._end = time.perf_counter()
 
-    async def _run_in_one_task(self) -> bool:
-        """The built-in engine on asyncio: one task sends every echo on schedule and sleeps;
-        the loop's reader callback records the replies. Returns False (nothing done) where
-        the socket cannot be read from a loop callback (then: a task per echo)."""
-        opened: list[tuple[_Key, _SharedSocket]] = []
+    def start(self) -> bool:
+        """The built-in engine on asyncio: send the first echoes now and schedule the others
+        on the event loop (``call_later``), whose reader callback records the replies; no
+        task. ``stop()`` ends it. Returns False (nothing done) where the socket cannot be
+        read from a loop callback: then ``run()`` in a task, a task per echo."""
+        if self._fast is not None:
+            return self._fast
+        if self._engine_choice != "builtin" or not _loop_reader_allowed():
+            return False
         by_family: dict[socket.AddressFamily, _SharedSocket] = {}
         skipped: list[str] = []
-        inflight: list[tuple[_SharedSocket, tuple[str, int], _Record]] = []
-        try:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                if not any((":" in a) == (family == socket.AF_INET6) for a in self._addresses):
-                    continue
-                try:
-                    key, shared = _acquire(family)
-                except IcmpUnavailable as exc:
-                    skipped.append(str(exc))
-                    continue
-                opened.append((key, shared))
-                if shared.loop is None:
-                    return False
-                by_family[family] = shared
-            self._skipped.extend(skipped)
-            self._engines.update(s.name for s in by_family.values())
-            targets = [
-                (by_family[socket.AF_INET6 if ":" in a else socket.AF_INET], self._records[a])
-                for a in self._addresses
-                if (socket.AF_INET6 if ":" in a else socket.AF_INET) in by_family
-            ]
-            first = time.perf_counter()
-            for i in range(self._count):
-                live = [(sh, rec) for sh, rec in targets if not (rec.unreachable or rec.error)]
-                if not live:
-                    break
-                if i:
-                    # max(): a loop that ran late (a loaded host) is past this echo's slot;
-                    # anyio.sleep() refuses a negative delay.
-                    await anyio.sleep(max(0.0, first + i * self._interval - time.perf_counter()))
-                    live = [(sh, rec) for sh, rec in live if not (rec.unreachable or rec.error)]
-                for shared, rec in live:
-                    rec.sent += 1
-                    rec.pending += 1
-                    sent = shared.send(rec.address, self._echo_timeout, self._recorder(rec))
-                    inflight.append((shared, sent, rec))
-            # Wait for the last replies, each echo at most its own timeout.
-            while any(_open(shared, sent) for shared, sent, _rec in inflight):
-                self._changed = anyio.Event()
-                with anyio.move_on_after(_latest_deadline(inflight) - time.perf_counter()):
-                    await self._changed.wait()
-                if time.perf_counter() >= _latest_deadline(inflight):
-                    break
-            return True
-        finally:
-            for shared, sent, _rec in inflight:
-                waiter = shared.waiters.get(sent, _Waiter())
-                # An echo past its own timeout is lost, not pending (as is one that never
-                # left because the send buffer was full: rare).
-                if _open(shared, sent) and (waiter.sent_at == 0.0 or waiter.expired):
-                    waiter.settle(EchoResult("lost"))
-                shared.forget(sent)
-            for key, shared in opened:
-                _release(key, shared)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            if not any((":" in a) == (family == socket.AF_INET6) for a in self._addresses):
+                continue
+            try:
+                key, shared = _acquire(family)
+            except IcmpUnavailable as exc:
+                skipped.append(str(exc))
+                continue
+            self._opened.append((key, shared))
+            if shared.loop is None:
+                self._release_all()
+                self._fast = False
+                return False
+            self._loop = shared.loop
+            by_family[family] = shared
+        self._fast = True
+        self._skipped.extend(skipped)
+        self._engines.update(s.name for s in by_family.values())
+        self._targets = [
+            (by_family[socket.AF_INET6 if ":" in a else socket.AF_INET], self._records[a])
+            for a in self._addresses
+            if (socket.AF_INET6 if ":" in a else socket.AF_INET) in by_family
+        ]
+        self._first = time.perf_counter()
+        self._send_round(0)
+        return True
+
+    def _send_round(self, i: int) -> None:
+        self._timer = None
+        live = [(sh, rec) for sh, rec in self._targets if not (rec.unreachable or rec.error)]
+        for shared, rec in live:
+            rec.sent += 1
+            rec.pending += 1
+            sent = shared.send(rec.address, self._echo_timeout, self._recorder(rec))
+            self._inflight.append((shared, sent, rec))
+        if live and i + 1 < self._count and self._loop is not None:
+            delay = self._first + (i + 1) * self._interval - time.perf_counter()
+            self._timer = self._loop.call_later(max(0.0, delay), self._send_round, i + 1)
+        else:
+            self._all_sent = True
+            self._wake()
+
+    async def _replies(self) -> None:
+        """Wait for the last replies, each echo at most its own timeout."""
+        inflight = self._inflight
+        while any(_open(shared, sent) for shared, sent, _rec in inflight):
+            self._changed = anyio.Event()
+            with anyio.move_on_after(_latest_deadline(inflight) - time.perf_counter()):
+                await self._changed.wait()
+            if time.perf_counter() >= _latest_deadline(inflight):
+                break
+
+    def stop(self) -> None:
+        """End what ``start()`` began: no more echoes; those awaiting a reply stay pending
+        (or lost, past their own timeout); the sockets are released. Idempotent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._all_sent = True
+        for shared, sent, _rec in self._inflight:
+            waiter = shared.waiters.get(sent, _Waiter())
+            # An echo past its own timeout is lost, not pending (as is one that never
+            # left because the send buffer was full: rare).
+            if _open(shared, sent) and (waiter.sent_at == 0.0 or waiter.expired):
+                waiter.settle(EchoResult("lost"))
+            shared.forget(sent)
+        self._inflight = []
+        self._release_all()
+        if self._fast and self._end is None:
+            self._end = time.perf_counter()
+
+    def _release_all(self) -> None:
+        opened, self._opened = self._opened, []
+        for key, shared in opened:
+            _release(key, shared)
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
     def _recorder(self, rec: _Record) -> Callable[[EchoResult], None]:
         def record(result: EchoResult) -> None:
             self._record(rec, result)
-            self._changed.set()
+            self._wake()
 
         return record
 

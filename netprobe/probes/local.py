@@ -35,6 +35,7 @@ __all__ = [
     "SNAPSHOT_TTL_S",
     "TCP_STATES",
     "DiagUnavailable",
+    "cached_local",
     "collect_local",
     "count_states",
     "diag_bytecode",
@@ -214,6 +215,23 @@ def _socket_count(proc: Path) -> int | None:
     return total or None
 
 
+_range_cache: tuple[float, tuple[int, int] | None] | None = None
+
+
+def _port_range(proc: Path) -> tuple[int, int] | None:
+    """The ephemeral port range; this host's is re-read at most every ``SNAPSHOT_TTL_S``
+    (a sysctl, like the socket snapshot it goes with: reading it cost as much as the rest of
+    a cached local read)."""
+    global _range_cache
+    path = proc / "sys" / "net" / "ipv4" / "ip_local_port_range"
+    if proc != _PROC:
+        return _read_range(path)
+    now = time.monotonic()
+    if _range_cache is None or now - _range_cache[0] >= SNAPSHOT_TTL_S:
+        _range_cache = (now, _read_range(path))
+    return _range_cache[1]
+
+
 def _without_scan(addresses: Sequence[str], port: int, proc: Path, why: str) -> LocalHealth:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
@@ -224,7 +242,7 @@ def _without_scan(addresses: Sequence[str], port: int, proc: Path, why: str) -> 
         available=True,
         toward=[f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses],
         scan_skipped=why,
-        port_range=_read_range(proc / "sys" / "net" / "ipv4" / "ip_local_port_range"),
+        port_range=_port_range(proc),
         open_fds=open_fds,
         fd_soft_limit=None if soft == resource.RLIM_INFINITY else soft,
     )
@@ -322,6 +340,40 @@ def _diag_snapshot(addresses: tuple[str, ...], port: int) -> tuple[dict[str, int
     return query_diag(addresses, port), _socket_count(_PROC)
 
 
+def _from_diag_cache(addresses: Sequence[str], port: int) -> LocalHealth | None:
+    cached = _diag_cache.get((tuple(sorted(addresses)), port))
+    if cached is None or time.monotonic() - cached[0] >= SNAPSHOT_TTL_S:
+        return None
+    base = _without_scan(addresses, port, _PROC, "")
+    return base.model_copy(
+        update={"states": dict(cached[1]), "sockets_scanned": cached[2], "scan_skipped": None}
+    )
+
+
+def cached_local(addresses: Sequence[str], port: int) -> LocalHealth | None:
+    """What ``gather_local`` would return, when a fresh enough snapshot of this host's
+    socket table is at hand: then no worker thread (nor task) is needed. None otherwise."""
+    if _diag_failed is None:
+        return _from_diag_cache(addresses, port)
+    table = _cache
+    if table is not None and time.monotonic() - table.at < SNAPSHOT_TTL_S and _has_tcp(_PROC):
+        return _from_table(table, addresses, port, _PROC)
+    return None
+
+
+_tcp_table_exists: bool | None = None
+
+
+def _has_tcp(proc: Path) -> bool:
+    """Is there a /proc/net/tcp (Linux)? Asked once for this host's /proc."""
+    global _tcp_table_exists
+    if proc != _PROC:
+        return (proc / "net" / "tcp").exists()
+    if _tcp_table_exists is None:
+        _tcp_table_exists = (proc / "net" / "tcp").exists()
+    return _tcp_table_exists
+
+
 async def _gather_diag(addresses: Sequence[str], port: int) -> LocalHealth | None:
     """The sock_diag path: one filtered dump per family, in a worker thread (the kernel walks
     its hash table inside the system calls). Concurrent diagnoses of the same endpoints share
@@ -330,17 +382,9 @@ async def _gather_diag(addresses: Sequence[str], port: int) -> LocalHealth | Non
     ckey = (tuple(sorted(addresses)), port)
     key = (anyio.lowlevel.current_token(), "diag", ckey)
     for _ in range(3):
-        cached = _diag_cache.get(ckey)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < SNAPSHOT_TTL_S:
-            base = _without_scan(addresses, port, _PROC, "")
-            return base.model_copy(
-                update={
-                    "states": dict(cached[1]),
-                    "sockets_scanned": cached[2],
-                    "scan_skipped": None,
-                }
-            )
+        local = _from_diag_cache(addresses, port)
+        if local is not None:
+            return local
         pending = _inflight.get(key)
         if pending is not None:
             await pending.wait()
@@ -370,7 +414,7 @@ async def gather_local(
     (without netlink) one /proc/net/tcp read shared by the concurrent diagnoses of the
     process (a snapshot at most ``SNAPSHOT_TTL_S`` old)."""
     global _cache
-    if not (proc / "net" / "tcp").exists():
+    if not _has_tcp(proc):
         return LocalHealth(available=False, reason="no /proc/net/tcp (not Linux)")
     if proc == _PROC and _diag_failed is None:
         local = await _gather_diag(addresses, port)

@@ -147,6 +147,10 @@ class TcpConnector:
     async def run(self) -> None:
         """Run all attempts; returns when every one has an outcome."""
         try:
+            if len(self._addresses) == 1:
+                # The usual case: no task group and task to spawn for one connect.
+                await self._one(self._addresses[0])
+                return
             async with anyio.create_task_group() as tg:
                 for addr in self._addresses:
                     tg.start_soon(self._one, addr)
@@ -176,11 +180,17 @@ class TcpConnector:
         The caller owns the returned stream. A chosen socket nobody claimed (the wait was
         cancelled) is closed by ``close_unclaimed()``.
         """
-        await self._settled.wait()
-        sock, self._chosen_sock = self._chosen_sock, None
+        sock = await self.first_socket()
         if sock is None:
             return None
         return await stream_from_socket(sock)
+
+    async def first_socket(self) -> socket.socket | None:
+        """``first_established()`` without the stream, for a caller that will not talk over
+        the connection (plain TCP: established is the whole answer). The caller closes it."""
+        await self._settled.wait()
+        sock, self._chosen_sock = self._chosen_sock, None
+        return sock
 
     def close_unclaimed(self) -> None:
         if self._chosen_sock is not None:
