@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 import ssl
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
 )
 
@@ -126,6 +128,16 @@ class Options(BaseModel):
                 raise ValueError(f"HTTP header {name!r} has a line break or NUL in its value")
         return v
 
+    @field_serializer("headers", when_used="json")
+    def _hidden_header_values(self, headers: dict[str, str]) -> dict[str, str]:
+        return _hide_values(headers)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Header values are often credentials (Authorization, Cookie, X-Api-Key): repr(),
+        # str() and the JSON form show the names only. model_dump() keeps them (make_options).
+        for name, value in super().__repr_args__():
+            yield name, _hide_values(value) if name == "headers" else value
+
     @field_validator("ca_file", "client_cert", "client_key")
     @classmethod
     def _pem_file(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -166,6 +178,10 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise ValueError(f"name server port {port} is out of range")
     return host, port
+
+
+def _hide_values(headers: dict[str, str]) -> dict[str, str]:
+    return {name: "***" for name in headers}
 
 
 def make_options(options: Options | None = None, **overrides: Any) -> Options:
