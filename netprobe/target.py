@@ -210,7 +210,22 @@ def parse_target(text: str | Target) -> Target:
         raise InvalidTarget(f"a target must be a string, not {type(text).__name__}")
     if not text:
         raise InvalidTarget("empty target")
-    shown = _redact_for_message(text)
+    shown, hidden = _redact_for_message(text)
+    try:
+        return _parse(text, shown)
+    except InvalidTarget as exc:
+        # Outside the redacted input, the message may quote what the parser cut a password
+        # into (a port, a host): hide those pieces too.
+        message = shown.join(_scrub(part, hidden) for part in str(exc).split(shown))
+        cut = any(c in secret for secret in hidden for c in "/?#@")
+        if message == str(exc) and not cut:
+            raise
+        raise InvalidTarget(
+            f"{message} (a password containing '/', '?', '#' or '@' must be percent-encoded)"
+        ) from None
+
+
+def _parse(text: str, shown: str) -> Target:
     for ch in text:
         if ch.isspace():
             raise InvalidTarget(f"target {shown!r} contains whitespace")
@@ -432,17 +447,36 @@ def _validate_host(host: str, shown: str, *, bracketed: bool = False) -> tuple[s
     return ascii_host, False
 
 
-def _redact_for_message(text: str) -> str:
-    """Hide a password in user input before it appears in an error message."""
-    if "://" not in text:
-        return text
-    scheme, rest = text.split("://", 1)
-    authority, tail = _split_authority(rest)
-    if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
-        user, has_pw, _ = userinfo.partition(":")
-        authority = f"{user}:***@{hostport}" if has_pw else f"{user}@{hostport}"
-    return f"{scheme}://{authority}{redact_query(tail)}"
+def _redact_for_message(text: str) -> tuple[str, list[str]]:
+    """Hide a password in user input before it appears in an error message.
+
+    The password is whatever lies between the first ':' of the userinfo and the *last* '@' of
+    the input, wherever the parser cuts the authority: an unencoded '/', '?', '#' or '@' in a
+    password, or a malformed scheme (``postgresql:app:pw@db``, ``app:pw@db:5432``), must not
+    show it. This may hide more than the password in a URL with '@' in its query; it is only
+    an error message. Returns the text to show and the hidden strings.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    hidden: list[str] = []
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at:
+        user, has_pw, password = userinfo.partition(":")
+        if has_pw and password:
+            hidden.append(password)
+            rest = f"{user}:***@{hostpart}"
+    return f"{scheme}{sep}{redact_query(rest)}", hidden
+
+
+def _scrub(message: str, hidden: list[str]) -> str:
+    """Hide the pieces of a password that the parser cut it into (a port, a host, a path)."""
+    for secret in hidden:
+        pieces = [secret, *re.split(r"[/?#@:&=\[\]]", secret)]
+        for piece in sorted(pieces, key=len, reverse=True):
+            if len(piece) >= 3:
+                message = message.replace(piece, "***")
+    return message
 
 
 def _split_authority(rest: str) -> tuple[str, str]:
