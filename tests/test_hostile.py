@@ -153,3 +153,21 @@ def test_plain_tcp_reads_nothing(behaviour: Behaviour, pki: Pki) -> None:
     report = diagnose(behaviour, "tcp", pki)
     assert report.ok and report.target.protocol == "tcp"
     assert report.step(ApplicationStep) is None
+
+
+def test_tls_record_longer_than_tls_allows(pki: Pki) -> None:
+    """A record header claiming 65535 bytes (TLS allows 2^14 + 2048): refused at the header."""
+    with hostile_peer("tls_record", "http") as peer:  # plain: the record is the first byte
+        report = anyio.run(
+            lambda: netprobe.diagnose(
+                f"https://127.0.0.1:{peer.port}/",
+                timeout=DEADLINE,
+                read_timeout=READ_TIMEOUT,
+                icmp=False,
+                ca_file=pki.ca_file,
+            )
+        )
+    tls = report.step(TlsStep)
+    assert report.fault is not None and report.fault.code == "tls.handshake_failed"
+    assert tls is not None and tls.peer_bytes and tls.peer_bytes.startswith("160303ffff")
+    assert tls.ssl_reason and tls.ssl_reason in report.fault.summary
