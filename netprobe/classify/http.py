@@ -116,10 +116,8 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
                     step="application",
                     observation=f"{http.method} {http.url} sent, "
                     + ("an incomplete answer" if http.peer_bytes else "no answer"),
-                    data={
-                        "read_timeout_s": obs.options.read_timeout,
-                        "peer_bytes": http.peer_bytes,
-                    },
+                    data={"read_timeout_s": obs.options.read_timeout}
+                    | ({"peer_bytes": http.peer_bytes} if http.peer_bytes else {}),
                 )
             ],
             [
