@@ -12,7 +12,8 @@ Addresses this module uses (the base lab's hosts are in ``topology.py``):
 =================  ==================================================================
 198.18.0.30        ``tls.lab``: HTTPS with each bad certificate, ports 4431-4438
 198.18.0.31        ``web.lab``: plain HTTP on 8080 (by path), reset-on-accept on 8081
-198.18.0.10:84/85  accept and hold (the TIME_WAIT scenarios)
+198.18.0.10:84-87  accept and hold (one port per local.* scenario: their socket counts
+                   must not see each other's connections)
 198.18.0.15:8090   HTTP answering after 1.3 s (ICMP to .15 is dropped)
 198.18.0.40        client route ``blackhole`` (connect() fails with EINVAL)
 198.18.0.41        client route ``prohibit`` (connect() fails with EACCES)
@@ -208,6 +209,8 @@ def build_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
             ["reset", WEB_ADDR, 8081, {}],
             ["silent", "198.18.0.10", 84, {}],
             ["silent", "198.18.0.10", 85, {}],
+            ["silent", "198.18.0.10", 86, {}],
+            ["silent", "198.18.0.10", 87, {}],
             ["slow_http", "198.18.0.15", 8090, {"delay": 1.3}],
             ["dns", DNS_ADDR, 53, _ZONE],
             ["dns_silent", DNS_SILENT_ADDR, 53, {}],
@@ -351,7 +354,7 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "The diagnosing process runs with a soft fd limit of 64 (`ulimit -n 64`); right "
             "before it creates its TCP socket, its fd table is filled up to that limit (a "
             "descriptor leak at the worst moment), so `socket()` fails with EMFILE.",
-            "tcp://198.18.0.10:80",
+            "tcp://198.18.0.10:87",
             pre={"fd_exhaustion": True},
         ),
         # --- L7 ------------------------------------------------------------------------
@@ -504,8 +507,8 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "local.fd_pressure",
             "File descriptors near the limit",
             "The diagnosing process runs with a soft fd limit of 64 and 57 descriptors "
-            "already open (90 %).",
-            "tcp://198.18.0.10:80",
+            "already open (90 %); 198.18.0.10:86 accepts.",
+            "tcp://198.18.0.10:86",
             pre={"fds": [64, 0.9]},
             warning=True,
         ),
