@@ -21,6 +21,10 @@ directories, reachable from the root namespace); nothing here sends a packet to 
 address from the root namespace. The client host is blocked by a short Python run in the
 lab's client namespace (no default route). Importing this module needs ``tests/`` and
 ``tests/lab/`` on ``sys.path``, as pytest arranges for the lab tests.
+
+Every scenario can be diagnosed any number of times, concurrently, except that the stopped
+Redis never accepts: each diagnosis leaves one connection in its accept queue (511 long),
+so a few hundred diagnoses of that scenario per context are the limit.
 """
 
 from __future__ import annotations
@@ -83,6 +87,38 @@ def _unix_connects(path: str) -> bool:
     return False
 
 
+#: Every server's directory lives under one temporary root named with this process's pid,
+#: so that a root left by a process that died without its teardown can be recognised.
+TMP_PREFIX = "netprobe-labdb-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_roots() -> None:
+    """Remove the server directories of earlier runs whose process is gone (killed before
+    its teardown; topology.cleanup_stale kills their servers with their namespaces)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        pid = path.name.removeprefix(TMP_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _own_dir(server_dir: str | Path, root: Path, name: str) -> Path:
+    """Replace the directory the base class made in /tmp with one under ``root``."""
+    shutil.rmtree(server_dir, ignore_errors=True)
+    path = root / name
+    path.mkdir()
+    return path
+
+
 def _server_veth(lab: Lab) -> str:
     links = json.loads(sh("ip", "-n", lab.server, "-j", "link", "show", "type", "veth").stdout)
     names = [str(link["ifname"]) for link in links]
@@ -97,7 +133,7 @@ def _server_veth(lab: Lab) -> str:
 
 
 def _mariadb_template(root: Path) -> Path:
-    data = root / "mariadb"
+    data = root / "mariadb-template"
     subprocess.run(
         ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={data}",
          "--skip-test-db", "--auth-root-authentication-method=socket"],
@@ -107,8 +143,9 @@ def _mariadb_template(root: Path) -> Path:
 
 
 def _postgres_template(root: Path, bindir: str) -> Path:
-    shutil.chown(root, "postgres", "postgres")
-    data = root / "pg"
+    (root / "pg-template").mkdir()
+    shutil.chown(root / "pg-template", "postgres", "postgres")
+    data = root / "pg-template" / "data"
     subprocess.run(
         ["runuser", "-u", "postgres", "--", f"{bindir}/initdb", "-D", str(data), "-U", "postgres",
          "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"],
@@ -125,8 +162,12 @@ class LabMariaDB(MariaDB):
     ``hosts: files`` (no DNS query ever leaves), bind-mounted in a private mount namespace.
     """
 
-    def __init__(self, ns: str, ip: str, *, resolve: bool = False, args: tuple[str, ...] = ()):
+    def __init__(
+        self, root: Path, ns: str, ip: str, *, resolve: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
+        self.dir = _own_dir(self.dir, root, f"mariadb-{ip}")
+        self.socket = str(self.dir / "mysqld.sock")
         self.ns, self.ip, self.port = ns, ip, 3306
         self.resolve, self.args = resolve, args
 
@@ -169,8 +210,11 @@ class LabPostgres(Postgres):
     the lab segment.
     """
 
-    def __init__(self, ns: str, ip: str, *, max_connections: int = 20, standby: bool = False):
+    def __init__(
+        self, root: Path, ns: str, ip: str, *, max_connections: int = 20, standby: bool = False
+    ) -> None:
         super().__init__(max_connections=max_connections, standby=standby)
+        self.dir = _own_dir(self.dir, root, f"pg-{ip}")
         self.ns, self.ip, self.port = ns, ip, 5432
 
     @property
@@ -215,8 +259,9 @@ class LabPostgres(Postgres):
 class LabRedis(RedisServer):
     """redis-server on ``ip``:6379 in namespace ``ns``, administered over its Unix socket."""
 
-    def __init__(self, ns: str, ip: str, *args: str) -> None:
+    def __init__(self, root: Path, ns: str, ip: str, *args: str) -> None:
         super().__init__(*args)
+        self.dir = str(_own_dir(self.dir, root, f"redis-{ip}"))
         self.ns, self.ip, self.port = ns, ip, 6379
         self.socket_path = os.path.join(self.dir, "redis.sock")
 
@@ -445,17 +490,23 @@ def db_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
         for ip in ADDRESSES:
             sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", veth)
             stack.callback(sh, "ip", "-n", ns, "addr", "del", f"{ip}/24", "dev", veth, check=False)
-        root = Path(tempfile.mkdtemp(prefix="netprobe-labdb-"))
+        remove_stale_roots()
+        root = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
+        os.chmod(root, 0o711)  # the postgres user reaches its directories inside
 
-        mariadb = LabMariaDB(ns, MARIADB_IP, args=("--max-connect-errors=100000",))
+        mariadb = LabMariaDB(root, ns, MARIADB_IP, args=("--max-connect-errors=100000",))
         blocking = LabMariaDB(
-            ns, BLOCKING_IP, resolve=True, args=(f"--max-connect-errors={MAX_CONNECT_ERRORS}",)
+            root,
+            ns,
+            BLOCKING_IP,
+            resolve=True,
+            args=(f"--max-connect-errors={MAX_CONNECT_ERRORS}",),
         )
-        main_pg = LabPostgres(ns, PG_IP)
-        standby = LabPostgres(ns, STANDBY_IP, standby=True)
-        full = LabPostgres(ns, FULL_PG_IP, max_connections=FULL_PG_SLOTS)
-        stopped = LabRedis(ns, STOPPED_REDIS_IP)
+        main_pg = LabPostgres(root, ns, PG_IP)
+        standby = LabPostgres(root, ns, STANDBY_IP, standby=True)
+        full = LabPostgres(root, ns, FULL_PG_IP, max_connections=FULL_PG_SLOTS)
+        stopped = LabRedis(root, ns, STOPPED_REDIS_IP)
         held: list[socket.socket] = []
         # Registered before anything starts: a failure half-way stops what did start.
         # (ExitStack unwinds last-in first-out: the sessions go before their server.)
