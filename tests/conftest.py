@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from netprobe.demo.servers import DnsServer, SilentPort, TcpServer
+
+if TYPE_CHECKING:
+    from topology import Lab
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -36,6 +40,20 @@ def require_binary(name: str) -> str:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The namespace fault lab (tests/lab/topology.py), shared by every lab test module: its
+    namespace names carry the pid, so a process can hold only one."""
+    require_root()
+    require_binary("ip")
+    require_binary("nft")
+    require(os.path.exists("/dev/net/tun"), "needs /dev/net/tun for the delay line")
+    from topology import build_lab  # tests/lab is on sys.path once a lab test is collected
+
+    with build_lab() as built:
+        yield built
 
 
 @pytest.fixture(scope="session")

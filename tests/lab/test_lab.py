@@ -6,14 +6,11 @@ netprobe runs in a client namespace with no default route (tests/lab/topology.py
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import require, require_binary, require_root
-from topology import Lab, build_lab, sh
+from topology import Lab, sh
 
 from netprobe.render import render_ladder
 from netprobe.report import Report
@@ -22,14 +19,7 @@ from netprobe.steps import IcmpStep, TcpStep
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    require_root()
-    require_binary("ip")
-    require_binary("nft")
-    require(os.path.exists("/dev/net/tun"), "needs /dev/net/tun for the delay line")
-    with build_lab() as built:
-        yield built
+# The session's lab is the ``lab`` fixture of tests/conftest.py (one per process).
 
 
 # (case id, target, options, expected fault code, expected warning codes)
