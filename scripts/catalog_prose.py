@@ -42,7 +42,9 @@ when the fault was built for real in the namespace lab.
     run to run by design: durations, dates derived from the current time, ephemeral ports,
     the serials, fingerprints and random names of the certificates made for the run, the
     number of ICMP echoes answered before the verdict was ready (echoes never delay a
-    verdict, so that is a race), and the socket count of the namespace. Anything else
+    verdict, so that is a race), and the counts of sockets and descriptors (the kernel's
+    table is read while the diagnosis's own connection opens or closes, so it may or may not
+    be counted). Anything else
     (a verdict, a summary, a hint, a field) that changes makes the test fail until the page
     is regenerated: `sudo .venv/bin/python scripts/gen_catalog.py`.
 
