@@ -67,6 +67,7 @@ _DSN_SCHEMES = frozenset({"mysql", "mariadb", "postgresql", "postgres", "redis",
 _PG_SSLMODES = SSLMODES  # libpq's sslmode values: a typo is bad input, not "prefer"
 _URL_SCHEMES = frozenset({"http", "https"})
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_SCHEME_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
 _SECRET_PARAMS = frozenset({"password", "passwd", "pass"})
 # Query parameters whose value is shown as ``***``: a URL such as
@@ -282,6 +283,11 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
     authority, tail = _split_authority(rest)
     tail = tail.split("#", 1)[0]
     path, _, query = tail.partition("?")
+    if scheme in _DSN_SCHEMES and _stray_at(path, query):
+        raise InvalidTarget(
+            f"unencoded '@' after the host in {shown!r} (a user name or password containing "
+            "'/' or '?' must be percent-encoded; '@' in a database name is %40)"
+        )
 
     username: str | None = None
     password: SecretStr | None = None
@@ -360,6 +366,19 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         password=password,
         params=params,
     )
+
+
+def _stray_at(path: str, query: str) -> bool:
+    """An unencoded '@' in a DSN's database name or parameters: most likely a userinfo cut
+    short by a '/' or '?' in the user name or password ('postgresql://app/x:pw@db'), which
+    must never be taken (and printed) as a database name. ``?password=p@ss`` is fine."""
+    if "@" in path:
+        return True
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if "@" in key or ("@" in value and unquote(key).lower() not in _SECRET_PARAMS):
+            return True
+    return False
 
 
 def _split_bracketed(text: str, shown: str) -> tuple[str, str | None]:
@@ -457,8 +476,8 @@ def _redact_for_message(text: str) -> tuple[str, list[str]]:
     an error message. Returns the text to show and the hidden strings.
     """
     scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "", text
+    if not sep or not _SCHEME_NAME_RE.fullmatch(scheme):  # '://' later, after the password
+        scheme, sep, rest = "", "", text
     hidden: list[str] = []
     userinfo, at, hostpart = rest.rpartition("@")
     if at:
