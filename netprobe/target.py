@@ -444,6 +444,13 @@ def _validate_host(host: str, shown: str, *, bracketed: bool = False) -> tuple[s
             raise InvalidTarget(
                 f"host {host!r} in {shown!r} is not a valid domain name: {exc}"
             ) from None
+        if re.fullmatch(r"[0-9.]+", ascii_host):
+            # Fullwidth digits map to ASCII ones ('０' -> '0', resolved as 0.0.0.0): an address
+            # in disguise, which the IPv4 checks above never saw.
+            raise InvalidTarget(
+                f"host {host!r} in {shown!r} maps to {ascii_host!r}: write an IP address "
+                "in ASCII digits"
+            )
     else:
         ascii_host = host.lower()
     name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
