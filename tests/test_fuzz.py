@@ -424,3 +424,43 @@ def test_x509_certificate_with_version_3_is_skipped() -> None:
     v4 = leaf.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x03", 1)
     assert x509.describe_chain([v4, CERT_SEEDS[-1]])[0].is_ca
     assert len(x509.describe_chain([v4])) == 0
+
+
+_PW = "PWxq9zzK"  # a password marker: never in an error message, a URL or a repr
+
+_AROUND = st.lists(st.sampled_from([*_TARGET_PIECES, "db", "5432", "app", "u"]), max_size=6).map(
+    "".join
+)
+
+
+@FUZZ
+@given(
+    scheme=st.sampled_from(["", "postgresql://", "mysql://", "redis://", "https://", "tcp://"]),
+    user=_AROUND,
+    after=_AROUND,
+    host=st.sampled_from(["db", "db:5432", "[::1]:5432", "127.0.0.1:99999", "", "db:x"]),
+    tail=_AROUND,
+)
+def test_target_never_shows_the_password(
+    scheme: str, user: str, after: str, host: str, tail: str
+) -> None:
+    """``user:PASSWORD@host``, wrapped in noise: the password shows nowhere, valid or not."""
+    COUNTS["target.password_hidden"] += 1
+    text = f"{scheme}{user}:{_PW}{after}@{host}{tail}"
+    try:
+        t = parse_target(text)
+    except InvalidTarget as exc:
+        assert _PW not in str(exc)
+        return
+    if t.protocol == "http" and _PW in t.path:
+        return  # 'https://api/:x@y' is a path by the URL grammar: nothing says it is a password
+    for shown in (t.url, str(t), repr(t), t.model_dump_json()):
+        assert _PW not in shown
+
+
+@pytest.mark.parametrize("text", ["MYSQL://０", "１２７.０.０.１:80", "http://１．１/"])
+def test_fullwidth_digits_are_not_a_host_name(text: str) -> None:
+    """Found by the fuzzing: '０' passed IDNA as the host name '0' (getaddrinfo: 0.0.0.0),
+    and the printed URL did not parse again ('0' is not a valid IPv4 address)."""
+    with pytest.raises(InvalidTarget, match="ASCII digits"):
+        parse_target(text)
