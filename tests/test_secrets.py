@@ -259,6 +259,10 @@ BAD_TARGETS = [
     f"postgresql://app:{RAW}#x@db/app",
     f"postgresql://app:{RAW}?x@db/app",
     f"mysql://app:{RAW}@@db:3306:1/app",
+    # Found by tests/test_fuzz.py: these parsed, the password as a database name or parameter.
+    f"postgresql://app/x:{RAW}@db/app",
+    f"postgresql://app?x=:{RAW}@db",
+    f":{RAW}@dbhttp://",
 ]
 
 
