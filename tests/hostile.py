@@ -25,8 +25,8 @@ handshake message claiming 16 MB).
 
 Where the client speaks first (PostgreSQL, Redis, HTTP, TLS) the peer waits up to ``PREREAD``
 seconds for its first bytes (an SSLRequest, a PING, a request) before it misbehaves, so that
-the client's conversation gets as deep as it would with a real server. Each connection thread stops when the client
-hangs up or when the peer is stopped; ``stop()`` joins them all.
+the client's conversation gets as deep as it would with a real server. Each connection
+thread stops when the client hangs up or when the peer is stopped; ``stop()`` joins them all.
 """
 
 from __future__ import annotations
