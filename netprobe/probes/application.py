@@ -9,6 +9,7 @@ from anyio.abc import ByteStream
 from ..steps import ApplicationStep
 from ..target import Protocol
 from ._context import ProbeContext
+from ._lazy import import_off_loop
 
 __all__ = ["APP_PROBES", "AppProbe"]
 
@@ -25,7 +26,8 @@ APP_PROBES.update({"mysql": probe_database, "postgresql": probe_database, "redis
 async def _probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
     """The HTTP probe, imported at its first use: httpx (and the CLI libraries its own
     command line pulls in) costs ~80 ms of imports that TCP and database targets never need
-    (benchmarks/RESULTS-import.md)."""
+    (benchmarks/RESULTS-import.md). Imported off the event loop: see _lazy.py."""
+    await import_off_loop("netprobe.probes.http")
     from .http import probe_http
 
     return await probe_http(ctx, stream)

@@ -24,6 +24,7 @@ import anyio.to_thread
 from ..options import parse_nameserver
 from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
 from ._context import ProbeContext
+from ._lazy import import_off_loop
 
 if TYPE_CHECKING:
     import dns.name
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
 __all__ = ["resolve"]
 
 _MAX_ADDRESSES = 16
+#: What asking a name server directly imports (dnspython), at its first use.
+_QUERY_MODULES = (
+    "dns.name",
+    "dns.asyncquery",
+    "dns.exception",
+    "dns.flags",
+    "dns.message",
+    "dns.rcode",
+    "dns.rdatatype",
+)
 
 
 async def resolve(ctx: ProbeContext) -> DnsStep:
@@ -74,6 +85,7 @@ async def resolve(ctx: ProbeContext) -> DnsStep:
         )
 
     # getaddrinfo failed: ask the configured name servers why.
+    await import_off_loop("dns.resolver")  # dnspython's first import: see _lazy.py
     nameservers = _system_nameservers()
     answers = await _ask_nameservers(target.host, nameservers, ctx.budget(ctx.options.dns_timeout))
     rcode = _verdict(answers) if answers else None
@@ -116,6 +128,7 @@ async def _ask_nameservers(
     host: str, nameservers: Sequence[str], budget: float
 ) -> list[NameserverAnswer]:
     """Query A and AAAA at every server concurrently, each bounded by ``budget``."""
+    await import_off_loop(*_QUERY_MODULES)
     import dns.name
 
     answers: list[NameserverAnswer] = []

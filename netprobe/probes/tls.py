@@ -31,6 +31,7 @@ from ..protocols.sniff import describe_bytes, looks_like_tls
 from ..steps import ErrorInfo, TlsStep
 from ..steps.tls import TlsFailure
 from ._context import ProbeContext
+from ._lazy import import_off_loop
 
 __all__ = ["alert_of", "client_context", "error_info", "start_tls"]
 
@@ -182,7 +183,9 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
     except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
         failure, error = "closed", exc
 
-    # cryptography (~30 ms of imports) only once a certificate is there to describe.
+    # cryptography (~30 ms of imports) only once a certificate is there to describe, and
+    # off the event loop, where the total deadline can cut it (see _lazy.py).
+    await import_off_loop("netprobe.protocols.x509")
     from ..protocols.x509 import describe_chain
 
     chain = describe_chain(_presented_chain(hs.ssl_object))
