@@ -200,6 +200,16 @@ class _Diagnosis:
 
     def _report(self, *, deadline_hit: bool) -> Report:
         ctx = self.ctx
+        if (
+            deadline_hit
+            and self.in_progress == "tcp"
+            and (ctx.target.tls or ctx.target.protocol in APP_PROBES)
+            and self.tcp is not None
+            and self.tcp.step().connected_to is not None
+        ):
+            # Connected, and cut before the next rung began: that rung is the one cut (else
+            # the report read healthy for an https:// or database target never checked).
+            self.in_progress = "tls" if ctx.target.tls else "application"
         steps = self._ordered_steps(deadline_hit)
         verdict = classify(ctx.target, ctx.options, steps)
         warnings = list(verdict.warnings)

@@ -193,6 +193,15 @@ def test_cut_short_returns_a_report_saying_so(
             failures.append(f"{where}: no diagnosis.deadline warning ({total:.1f} ms)")
         if not report.steps or report.steps[0].name != "dns":
             failures.append(f"{where}: steps {[s.name for s in report.steps]}")
+        # Healthy only when the target's last rung was reached: a cut between the connect
+        # and the TLS or application rung is no all-clear for an https:// target.
+        if report.target.protocol != "tcp":
+            last: str | None = "application"
+        else:
+            last = "tls" if report.target.tls else None
+        reached = {s.name for s in report.steps if s.status == "ok"}
+        if report.ok and last is not None and last not in reached:
+            failures.append(f"{where}: healthy without its {last} rung: {sorted(reached)}")
     assert not failures, failures
 
 
