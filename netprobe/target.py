@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import idna
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_serializer
@@ -177,20 +177,23 @@ class Target(BaseModel):
     def _url(self, *, redact: bool) -> str:
         auth = ""
         if self.username is not None or self.password is not None:
-            from urllib.parse import quote
-
             auth = quote(self.username or "", safe="")
             if self.password is not None:
                 secret = "***" if redact else quote(self.password.get_secret_value(), safe="")
                 auth += f":{secret}"
             auth += "@"
         path = redact_query(self.path) if redact else self.path
+        if self.protocol != "http" and path:
+            # A DSN's database name was percent-decoded: encode it again, so that the URL
+            # a report prints parses back to the same target.
+            path = quote(path, safe="")
         if path and not path.startswith("/"):
             path = "/" + path
         query = ""
         if self.params:
             query = "?" + "&".join(
-                f"{k}={'***' if redact and is_secret_param(k) else v}"
+                f"{quote(k, safe='')}="
+                + ("***" if redact and is_secret_param(k) else quote(v, safe=""))
                 for k, v in self.params.items()
             )
         return f"{self.scheme}://{auth}{self.netloc}{path}{query}"
