@@ -464,3 +464,19 @@ def test_fullwidth_digits_are_not_a_host_name(text: str) -> None:
     and the printed URL did not parse again ('0' is not a valid IPv4 address)."""
     with pytest.raises(InvalidTarget, match="ASCII digits"):
         parse_target(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://db/app?sslmode=verify-full&+application_name=x",  # found by the fuzzing
+        "postgresql://db/my%3Fdb?application_name=a%26b",
+        "mysql://db/a%20b",
+    ],
+)
+def test_printed_dsn_url_parses_back(text: str) -> None:
+    """The URL of a report re-parses to the same target: a decoded '+' (space), '?' or '&' in
+    a database name or parameter printed raw gave 'contains whitespace' or another target."""
+    t = parse_target(text)
+    again = parse_target(t.url)
+    assert (again.path, again.params, again.netloc) == (t.path, t.params, t.netloc)
