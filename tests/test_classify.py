@@ -14,6 +14,8 @@ from netprobe.steps import (
     ConnectOutcome,
     DnsStep,
     ErrorInfo,
+    IcmpAddressResult,
+    IcmpStep,
     NameserverAnswer,
     Rcode,
     Step,
@@ -175,3 +177,30 @@ def test_dns_fault_wins_over_nothing_else() -> None:
     v = classify(TARGET, OPTS, [dns_failed("NXDOMAIN")])
     assert v.fault is not None and v.fault.layer == "dns"
     assert "db.internal" in v.fault.summary
+
+
+@pytest.mark.parametrize(
+    ("unreachable", "sender", "needle"),
+    [
+        (
+            "communication administratively prohibited (a firewall rejected it)",
+            "10.0.0.1",
+            "a firewall rejects it (ICMP communication administratively prohibited from 10.0.0.1)",
+        ),
+        ("host unreachable", "10.0.0.1", "ICMP host unreachable from 10.0.0.1"),
+        (None, None, "ARP got no answer"),
+    ],
+)
+def test_host_unreachable_names_the_icmp_cause(
+    unreachable: str | None, sender: str | None, needle: str
+) -> None:
+    """The echoes to the same address say why EHOSTUNREACH: a firewall, a router, or (no ICMP
+    error at all) the two causes the socket alone cannot tell apart."""
+    echoes = IcmpAddressResult(
+        address="10.0.0.5", sent=1, unreachable=unreachable, unreachable_from=sender
+    )
+    icmp = IcmpStep(status="failed", engine="dgram", results=[echoes])
+    steps: list[Step] = [DNS_OK, icmp, tcp(attempt("host_unreachable", errno_name="EHOSTUNREACH"))]
+    report = classify(TARGET, OPTS, steps)
+    assert report.fault is not None and report.fault.code == "l3.host_unreachable"
+    assert needle in report.fault.summary

@@ -239,6 +239,8 @@ def transport_fault(obs: Observations) -> Fault | None:
                 evidence,
                 [
                     "Check this host's OUTPUT rules: nft list ruleset / iptables -S OUTPUT.",
+                    f"Check the route: ip route get {rep.address} (a 'prohibit' route "
+                    "gives EACCES).",
                     "Check seccomp/SELinux/AppArmor policies and egress network policies.",
                 ],
             )
@@ -271,9 +273,8 @@ def transport_fault(obs: Observations) -> Fault | None:
             local = " (the local routing table said so: no packet left)" if rep.immediate else ""
             return fault(
                 "l3.host_unreachable",
-                f"{rep.address} is unreachable (EHOSTUNREACH){local}: ARP got no answer on the "
-                "local segment, or a router or firewall sent ICMP host-unreachable / "
-                "admin-prohibited.",
+                f"{rep.address} is unreachable (EHOSTUNREACH){local}: "
+                f"{_unreachable_cause(obs.icmp, rep.address)}.",
                 evidence,
                 [
                     "If the host is on this subnet: is it up, and is its IP address right? "
@@ -308,8 +309,29 @@ def transport_fault(obs: Observations) -> Fault | None:
                 "l4.connect_failed",
                 f"connect() to {where} failed: {msg}.",
                 evidence,
-                ["See the evidence for the errno."],
+                [
+                    f"Check the route: ip route get {rep.address} (a 'blackhole' route makes "
+                    "connect() fail at once with EINVAL).",
+                    "See the evidence for the errno.",
+                ],
             )
+
+
+def _unreachable_cause(icmp: IcmpStep | None, address: str) -> str:
+    """Why EHOSTUNREACH, when the echoes to the same address were told: a firewall or a router
+    (ICMP error, and who sent it), else the two causes that look alike from the socket."""
+    echoes = icmp.result_for(address) if icmp is not None else None
+    if echoes is not None and echoes.unreachable:
+        sender = echoes.unreachable_from
+        by = f" from {sender}" if sender else ""
+        kind = echoes.unreachable.split(" (")[0]
+        if "prohibited" in kind:
+            return f"a firewall rejects it (ICMP {kind}{by})"
+        return f"ICMP {kind}{by}"
+    return (
+        "ARP got no answer on the local segment, or a router or firewall sent ICMP "
+        "host-unreachable / admin-prohibited"
+    )
 
 
 def _silence_fault(
@@ -330,7 +352,8 @@ def _silence_fault(
             evidence,
             [
                 f"Check the firewall / security group / network policy for port {port} from "
-                "this source (nft list ruleset, iptables -S, cloud security groups).",
+                "this source (nft list ruleset, iptables -S, cloud security groups), this "
+                "host's own OUTPUT chain included: a local drop looks the same.",
                 f"On the server: ss -ltn 'sport = :{port}': a Recv-Q at the backlog size means "
                 "the accept queue is full (the application does not accept fast enough); "
                 "nstat -az TcpExtListenOverflows counts the dropped SYNs.",
