@@ -60,6 +60,16 @@ def diagnosis_options(fn: F) -> F:
             help="CA bundle (PEM) to verify TLS certificates against.",
         ),
         click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
+        click.option(
+            "--client-cert",
+            type=click.Path(dir_okay=False),
+            help="Client certificate (PEM) for servers that require one (mTLS).",
+        ),
+        click.option(
+            "--client-key",
+            type=click.Path(dir_okay=False),
+            help="Key of the client certificate (PEM), if not in --client-cert.",
+        ),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -75,6 +85,8 @@ def options_from_cli(kw: dict[str, Any]) -> dict[str, Any]:
         "read_timeout": kw.pop("read_timeout", None),
         "nameservers": tuple(kw.pop("nameservers", ())) or None,
         "ca_file": kw.pop("ca_file", None),
+        "client_cert": kw.pop("client_cert", None),
+        "client_key": kw.pop("client_key", None),
     }
     if kw.pop("no_icmp", False):
         opts["icmp"] = False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,7 +124,7 @@ async def test_expired_certificate_names_date_and_issuer(
 @pytest.mark.parametrize(
     ("kind", "host", "code", "verify_code", "needle"),
     [
-        ("not_yet_valid", "localhost", "tls.cert_not_yet_valid", 9, "not valid yet until"),
+        ("not_yet_valid", "localhost", "tls.cert_not_yet_valid", 9, "becomes valid on"),
         ("unknown_ca", "localhost", "tls.cert_untrusted", 20, "some other CA"),
         ("self_signed", "localhost", "tls.cert_untrusted", 18, "self-signed"),
         ("incomplete_chain", "localhost", "tls.cert_untrusted", 20, "incomplete chain"),
@@ -234,6 +236,20 @@ async def test_client_certificate_required(servers: dict[str, L7Server], pki: Ce
     assert report.fault is not None and "client certificate" in report.fault.summary
     ok = await run(url, pki, client_cert=pki.client_cert_file, client_key=pki.client_key_file)
     assert ok.ok, ok.fault
+    assert "--client-cert" in " ".join(report.fault.hints)
+
+
+def test_client_certificate_from_the_cli(servers: dict[str, L7Server], pki: CertBook) -> None:
+    """The flags the hint names exist and work: the real CLI, with and without them."""
+    url = f"https://localhost:{servers['mtls'].port}/health"
+    base = [sys.executable, "-m", "netprobe", "diagnose", url, "--no-icmp", "--json"]
+    base += ["--read-timeout", "0.5", "--ca-file", pki.ca_file]
+    without = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert without.returncode == 1, without.stderr
+    assert json.loads(without.stdout)["fault"]["code"] == "tls.handshake_failed"
+    cert = ["--client-cert", pki.client_cert_file, "--client-key", pki.client_key_file]
+    with_cert = subprocess.run(base + cert, capture_output=True, text=True, timeout=60)
+    assert with_cert.returncode == 0, with_cert.stdout + with_cert.stderr
 
 
 @pytest.mark.anyio

@@ -65,8 +65,8 @@ _ALERT_HINTS: dict[str, str] = {
     "no_shared_cipher": "Compare the cipher suites both sides allow.",
     "handshake_failure": "Compare versions, ciphers and whether the server wants a client "
     "certificate (client_cert= / client_key=).",
-    "certificate_required": "Pass client_cert= and client_key= (CLI: see --help) with a "
-    "certificate the server's CA issued.",
+    "certificate_required": "Pass client_cert= and client_key= (CLI: --client-cert, "
+    "--client-key) with a certificate the server's CA issued.",
     "bad_certificate": "Check the client certificate: issued by the CA the server trusts, "
     "valid now, with the clientAuth usage.",
     "unknown_ca": "The client certificate must come from a CA the server trusts.",
@@ -155,7 +155,7 @@ def _expired(obs: Observations, tls: TlsStep) -> Fault:
 
 def _not_yet_valid(obs: Observations, tls: TlsStep) -> Fault:
     cert = tls.chain[0] if tls.chain else None
-    when = f" until {cert.not_before:%Y-%m-%d %H:%M} UTC" if cert else ""
+    when = f": it becomes valid on {cert.not_before:%Y-%m-%d %H:%M} UTC" if cert else ""
     return fault(
         "tls.cert_not_yet_valid",
         f"The certificate of {obs.target.netloc} is not valid yet{when}.",
