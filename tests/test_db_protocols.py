@@ -242,6 +242,18 @@ def test_database_rules(result: DatabaseResult, expected: str | None) -> None:
     assert _fault(result, target) == expected
 
 
+@pytest.mark.parametrize(("server", "name"), [(None, "MySQL/MariaDB"), ("mariadb", "MariaDB")])
+def test_an_error_before_the_greeting_names_both_products(server: str | None, name: str) -> None:
+    """1129 comes instead of the greeting, so nothing says MariaDB or MySQL yet."""
+    result = DatabaseResult(
+        protocol="mysql", outcome="server_error", error_code="1129", server=server
+    )
+    t = parse_target("mysql://db:3306")
+    app = ApplicationStep(status="failed", protocol=t.protocol, database=result)
+    found = database_fault(Observations(target=t, options=Options(), application=app))
+    assert found is not None and f"{name} answered 1129" in found.summary
+
+
 @pytest.mark.parametrize(
     ("query", "request_", "required", "verify", "hostname"),
     [

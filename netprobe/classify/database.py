@@ -101,6 +101,9 @@ _SILENT_PEERS_HINT = (
 
 
 def server_name(r: DatabaseResult) -> str:
+    if r.server is None and r.protocol == "mysql":
+        # An error sent instead of the greeting (1129, 1040) does not say which of the two.
+        return "MySQL/MariaDB"
     return _SERVER_NAMES.get(r.server or r.protocol, r.protocol)
 
 
