@@ -12,6 +12,7 @@ PING: ``+PONG`` (or ``-NOAUTH`` / ``-WRONGPASS``) proves the server alive; ``-LO
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .mismatch import ProtocolMismatch
@@ -31,6 +32,7 @@ __all__ = [
 MAX_REPLY = 64 * 1024
 _MAX_LINE = 4096
 _MAX_DEPTH = 4
+_INT = re.compile(rb"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ def _line(data: bytes, pos: int) -> tuple[bytes, int] | None:
 
 
 def _int(text: bytes, data: bytes) -> int:
-    if not text or len(text) > 20 or not text.lstrip(b"-").isdigit():
+    # One optional sign: b"--1".lstrip(b"-") passed the check and int() raised ValueError.
+    if not text or len(text) > 20 or not _INT.fullmatch(text):
         raise ProtocolMismatch("a Redis length or integer is not a number", data)
     return int(text)
 
