@@ -480,3 +480,12 @@ def test_printed_dsn_url_parses_back(text: str) -> None:
     t = parse_target(text)
     again = parse_target(t.url)
     assert (again.path, again.params, again.netloc) == (t.path, t.params, t.netloc)
+
+
+@pytest.mark.parametrize("data", [b"$--1\r\n", b"*--2\r\n", b":1\r\n*-+1\r\n"])
+def test_redis_length_with_two_signs_is_a_mismatch(data: bytes) -> None:
+    """Found by the fuzzing: '$--1' passed the number check and int() raised ValueError,
+    which no probe catches: a peer answering PING with it made diagnose() raise."""
+    _parses_or_mismatch(rd.parse_reply, data)
+    with pytest.raises(ProtocolMismatch):
+        rd.parse_reply(data[data.index(b"*") :] if data.startswith(b":") else data)
