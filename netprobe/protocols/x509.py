@@ -73,9 +73,11 @@ def describe_chain(ders: Sequence[bytes], now: datetime | None = None) -> list[C
 
 
 #: What cryptography raises for a malformed certificate: not all of it is a ValueError
-#: (a version field of 3 raises InvalidVersion, a repeated extension DuplicateExtension).
+#: (a version field of 3 raises InvalidVersion, a repeated extension DuplicateExtension, a
+#: name attribute of type BIT STRING under another OID TypeError).
 _MALFORMED = (
     ValueError,
+    TypeError,
     x509.InvalidVersion,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
