@@ -489,3 +489,13 @@ def test_redis_length_with_two_signs_is_a_mismatch(data: bytes) -> None:
     _parses_or_mismatch(rd.parse_reply, data)
     with pytest.raises(ProtocolMismatch):
         rd.parse_reply(data[data.index(b"*") :] if data.startswith(b":") else data)
+
+
+def test_x509_name_attribute_of_the_wrong_type_is_skipped() -> None:
+    """Found by the fuzzing: an issuer attribute turned into a BIT STRING under another OID
+    made cryptography raise TypeError out of describe_chain."""
+    leaf = CERT_SEEDS[0]
+    ou = b"\x06\x03U\x04\x0b\x0c"  # OID organizationalUnitName, then a UTF8String
+    assert ou in leaf
+    bad = leaf.replace(ou, b"\x06\x03\x00\x00\x00\x03", 1)
+    assert x509.describe_chain([bad]) == []
