@@ -222,7 +222,7 @@ def parse_target(text: str | Target) -> Target:
         # into (a port, a host): hide those pieces too.
         message = shown.join(_scrub(part, hidden) for part in str(exc).split(shown))
         cut = any(c in secret for secret in hidden for c in "/?#@")
-        if message == str(exc) and not cut:
+        if message == str(exc) and (not cut or "percent-encoded" in message):
             raise
         raise InvalidTarget(
             f"{message} (a password containing '/', '?', '#' or '@' must be percent-encoded)"
@@ -284,9 +284,9 @@ def _parse_bare(text: str, shown: str) -> Target:
 def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
     protocol, tls, default_port = _SCHEMES[scheme]
     authority, tail = _split_authority(rest)
-    tail = tail.split("#", 1)[0]
+    tail, _, fragment = tail.partition("#")
     path, _, query = tail.partition("?")
-    if scheme in _DSN_SCHEMES and _stray_at(path, query):
+    if scheme in _DSN_SCHEMES and (_stray_at(path, query) or "@" in fragment):
         raise InvalidTarget(
             f"unencoded '@' after the host in {shown!r} (a user name or password containing "
             "'/' or '?' must be percent-encoded; '@' in a database name is %40)"
@@ -299,7 +299,7 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         if scheme not in _DSN_SCHEMES and scheme not in _URL_SCHEMES:
             raise InvalidTarget(f"credentials are not used by {scheme}:// targets, in {shown!r}")
         user, has_pw, pw = userinfo.partition(":")
-        username = unquote(user) or None
+        username = _decoded(unquote(user), "user name", shown) or None
         if has_pw:
             password = SecretStr(unquote(pw))
 
@@ -336,6 +336,7 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
                 if key.lower() in _SECRET_PARAMS:
                     password = SecretStr(value)
                 else:
+                    _decoded(key + value, f"parameter {key!r}", shown)
                     params[key] = value
         elif scheme not in _URL_SCHEMES:
             raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no query")
@@ -351,7 +352,7 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
             raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no path")
         path = ""
     else:
-        path = unquote(path.lstrip("/"))
+        path = _decoded(unquote(path.lstrip("/")), "database name", shown)
         if "/" in path:
             raise InvalidTarget(f"database name {path!r} in {shown!r} contains '/'")
         if protocol == "redis" and path and not (path.isdigit() and path.isascii()):
@@ -369,6 +370,14 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         password=password,
         params=params,
     )
+
+
+def _decoded(text: str, what: str, shown: str) -> str:
+    """A percent-decoded part sent to the server as is: no control character (a NUL ends a
+    C string in the PostgreSQL startup message), and printable again in the report's URL."""
+    if not text.isprintable():
+        raise InvalidTarget(f"the {what} in {shown!r} holds a control character (percent-encoded)")
+    return text
 
 
 def _stray_at(path: str, query: str) -> bool:
