@@ -499,3 +499,21 @@ def test_x509_name_attribute_of_the_wrong_type_is_skipped() -> None:
     assert ou in leaf
     bad = leaf.replace(ou, b"\x06\x03\x00\x00\x00\x03", 1)
     assert x509.describe_chain([bad]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Found by the fuzzing: a NUL in a database name passed (it would end the C string in
+        # PostgreSQL's startup message) and the printed URL did not parse again.
+        ("postgresql://app:pw@pg.internal:5432/%00app?sslmode=verify-full", "database name"),
+        ("postgresql://ap%0Ap@db/x", "user name"),
+        ("postgresql://db/x?application_name=a%00b", "parameter"),
+        # Found by the fuzzing: an '@' after a '#' in a DSN left the password in a parameter.
+        (f"postgresql://a?=:{_PW}#@db", "unencoded '@'"),
+    ],
+)
+def test_dsn_parts_decoded_to_bad_text_are_bad_input(text: str, message: str) -> None:
+    with pytest.raises(InvalidTarget, match=message) as info:
+        parse_target(text)
+    assert _PW not in str(info.value)
