@@ -47,8 +47,9 @@ class Options(BaseModel):
         2.0,
         gt=0,
         le=60,
-        description="Budget for name resolution (s), including the diagnosis "
-        "queries made when getaddrinfo fails.",
+        description="Budget for name resolution (s). When getaddrinfo fails, the direct "
+        "queries that find out why get another budget of the same length (a silent resolver "
+        "takes twice this; the total deadline bounds both).",
     )
     read_timeout: float = Field(
         3.0,
