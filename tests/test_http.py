@@ -210,3 +210,14 @@ def test_classification_rows(http: HttpResult | None, error: ErrorInfo | None, c
     step = ApplicationStep(status="failed", protocol="http", http=http, error=error)
     verdict = classify(parse_target("https://api.example/health"), Options(), [step])
     assert verdict.fault is not None and verdict.fault.code == code
+
+
+@pytest.mark.anyio
+async def test_a_deadline_during_the_exchange_says_so(base: str, pki: CertBook) -> None:
+    """/hang reads the request and never answers; the total deadline (not read_timeout) ends
+    it, and the summary says the deadline did, not that the read_timeout ran out."""
+    report = await run(f"{base}/hang", pki, read_timeout=5.0, timeout=0.4)
+    assert code_of(report) == "http.timeout"
+    assert report.fault is not None and "total deadline" in report.fault.summary
+    assert "read_timeout" not in report.fault.summary
+    assert "diagnosis.deadline" in {w.code for w in report.warnings}

@@ -107,10 +107,17 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
             if deadline
             else (f"within {obs.options.read_timeout:g} s (read_timeout)")
         )
+        accepted = f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''}"
+        summary = (
+            # Cut before the exchange recorded anything: the request may not even have gone.
+            f"{accepted}, but the total deadline ({obs.options.timeout:g} s) ended the "
+            "diagnosis before the HTTP exchange got an answer."
+            if deadline and app.http is None
+            else f"{accepted} and the request, but sent {partial}response headers {waited}."
+        )
         return fault(
             "http.timeout",
-            f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''} "
-            f"and the request, but sent {partial}response headers {waited}.",
+            summary,
             [
                 Evidence(
                     step="application",
