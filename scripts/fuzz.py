@@ -58,6 +58,7 @@ def _count_key(name: str) -> str | None:
         "test_sniff_describers": "sniff.describe_bytes",
         "test_x509_describe_chain": "x509.describe_chain",
         "test_target_grammar": "target.parse_target",
+        "test_target_never_shows_the_password": "target.password_hidden",
     }.get(name)
 
 
