@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from ..steps.tls import CertificateInfo
@@ -17,7 +19,11 @@ __all__ = ["describe_certificate", "describe_chain"]
 
 def describe_certificate(der: bytes, now: datetime | None = None) -> CertificateInfo:
     """Subject, issuer, SANs, validity, serial and fingerprint of one DER certificate."""
-    info = _parse(der)
+    with warnings.catch_warnings():
+        # A serial number that is not positive (old certificates have them) is described,
+        # not warned about on the diagnosis's stderr (or raised under -W error).
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        info = _parse(der)
     now = now or datetime.now(UTC)
     days_left = round((info.not_after - now).total_seconds() / 86400.0, 2)
     return info.model_copy(update={"days_left": days_left})
