@@ -517,3 +517,13 @@ def test_dsn_parts_decoded_to_bad_text_are_bad_input(text: str, message: str) ->
     with pytest.raises(InvalidTarget, match=message) as info:
         parse_target(text)
     assert _PW not in str(info.value)
+
+
+def test_x509_negative_serial_is_described_without_a_warning() -> None:
+    """Found by the fuzzing: a serial number with its top bit set (negative, which RFC 5280
+    disallows but old certificates have) made cryptography warn, an error under -W error."""
+    leaf = CERT_SEEDS[0]
+    at = leaf.index(b"\x02\x14", 8)  # the serial: INTEGER of 20 bytes after the version
+    bad = leaf[: at + 2] + b"\x80" + leaf[at + 3 :]
+    infos = x509.describe_chain([bad])
+    assert len(infos) == 1 and infos[0].serial.startswith("-")
