@@ -164,6 +164,22 @@ def run_scenario(lab: Lab, scenario: Scenario) -> Result:
     return Result(scenario, shown, out.returncode, data, render_text(report), wall)
 
 
+#: Warnings that record the moment rather than the scenario (a SYN lost on a loaded machine).
+INCIDENTAL = {"tcp.syn_retransmitted"}
+
+
+def run_steady(lab: Lab, scenario: Scenario, tries: int = 3) -> Result:
+    """Run a scenario; a run that caught an incidental warning its scenario is not about is
+    run again (at most ``tries`` runs), so one lost SYN does not make the page look stale."""
+    for attempt in range(tries):
+        result = run_scenario(lab, scenario)
+        noise = {w["code"] for w in result.report.get("warnings", [])} & INCIDENTAL
+        if not noise - {scenario.code} or attempt == tries - 1:
+            return result
+        print(f"gen_catalog: {scenario.code}: incidental {sorted(noise)}; again", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
 def _expected_wait(s: Scenario) -> float:
     """Rough seconds a scenario waits (to start the longest first)."""
     args = list(s.cli_args)
@@ -178,7 +194,7 @@ def run_all(lab: Lab, scenarios: Sequence[Scenario]) -> list[Result]:
     results: list[Result] = []
     errors: list[str] = []
     with ThreadPoolExecutor(WORKERS) as pool:
-        futures = [pool.submit(run_scenario, lab, s) for s in shared]
+        futures = [pool.submit(run_steady, lab, s) for s in shared]
         for future in futures:
             try:
                 results.append(future.result())
@@ -188,7 +204,7 @@ def run_all(lab: Lab, scenarios: Sequence[Scenario]) -> list[Result]:
         if is_exclusive(s):
             try:
                 with client_sysctls(lab, s):
-                    results.append(run_scenario(lab, s))
+                    results.append(run_steady(lab, s))
             except CatalogError as exc:
                 errors.append(str(exc))
     if errors:
