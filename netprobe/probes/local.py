@@ -223,24 +223,35 @@ def _port_range(proc: Path) -> tuple[int, int] | None:
     (a sysctl, like the socket snapshot it goes with: reading it cost as much as the rest of
     a cached local read)."""
     global _range_cache
-    path = proc / "sys" / "net" / "ipv4" / "ip_local_port_range"
     if proc != _PROC:
-        return _read_range(path)
+        return _read_range(proc / "sys" / "net" / "ipv4" / "ip_local_port_range")
     now = time.monotonic()
     if _range_cache is None or now - _range_cache[0] >= SNAPSHOT_TTL_S:
-        _range_cache = (now, _read_range(path))
+        _range_cache = (now, _read_range(_PORT_RANGE))
     return _range_cache[1]
 
 
-def _without_scan(addresses: Sequence[str], port: int, proc: Path, why: str) -> LocalHealth:
+def _without_scan(
+    addresses: Sequence[str],
+    port: int,
+    proc: Path,
+    why: str | None,
+    states: dict[str, int] | None = None,
+    scanned: int | None = None,
+) -> LocalHealth:
+    """The local view from the fd count, the limits and the port range, with the socket
+    counts when a snapshot gave them (one model built: no copy)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
-        open_fds: int | None = len(os.listdir(proc / "self" / "fd"))
+        # This host's paths are built once: pathlib joins cost more than the listing.
+        open_fds: int | None = len(os.listdir(_FD_DIR if proc == _PROC else proc / "self" / "fd"))
     except OSError:
         open_fds = None
     return LocalHealth(
         available=True,
         toward=[f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses],
+        states=states if states is not None else {},
+        sockets_scanned=scanned,
         scan_skipped=why,
         port_range=_port_range(proc),
         open_fds=open_fds,
@@ -331,6 +342,8 @@ _inflight: dict[object, anyio.Event] = {}  # single-flight: one read per key at 
 
 
 _PROC = Path("/proc")
+_FD_DIR = "/proc/self/fd"
+_PORT_RANGE = _PROC / "sys" / "net" / "ipv4" / "ip_local_port_range"
 #: Set once a sock_diag dump fails: from then on this process reads /proc/net/tcp.
 _diag_failed: str | None = None
 _diag_cache: dict[tuple[tuple[str, ...], int], tuple[float, dict[str, int], int | None]] = {}
@@ -344,10 +357,7 @@ def _from_diag_cache(addresses: Sequence[str], port: int) -> LocalHealth | None:
     cached = _diag_cache.get((tuple(sorted(addresses)), port))
     if cached is None or time.monotonic() - cached[0] >= SNAPSHOT_TTL_S:
         return None
-    base = _without_scan(addresses, port, _PROC, "")
-    return base.model_copy(
-        update={"states": dict(cached[1]), "sockets_scanned": cached[2], "scan_skipped": None}
-    )
+    return _without_scan(addresses, port, _PROC, None, dict(cached[1]), cached[2])
 
 
 def cached_local(addresses: Sequence[str], port: int) -> LocalHealth | None:
@@ -439,11 +449,8 @@ async def gather_local(
 
 
 def _from_table(table: _Table, addresses: Sequence[str], port: int, proc: Path) -> LocalHealth:
-    base = _without_scan(addresses, port, proc, table.skipped or "")
     states: dict[str, int] = {}
     for a in addresses:
         for state, c in table.states.get(proc_key(a, port), {}).items():
             states[state] = states.get(state, 0) + c
-    return base.model_copy(
-        update={"states": states, "sockets_scanned": table.scanned, "scan_skipped": table.skipped}
-    )
+    return _without_scan(addresses, port, proc, table.skipped, states, table.scanned)
