@@ -135,10 +135,10 @@ class _Diagnosis:
             async with anyio.create_task_group() as tg:
                 # On asyncio the echoes need no task (start() schedules them on the loop).
                 echo_task = self.pinger is not None and not self.pinger.start()
-                if echo_task:
+                if echo_task and self.pinger is not None:
                     tg.start_soon(self.pinger.run)
                 tg.start_soon(self.tcp.run)
-                tg.start_soon(self.witness.run)
+                self.witness.start(tg)
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
                 self.local = cached_local(dns.addresses, ctx.target.port)
                 if self.local is None:
@@ -169,6 +169,7 @@ class _Diagnosis:
         finally:
             if self.pinger is not None:
                 self.pinger.stop()
+            self.witness.close()
             self.tcp.close_unclaimed()
         self.in_progress = None
 

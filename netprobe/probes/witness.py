@@ -14,9 +14,12 @@ connect's own timeout, so it does not extend the wall time of the diagnosis.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anyio
+import sniffio
+from anyio.abc import TaskGroup
 
 from ..steps import AddressAttempt, ErrorInfo, TcpStep
 from ._context import ProbeContext
@@ -46,15 +49,65 @@ class Witness:
         self._planned: list[tuple[str, int]] = []
         self._started: float | None = None
         self._done = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, tg: TaskGroup) -> None:
+        """Start watching the connect. On asyncio a loop timer spawns the canary task only
+        once the SYN has been silent for the delay (a healthy connect costs no task);
+        elsewhere ``run()`` in a task of ``tg``."""
+        if not self._ctx.options.canary:
+            self._done.set()
+            return
+        try:
+            loop = (
+                asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
+            )
+        except (RuntimeError, sniffio.AsyncLibraryNotFoundError):
+            loop = None
+        if loop is None:
+            tg.start_soon(self.run)
+            return
+        self._tg = tg
+        self._timer = loop.call_later(self._delay(), self._fire)
+
+    def _delay(self) -> float:
+        return min(CANARY_DELAY_S, self._tcp.timeout / 3)
+
+    def _fire(self) -> None:
+        self._timer = None
+        try:
+            if self._tg is None:
+                raise RuntimeError("no task group")
+            self._tg.start_soon(self._canaries, self._delay())
+        except RuntimeError:  # the diagnosis ended meanwhile (close() cancels the timer)
+            self._done.set()
+
+    def close(self) -> None:
+        """Cancel a timer not fired yet (the diagnosis is over); idempotent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._done.set()
+        self._tg = None
 
     async def run(self) -> None:
+        if not self._ctx.options.canary:
+            self._done.set()
+            return
+        delay = self._delay()
         try:
-            if not self._ctx.options.canary:
-                return
-            timeout = self._tcp.timeout
-            delay = min(CANARY_DELAY_S, timeout / 3)
             with anyio.move_on_after(delay):
                 await self._tcp.wait_done()
+        except BaseException:
+            self._done.set()
+            raise
+        await self._canaries(delay)
+
+    async def _canaries(self, delay: float) -> None:
+        """The canary connects to the addresses still silent after ``delay``."""
+        try:
+            timeout = self._tcp.timeout
             silent = [
                 a
                 for a in self._tcp.pending()
@@ -79,6 +132,11 @@ class Witness:
         self._attempts.append(attempt)
 
     async def wait_done(self) -> None:
+        if self._timer is not None:
+            # Armed on the loop and not fired: once every connect has its outcome there is
+            # no silent address left for the canary (what run() finds after its wait).
+            await self._tcp.wait_done()
+            self.close()
         await self._done.wait()
 
     def attempts(self) -> list[AddressAttempt]:
