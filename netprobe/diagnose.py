@@ -137,7 +137,10 @@ class _Diagnosis:
                 echo_task = self.pinger is not None and not self.pinger.start()
                 if echo_task and self.pinger is not None:
                     tg.start_soon(self.pinger.run)
-                tg.start_soon(self.tcp.run)
+                # One address (the usual case): the connect runs in this task, below.
+                connect_inline = len(dns.addresses) == 1
+                if not connect_inline:
+                    tg.start_soon(self.tcp.run)
                 self.witness.start(tg)
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
                 self.local = cached_local(dns.addresses, ctx.target.port)
@@ -146,6 +149,8 @@ class _Diagnosis:
                 else:
                     self.local_done.set()
                 self.in_progress = "tcp"
+                if connect_inline:
+                    await self.tcp.run()
                 if ctx.target.tls or ctx.target.protocol in APP_PROBES:
                     stream = await self.tcp.first_established()
                     if stream is not None:
