@@ -5,8 +5,7 @@ Run: .venv/bin/python benchmarks/deadlines.py [--jobs 4] [--only SUBSTRING]
 Results: benchmarks/RESULTS-reliability.md
 
 Scenarios: every case of ``tests/lab/test_lab.py`` CASES, and every scenario of the fault
-catalog (``tests/lab/catalog_scenarios.py`` ``build_scenarios``, databases included) when that
-module is there. Each scenario runs once with its own options (its natural duration), then
+catalog (``tests/lab/catalog_scenarios.py`` ``build_scenarios``, databases included). Each scenario runs once with its own options (its natural duration), then
 with the total deadline (``timeout`` / ``--timeout``) set to 0.2 s, 0.5 s, 1.0 s and to its
 natural duration, so the deadline cuts it at different rungs. For each cut:
 
@@ -42,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
+from catalog_scenarios import build_scenarios, cli_options
 from scenario import Scenario
 from topology import HERE as LAB_DIR
 from topology import PY, Lab, build_lab, sh
@@ -79,17 +79,6 @@ def case_scenarios() -> list[Scenario]:
             )
         )
     return out
-
-
-def cli_options(scenario: Scenario) -> dict[str, Any]:
-    """``diagnose()`` keywords of a scenario's CLI flags, through the CLI's own parser."""
-    from netprobe import cli
-
-    ctx = cli.diagnose.make_context("diagnose", [scenario.target, *scenario.cli_args])
-    kw = dict(ctx.params)
-    for name in ("target", "as_json", "verbose"):
-        kw.pop(name, None)
-    return cli.options_from_cli(kw)
 
 
 def _without_timeout(args: tuple[str, ...]) -> list[str]:
@@ -256,12 +245,7 @@ def main() -> None:
         return
     with build_lab() as lab, contextlib.ExitStack() as stack:
         scenarios = case_scenarios()
-        try:
-            from catalog_scenarios import build_scenarios
-        except ImportError:
-            print("(tests/lab/catalog_scenarios.py absent: test_lab CASES only)\n")
-        else:
-            scenarios += stack.enter_context(build_scenarios(lab))
+        scenarios += stack.enter_context(build_scenarios(lab))
         if args.only:
             scenarios = [s for s in scenarios if args.only in s.title or args.only in s.code]
         startup = statistics.median(

@@ -45,7 +45,7 @@ from typing import Any
 
 from dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer
 from scenario import Scenario
-from topology import PY, Lab, sh
+from topology import PY, Lab, pid_alive, sh
 
 from netprobe.protocols import postgres as pg
 
@@ -92,22 +92,12 @@ def _unix_connects(path: str) -> bool:
 TMP_PREFIX = "netprobe-labdb-"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_roots() -> None:
     """Remove the server directories of earlier runs whose process is gone (killed before
     its teardown; topology.cleanup_stale kills their servers with their namespaces)."""
     for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
         pid = path.name.removeprefix(TMP_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -64,7 +64,7 @@ def sh(*args: str, ns: str | None = None, check: bool = True) -> subprocess.Comp
     return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,7 +80,7 @@ def cleanup_stale() -> None:
     for line in out.splitlines():
         name = line.split()[0] if line.split() else ""
         m = re.fullmatch(rf"{PREFIX}(\d+)[a-z]", name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             sh("ip", "netns", "pids", name, check=False)
             for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
