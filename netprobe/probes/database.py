@@ -81,7 +81,10 @@ class _Wire:
             with anyio.fail_after(max(seconds, 0.0)):
                 while True:
                     parsed = parse(self.buf)
-                    if parsed is not None:
+                    # The cap counts from the start of the conversation to the end of the
+                    # message, whatever the read sizes were: a message that ends past it is
+                    # too much, also when it arrived complete in one read.
+                    if parsed is not None and self.received - len(parsed[1]) <= MAX_READ:
                         event, self.buf = parsed
                         return event
                     if self.received >= MAX_READ:
