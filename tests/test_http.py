@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -221,3 +224,30 @@ async def test_a_deadline_during_the_exchange_says_so(base: str, pki: CertBook) 
     assert report.fault is not None and "total deadline" in report.fault.summary
     assert "read_timeout" not in report.fault.summary
     assert "diagnosis.deadline" in {w.code for w in report.warnings}
+
+
+@pytest.mark.anyio
+async def test_a_reset_after_the_request_reads_reset_not_closed() -> None:
+    """A real peer that reads the request and answers with RST (SO_LINGER 0): the report
+    keeps the socket's ECONNRESET, so the summary says "reset", not "closed"."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        report = await diagnose(f"http://127.0.0.1:{port}/health", **FAST)
+    finally:
+        thread.join(timeout=5)
+    assert code_of(report) == "l7.connection_closed"
+    assert report.fault is not None and "reset the connection" in report.fault.summary
+    app = report.step(ApplicationStep)
+    assert app is not None and app.error is not None and app.error.errno_name == "ECONNRESET"

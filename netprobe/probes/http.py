@@ -52,6 +52,14 @@ class _Stream(httpcore.AsyncNetworkStream):
         self.first_byte_at: float | None = None
         self.sent_at: float | None = None
         self.tls_error: ssl.SSLError | None = None
+        #: The socket error under a failed read or write (httpcore's re-raise can lose it
+        #: from the exception chain: an RST then read as a plain close).
+        self.transport_error: OSError | None = None
+
+    def _transport(self, exc: BaseException) -> None:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        if isinstance(cause, OSError) and self.transport_error is None:
+            self.transport_error = cause
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         try:
@@ -65,6 +73,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             self.tls_error = exc
             raise httpcore.ReadError(f"TLS: {exc.reason or exc}") from exc
         except _TRANSPORT_ERRORS as exc:
+            self._transport(exc)
             raise httpcore.ReadError(str(exc.__cause__ or exc)) from exc
         self.received += len(data)
         if data and self.first_byte_at is None:
@@ -86,6 +95,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             self.tls_error = exc
             raise httpcore.WriteError(f"TLS: {exc.reason or exc}") from exc
         except _TRANSPORT_ERRORS as exc:
+            self._transport(exc)
             raise httpcore.WriteError(str(exc.__cause__ or exc)) from exc
         if self.sent_at is None:
             self.sent_at = time.perf_counter()
@@ -364,7 +374,7 @@ def _failed(
     else:
         failure = "error"
         reason = str(exc) or type(exc).__name__
-    root: BaseException = seam.tls_error or exc
+    root: BaseException = seam.tls_error or seam.transport_error or exc
     for _ in range(5):  # httpx error <- httpcore error <- the socket or TLS error
         if root.__cause__ is None:
             break
