@@ -370,7 +370,8 @@ def _failed(
         reason = f"the answer is not {what}: {peer_sent}"
     elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         failure = "closed"
-        reason = "the server closed the connection without answering"
+        reset = isinstance(seam.transport_error, ConnectionResetError)
+        reason = f"the server {'reset' if reset else 'closed'} the connection without answering"
     else:
         failure = "error"
         reason = str(exc) or type(exc).__name__
