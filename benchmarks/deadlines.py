@@ -5,9 +5,10 @@ Run: .venv/bin/python benchmarks/deadlines.py [--jobs 4] [--only SUBSTRING]
 Results: benchmarks/RESULTS-reliability.md
 
 Scenarios: every case of ``tests/lab/test_lab.py`` CASES, and every scenario of the fault
-catalog (``tests/lab/catalog_scenarios.py`` ``build_scenarios``, databases included). Each scenario runs once with its own options (its natural duration), then
-with the total deadline (``timeout`` / ``--timeout``) set to 0.2 s, 0.5 s, 1.0 s and to its
-natural duration, so the deadline cuts it at different rungs. For each cut:
+catalog (``tests/lab/catalog_scenarios.py`` ``build_scenarios``, databases included). Each
+scenario runs once with its own options (its natural duration), then with the total deadline
+(``timeout`` / ``--timeout``) set to 0.2 s, 0.5 s, 1.0 s and to its natural duration, so the
+deadline cuts it at different rungs. For each cut:
 
 * in-process: a fresh process in the client namespace builds the scenario's local state, then
   times ``await diagnose()`` (``perf_counter`` around the call, inside the event loop);
