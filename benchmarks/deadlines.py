@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 
-from catalog_scenarios import build_scenarios, cli_options
+from catalog_scenarios import build_scenarios, cli_options, client_sysctls
 from scenario import Scenario
 from topology import HERE as LAB_DIR
-from topology import PY, Lab, build_lab, sh
+from topology import PY, Lab, build_lab
 
 ROOT = LAB_DIR.parent.parent
 CUTS = (0.2, 0.5, 1.0)
@@ -93,19 +92,6 @@ def _without_timeout(args: tuple[str, ...]) -> list[str]:
         elif not arg.startswith("--timeout="):
             out.append(arg)
     return out
-
-
-@contextlib.contextmanager
-def sysctls(lab: Lab, scenario: Scenario) -> Iterator[None]:
-    wanted: dict[str, str] = dict(scenario.pre.get("sysctl", {}))
-    old = {k: sh("sysctl", "-n", k, ns=lab.client).stdout.strip() for k in wanted}
-    try:
-        for key, value in wanted.items():
-            sh("sysctl", "-qw", f"{key}={value}", ns=lab.client)
-        yield
-    finally:
-        for key, value in old.items():
-            sh("sysctl", "-qw", f"{key}={' '.join(value.split())}", ns=lab.client)
 
 
 # --- in the client namespace -----------------------------------------------------------------
@@ -257,7 +243,7 @@ def main() -> None:
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             rows = list(pool.map(lambda s: measure(lab, s), shared))
         for s in alone:
-            with sysctls(lab, s):
+            with client_sysctls(lab, s):
                 rows.append(measure(lab, s))
     print_table(rows, startup)
 

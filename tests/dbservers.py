@@ -145,6 +145,37 @@ class MariaDB:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def write_postgres_conf(
+    data: Path,
+    *,
+    listen: str,
+    port: int,
+    socket_dir: Path,
+    max_connections: int,
+    ssl: bool,
+    standby: bool,
+) -> None:
+    """The test instance's settings, appended to ``data/postgresql.conf``; a standby gets
+    ``hot_standby = off`` and its standby.signal (it then refuses clients with 57P03)."""
+    conf = [
+        f"listen_addresses = '{listen}'",
+        f"port = {port}",
+        f"unix_socket_directories = '{socket_dir}'",
+        f"max_connections = {max_connections}",
+        "superuser_reserved_connections = 0",
+        f"ssl = {'on' if ssl else 'off'}",
+        "shared_buffers = 16MB",
+        "fsync = off",
+        "log_connections = on",
+    ]
+    if standby:
+        conf.append("hot_standby = off")
+        (data / "standby.signal").touch()
+        shutil.chown(data / "standby.signal", "postgres", "postgres")
+    with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
+        f.write("\n".join(conf) + "\n")
+
+
 class Postgres:
     """PostgreSQL as the ``postgres`` user (initdb refuses root), TLS on, small max_connections.
 
@@ -184,23 +215,15 @@ class Postgres:
         self.ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
         self._write_certificate(self.ca.issue_cert("localhost", "127.0.0.1"))
         shutil.chown(data / "pg_hba.conf", "postgres", "postgres")
-        conf = [
-            "listen_addresses = '127.0.0.1,::1'",
-            f"port = {self.port}",
-            f"unix_socket_directories = '{self.dir}'",
-            f"max_connections = {self.max_connections}",
-            "superuser_reserved_connections = 0",
-            "ssl = on",
-            "shared_buffers = 16MB",
-            "fsync = off",
-            "log_connections = on",
-        ]
-        if self.standby:
-            conf.append("hot_standby = off")
-            (data / "standby.signal").touch()
-            shutil.chown(data / "standby.signal", "postgres", "postgres")
-        with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
-            f.write("\n".join(conf) + "\n")
+        write_postgres_conf(
+            data,
+            listen="127.0.0.1,::1",
+            port=self.port,
+            socket_dir=self.dir,
+            max_connections=self.max_connections,
+            ssl=True,
+            standby=self.standby,
+        )
         self._as_postgres(
             f"{self.bindir}/pg_ctl", "-D", str(data), "-l", str(self.dir / "server.log"),
             "--no-wait", "start",

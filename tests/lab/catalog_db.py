@@ -43,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer
+from dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer, write_postgres_conf
 from scenario import Scenario
 from topology import PY, Lab, pid_alive, sh
 
@@ -218,23 +218,15 @@ class LabPostgres(Postgres):
         (data / "pg_hba.conf").write_text(
             "local all all trust\nhost all all 198.18.0.0/24 scram-sha-256\n"
         )
-        conf = [
-            f"listen_addresses = '{self.ip}'",
-            f"port = {self.port}",
-            f"unix_socket_directories = '{self.dir}'",
-            f"max_connections = {self.max_connections}",
-            "superuser_reserved_connections = 0",
-            "ssl = off",
-            "shared_buffers = 16MB",
-            "fsync = off",
-            "log_connections = on",
-        ]
-        if self.standby:
-            conf.append("hot_standby = off")
-            (data / "standby.signal").touch()
-            shutil.chown(data / "standby.signal", "postgres", "postgres")
-        with open(data / "postgresql.conf", "a", encoding="utf-8") as f:
-            f.write("\n".join(conf) + "\n")
+        write_postgres_conf(
+            data,
+            listen=self.ip,
+            port=self.port,
+            socket_dir=self.dir,
+            max_connections=self.max_connections,
+            ssl=False,
+            standby=self.standby,
+        )
         # pg_ctl -w returns once postmaster.pid says "ready" (or "standby" for the standby).
         self.started = True
         subprocess.run(
