@@ -26,10 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from hostile import (  # noqa: E402
+from nplab.hostile import (
     BEHAVIOURS,
     FLAVOURS,
     ONLY_FOR,
@@ -38,6 +35,8 @@ from hostile import (  # noqa: E402
     hostile_peer,
     target_for,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _child(target: str, read_timeout: float, timeout: float, ca_file: str) -> None:

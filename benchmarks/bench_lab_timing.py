@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,11 +25,8 @@ from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
-
-from topology import Lab, build_lab
-
 from netprobe.probes.icmp import IcmpUnavailable, open_engine
+from nplab.topology import Lab, build_lab
 
 
 def _median_ms(lab: Lab, target: str, options: dict[str, Any], runs: int) -> tuple[float, str]:

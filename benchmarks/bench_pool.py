@@ -16,7 +16,7 @@ run as the baseline a user would otherwise write:
 Cases run interleaved, ``--rounds`` times (median shown); before each case the benchmark
 waits until the server has reaped the previous sessions. The fds still open after each case,
 minus the count before, show a leak (last column). Needs root for the database servers
-(started as in the tests, tests/dbservers.py); ``--no-db`` runs the TCP cases only.
+(started as in the tests, nplab/dbservers.py); ``--no-db`` runs the TCP cases only.
 
     .venv/bin/python benchmarks/bench_pool.py [--size 200] [--rounds 5] [--no-db]
 """
@@ -34,10 +34,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import anyio
 
@@ -237,7 +234,7 @@ def tcp_cases(port: int) -> list[Case]:
 
 
 def postgres_cases(stack: contextlib.ExitStack, size: int) -> list[Case]:
-    from dbservers import APP_PASSWORD, Postgres
+    from nplab.dbservers import APP_PASSWORD, Postgres
 
     server = stack.enter_context(_started(Postgres(max_connections=size + 50)))
     port = server.port
@@ -261,7 +258,7 @@ def postgres_cases(stack: contextlib.ExitStack, size: int) -> list[Case]:
 
 
 def mariadb_cases(stack: contextlib.ExitStack, size: int) -> list[Case]:
-    from dbservers import APP_PASSWORD, MariaDB
+    from nplab.dbservers import APP_PASSWORD, MariaDB
 
     server = stack.enter_context(_started(MariaDB()))
     server.sql(f"SET GLOBAL max_connections = {size + 100}")

@@ -4,7 +4,7 @@ against a minimal hand-written asyncio checker of the same TCP connects (needs r
 Run: .venv/bin/python benchmarks/bench_scale.py [--targets 1000] [--concurrency 100] [--runs 3]
 Results: benchmarks/RESULTS-scale.md
 
-The lab (tests/lab/topology.py) gives the silent ports: the server namespace drops SYNs with
+The lab (nplab/topology.py) gives the silent ports: the server namespace drops SYNs with
 nftables. This script adds, inside its own lab only:
 * a server on ``OPEN_PORTS`` of 198.18.0.10 that holds every connection (open);
 * nothing on ``REFUSED_BASE + i`` of 198.18.0.10 (refused: RST);
@@ -36,7 +36,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests" / "lab"))
 
 CONNECT_TIMEOUT = 1.0
 OPEN_PORTS = range(8000, 8040)  # 40 listening ports, targets spread over them
@@ -196,7 +195,7 @@ def main() -> None:
 
     import tempfile
 
-    from topology import PY, build_lab, sh
+    from nplab.topology import PY, build_lab, sh
 
     mixes = {
         "mixed": make_targets(args.targets),
@@ -212,7 +211,7 @@ def main() -> None:
                 ns=lab.server,
             )
         lab._start(
-            ["ip", "netns", "exec", lab.server, PY, str(ROOT / "tests" / "lab" / "servers.py")]
+            ["ip", "netns", "exec", lab.server, PY, str(ROOT / "nplab" / "servers.py")]
             + [f"{p}:hold" for p in OPEN_PORTS]
         )
         for mix, targets in mixes.items():

@@ -24,17 +24,13 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
-
-from topology import PY, Lab, build_lab, sh
-
 from netprobe.steps import TcpStep
+from nplab.topology import PY, Lab, build_lab, sh
 
 HERE = Path(__file__).resolve().parent
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from dbservers import NS_SERVER_IP, ClientNamespace, ResolvingMariaDB
+from nplab.dbservers import NS_SERVER_IP, ClientNamespace, ResolvingMariaDB
 
 CODE = """
 import anyio, json, time

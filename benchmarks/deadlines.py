@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/deadlines.py [--jobs 4] [--only SUBSTRING]
 Results: benchmarks/RESULTS-reliability.md
 
 Scenarios: every case of ``tests/lab/test_lab.py`` CASES, and every scenario of the fault
-catalog (``tests/lab/catalog_scenarios.py`` ``build_scenarios``, databases included). Each
+catalog (``nplab/catalog_scenarios.py`` ``build_scenarios``, databases included). Each
 scenario runs once with its own options (its natural duration), then with the total deadline
 (``timeout`` / ``--timeout``) set to 0.2 s, 0.5 s, 1.0 s and to its natural duration, so the
 deadline cuts it at different rungs. For each cut:
@@ -15,7 +15,7 @@ deadline cuts it at different rungs. For each cut:
   overshoot = wall - deadline; also around ``anyio.run(...)``, which adds the event loop's
   start and shutdown (a script's view);
 * CLI: ``netprobe diagnose TARGET ... --timeout T --json`` in the client namespace (through
-  ``tests/lab/catalog_cli.py`` when it exists, which builds the local state first), timed
+  ``nplab/catalog_cli.py`` when it exists, which builds the local state first), timed
   from outside; its wall - deadline includes Python's start-up and the imports, so the header
   gives the start-up baseline (the same CLI on a target that fails at once) to compare with.
 
@@ -32,19 +32,14 @@ import contextlib
 import json
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
-
-from catalog_scenarios import build_scenarios, cli_options, client_sysctls
-from scenario import Scenario
-from topology import HERE as LAB_DIR
-from topology import PY, Lab, build_lab
+from nplab.catalog_scenarios import build_scenarios, cli_options, client_sysctls
+from nplab.scenario import Scenario
+from nplab.topology import HERE as LAB_DIR
+from nplab.topology import PY, Lab, build_lab
 
 ROOT = LAB_DIR.parent.parent
 CUTS = (0.2, 0.5, 1.0)
@@ -53,7 +48,7 @@ LIMIT_MS = 100.0
 
 def case_scenarios() -> list[Scenario]:
     """test_lab.py's CASES as Scenarios (their options written as CLI flags)."""
-    from test_lab import CASES
+    from nplab.cases import CASES
 
     out = []
     for name, target, options, code, warnings in CASES:
@@ -101,16 +96,16 @@ def worker(spec_json: str) -> None:
     """Build the local state, time diagnose() once per entry of ``timeouts`` (None: the
     scenario's own options; "natural": the first run's wall time), print what each says."""
     import anyio
-    from runner import prepare
 
     from netprobe import diagnose
+    from nplab.runner import prepare
 
     spec = json.loads(spec_json)
     pre = spec["pre"]
     keep: list[Any] = []
     prepare({k: v for k, v in pre.items() if k in ("close_wait", "time_wait", "fds")}, keep)
     if pre.get("fd_exhaustion"):
-        from catalog_cli import _exhaust_fds_at_first_socket
+        from nplab.catalog_cli import _exhaust_fds_at_first_socket
 
         _exhaust_fds_at_first_socket()
     results: list[dict[str, Any]] = []

@@ -3,7 +3,7 @@
 Serves (netprobe.demo.servers.DnsServer) on ADDRESS:PORT (53 by default):
 ``ok.lab`` → ADDRESS, ``nodata.lab`` exists with no address, ``broken.lab`` SERVFAIL,
 ``slow.lab`` never answered, any other name NXDOMAIN. Prints "ready" once bound and exits
-when stdin closes (the lab's servers convention, tests/lab/topology.py ``Lab._start``).
+when stdin closes (the lab's servers convention, nplab/topology.py ``Lab._start``).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Run (root; needs ip, nft, curl, nmap, prometheus-blackbox-exporter):
 
     .venv/bin/python scripts/compare_tools.py [--jobs 4] [--list]
 
-Builds the namespace fault lab (tests/lab/topology.py) and, when helper scenarios exist,
-the catalog scenarios (tests/lab/catalog_scenarios.py ``build_scenarios``); otherwise the
+Builds the namespace fault lab (nplab/topology.py) and, when helper scenarios exist,
+the catalog scenarios (nplab/catalog_scenarios.py ``build_scenarios``); otherwise the
 base lab's L3/L4 faults. For each selected scenario it runs, all inside the lab's client
 namespace (which has no default route):
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import ipaddress
 import json
 import re
@@ -44,14 +43,13 @@ from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 
+from netprobe import __version__ as netprobe_version
+from netprobe.target import Target, parse_target
+from nplab.catalog_scenarios import build_scenarios
+from nplab.scenario import Scenario
+from nplab.topology import Lab, build_lab
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "lab"), str(ROOT / "tests")]  # as pytest arranges
-
-from scenario import Scenario  # noqa: E402
-from topology import Lab, build_lab  # noqa: E402
-
-from netprobe import __version__ as netprobe_version  # noqa: E402
-from netprobe.target import Target, parse_target  # noqa: E402
 
 NETPROBE = str(ROOT / ".venv" / "bin" / "netprobe")
 BLACKBOX = "prometheus-blackbox-exporter"
@@ -80,48 +78,6 @@ CURL_MEANINGS = {
     77: "problem reading the CA cert",
     92: "HTTP/2 stream error",
 }
-
-# Base-lab scenarios (the host table at the top of tests/lab/topology.py), used until the
-# catalog module exists. Titles say what an on-call engineer must tell apart.
-BASE_SCENARIOS = [
-    Scenario("l4.refused", "nothing listening on the port", "", "198.18.0.10:81"),
-    Scenario("l4.refused", "firewall rejects with TCP reset", "", "198.18.0.11:81"),
-    Scenario(
-        "l4.filtered",
-        "firewall drops the port, host answers ping",
-        "",
-        "198.18.0.12:81",
-        ("--connect-timeout", "1.5"),
-    ),
-    Scenario(
-        "l4.filtered",
-        "firewall drops the port and ping, other ports answer",
-        "",
-        "198.18.0.13:81",
-        ("--connect-timeout", "1.5"),
-    ),
-    Scenario(
-        "l3.host_unresponsive",
-        "host down / drops everything",
-        "",
-        "198.18.0.14:81",
-        ("--connect-timeout", "1.5"),
-    ),
-    Scenario("l3.host_unreachable", "ICMP host-unreachable", "", "198.18.0.16:81"),
-    Scenario("l3.host_unreachable", "ICMP admin-prohibited (firewall)", "", "198.18.0.17:81"),
-    Scenario("l3.host_unreachable", "nobody owns the address (ARP fails)", "", "198.18.0.99:81"),
-    Scenario("l3.network_unreachable", "no route to the network", "", "198.19.5.5:81"),
-    Scenario(
-        "tcp.address_failed",
-        "one of two addresses drops everything",
-        "",
-        "tcp://both.lab:80",
-        ("--connect-timeout", "1.5"),
-        warning=True,
-    ),
-    Scenario("healthy", "healthy TCP service", "", "tcp://198.18.0.10:80"),
-    Scenario("l7.connection_closed", "server closes at once", "", "http://198.18.0.10:82/"),
-]
 
 # The catalog codes measured, in table order: one row per situation an on-call engineer must
 # tell apart (near-duplicates such as l4.connect_timeout, and scenarios needing runner state,
@@ -465,16 +421,9 @@ def _with_resolver(lab: Lab, nameserver: str | None, argv: list[str]) -> list[st
 
 @contextlib.contextmanager
 def scenarios(lab: Lab) -> Iterator[tuple[list[Scenario], str]]:
-    """The catalog's scenarios when tests/lab/catalog_scenarios.py exists, else the base lab's."""
-    try:  # imported by name: the module is another helper's and may not exist yet
-        catalog_module = importlib.import_module("catalog_scenarios")
-    except ImportError:
-        yield BASE_SCENARIOS, "the base lab's L3/L4 faults, `tests/lab/topology.py`"
-        return
-    build: Callable[[Lab], contextlib.AbstractContextManager[list[Scenario]]]
-    build = catalog_module.build_scenarios
-    with build(lab) as catalog:
-        yield select(catalog), "the fault catalog's scenarios, `tests/lab/catalog_scenarios.py`"
+    """The catalog's scenarios (nplab/catalog_scenarios.py)."""
+    with build_scenarios(lab) as catalog:
+        yield select(catalog), "the fault catalog's scenarios, `nplab/catalog_scenarios.py`"
 
 
 def select(catalog: Sequence[Scenario]) -> list[Scenario]:

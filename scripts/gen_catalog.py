@@ -5,12 +5,12 @@ Run (root; iproute2, nftables, /dev/net/tun):
     .venv/bin/python scripts/gen_catalog.py            # (re)write docs/catalog.md
     .venv/bin/python scripts/gen_catalog.py --check    # regenerate in memory and compare
 
-It builds the namespace lab (tests/lab/topology.py) and the catalog's scenarios
-(tests/lab/catalog_scenarios.py, with the database ones of tests/lab/catalog_db.py), runs
+It builds the namespace lab (nplab/topology.py) and the catalog's scenarios
+(nplab/catalog_scenarios.py, with the database ones of nplab/catalog_db.py), runs
 ``netprobe diagnose TARGET ... --json`` for each inside the lab's client namespace (no default
 route), checks that the verdict is the scenario's code (a wrong catalog is never written),
 and prints the same report with the CLI's own text renderer. The hand-written parts of each
-section are in scripts/catalog_prose.py.
+section are in nplab/catalog_prose.py.
 
 ``--check`` fails on any difference from the committed page other than the volatile parts
 (see ``normalise``) and on any code without a scenario.
@@ -37,23 +37,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT / "tests" / "lab", ROOT / "tests", ROOT / "scripts"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from catalog_prose import INTRO, LAYERS, PROSE  # noqa: E402
-from catalog_scenarios import (  # noqa: E402
+from netprobe.cli import print_report
+from netprobe.report import FAULT_CODES, WARNING_CODES, Report
+from nplab.catalog_prose import INTRO, LAYERS, PROSE
+from nplab.catalog_scenarios import (
     CATALOG_CA,
     build_scenarios,
     client_sysctls,
     is_exclusive,
 )
-from scenario import Scenario  # noqa: E402
-from topology import Lab, build_lab  # noqa: E402
+from nplab.scenario import Scenario
+from nplab.topology import Lab, build_lab
 
-from netprobe.cli import print_report  # noqa: E402
-from netprobe.report import FAULT_CODES, WARNING_CODES, Report  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUTPUT = ROOT / "docs" / "catalog.md"
 NETPROBE = str(ROOT / ".venv" / "bin" / "netprobe")
@@ -93,8 +89,8 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     pre = {k: v for k, v in scenario.pre.items() if k != "sysctl"}
     if pre:
         spec = json.dumps(pre)
-        argv = [PY, str(ROOT / "tests" / "lab" / "catalog_cli.py"), spec, "diagnose", *args]
-        shown = ["python", "tests/lab/catalog_cli.py", spec, "diagnose", *shown_args]
+        argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, "diagnose", *args]
+        shown = ["python", "nplab/catalog_cli.py", spec, "diagnose", *shown_args]
     else:
         argv = [NETPROBE, "diagnose", *args]
         shown = ["netprobe", "diagnose", *shown_args]

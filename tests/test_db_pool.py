@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_binary
-from dbservers import *  # noqa: F403 - session fixtures
 
 import netprobe
+from nplab.dbservers import *  # noqa: F403 - session fixtures
+from nplab.require import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import require_binary
-from dbservers import *  # noqa: F403 - session fixtures
 
 import netprobe
 from netprobe.steps import ApplicationStep
 from netprobe.steps.database import DatabaseResult
+from nplab.dbservers import *  # noqa: F403 - session fixtures
+from nplab.require import require_binary
 
 pytestmark = [pytest.mark.anyio, pytest.mark.servers]
 

@@ -10,11 +10,11 @@ import datetime
 from typing import Any
 
 import pytest
-from dbservers import *  # noqa: F403 - session fixtures
 
 import netprobe
 from netprobe.steps import ApplicationStep, TlsStep
 from netprobe.steps.database import DatabaseResult
+from nplab.dbservers import *  # noqa: F403 - session fixtures
 
 pytestmark = [pytest.mark.anyio, pytest.mark.servers]
 

@@ -9,11 +9,11 @@ import sys
 import time
 
 import pytest
-from conftest import require
 
 import netprobe
 from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
 from netprobe.steps import DnsStep, TcpStep
+from nplab.require import require
 
 pytestmark = pytest.mark.anyio
 

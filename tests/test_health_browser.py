@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import require
 from health_support import ARTIFACTS, uvicorn_server
 
 from netprobe.demo.servers import TcpServer, closed_port
 from netprobe.health import Dependency, health_app
+from nplab.require import require
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -1,6 +1,6 @@
 """Hostile peers: every one gets a specific verdict from the rung's own bounds, with evidence.
 
-Real loopback servers (tests/hostile.py) stream forever, send 100 MB messages, drip a byte at
+Real loopback servers (nplab/hostile.py) stream forever, send 100 MB messages, drip a byte at
 a time, trickle complete messages forever, claim huge TLS records or send endless headers;
 each is diagnosed as every target kind. The assertions are about *what* the report says, and
 that the rung's own budget or read cap ended the exchange: the verdict never comes from the
@@ -33,11 +33,11 @@ from pathlib import Path
 import anyio
 import pytest
 import trustme
-from hostile import HUGE, Behaviour, Flavour, hostile_peer, target_for
 
 import netprobe
 from netprobe import Report
 from netprobe.steps import ApplicationStep, TlsStep
+from nplab.hostile import HUGE, Behaviour, Flavour, hostile_peer, target_for
 
 READ_TIMEOUT = 1.0
 INTERVAL = 0.2  # drip and trickle: well below read_timeout, so a per-read timeout never fires

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import require, require_binary, require_root
 
 import netprobe
 from netprobe.classify import classify
@@ -39,6 +38,7 @@ from netprobe.steps import (
     TcpStep,
 )
 from netprobe.target import parse_target
+from nplab.require import require, require_binary, require_root
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable

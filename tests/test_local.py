@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require
 
 import netprobe.probes.local as local_mod
 from netprobe.classify.transport import local_warnings
@@ -27,6 +26,7 @@ from netprobe.probes.local import (
     query_diag,
 )
 from netprobe.steps.local import LocalHealth
+from nplab.require import require
 
 PROC_TCP = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

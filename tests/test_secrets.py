@@ -1,7 +1,7 @@
 """The secrets sweep: a DSN password never reaches any output, against real servers.
 
 A distinctive wrong password (with URL-special characters, so that its percent-encoded forms
-differ from it) is sent to real MariaDB, PostgreSQL and Redis servers (tests/dbservers.py),
+differ from it) is sent to real MariaDB, PostgreSQL and Redis servers (nplab/dbservers.py),
 which refuse it; the right password is used for a healthy case. Every output channel is
 grepped for every form of both: the report (JSON, str, repr), Target and Options, every log
 record at DEBUG of every logger (netprobe's and the drivers'), the real CLI's text, ``--json``
@@ -31,7 +31,6 @@ from urllib.parse import quote, quote_plus
 import anyio
 import httpx
 import pytest
-from dbservers import *  # noqa: F403 - session fixtures
 from health_support import uvicorn_server
 
 import netprobe
@@ -39,6 +38,7 @@ from netprobe import DependencyUnavailable, InvalidOption, InvalidTarget
 from netprobe.health import Dependency, health_app
 from netprobe.options import make_options
 from netprobe.target import parse_target
+from nplab.dbservers import *  # noqa: F403 - session fixtures
 
 pytestmark = pytest.mark.servers
 

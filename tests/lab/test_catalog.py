@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require, require_binary, require_root
 
 from netprobe.report import FAULT_CODES, WARNING_CODES
+from nplab.require import require, require_binary, require_root
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "catalog.md"

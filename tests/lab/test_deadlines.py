@@ -16,17 +16,17 @@ import functools
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from test_lab import CASES
-from topology import HERE, PY, ROOT, Lab
 
 from netprobe.report import Report
+from nplab import catalog_scenarios as catalog
+from nplab.cases import CASES
+from nplab.topology import HERE, PY, ROOT, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -56,24 +56,8 @@ def _lab_cases() -> list[Case]:
 
 @contextlib.contextmanager
 def _catalog_cases(lab: Lab) -> Iterator[list[Case]]:
-    try:
-        import catalog_scenarios as catalog
-    except ImportError:
-        yield []
-        return
-    # Without the database scenarios: catalog_scenarios starts them only when catalog_db
-    # imports, and a None entry in sys.modules makes that import fail.
-    saved = sys.modules.get("catalog_db")
-    sys.modules["catalog_db"] = None  # type: ignore[assignment]
-    try:
-        cm = catalog.build_scenarios(lab)
-        scenarios = cm.__enter__()
-    finally:
-        if saved is None:
-            del sys.modules["catalog_db"]
-        else:
-            sys.modules["catalog_db"] = saved
-    try:
+    # Without the database scenarios: their servers take the longest to start.
+    with catalog.build_scenarios(lab, databases=False) as scenarios:
         yield [
             Case(
                 f"catalog: {s.code} ({s.title})",
@@ -86,8 +70,6 @@ def _catalog_cases(lab: Lab) -> Iterator[list[Case]]:
             )
             for s in scenarios
         ]
-    finally:
-        cm.__exit__(None, None, None)
 
 
 def _run(lab: Lab, jobs: list[dict[str, Any]], pre: dict[str, Any]) -> list[dict[str, Any]]:

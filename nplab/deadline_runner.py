@@ -14,9 +14,9 @@ import sys
 from typing import Any
 
 import anyio
-from runner import prepare
 
 from netprobe import diagnose
+from nplab.runner import prepare
 
 
 async def _all(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def main() -> None:
     keep: list[Any] = []
     prepare({k: v for k, v in pre.items() if k in ("close_wait", "time_wait", "fds")}, keep)
     if pre.get("fd_exhaustion"):
-        from catalog_cli import _exhaust_fds_at_first_socket
+        from nplab.catalog_cli import _exhaust_fds_at_first_socket
 
         _exhaust_fds_at_first_socket()
     results = anyio.run(_all, spec["jobs"])

@@ -25,7 +25,7 @@ Addresses this module uses (the base lab's hosts are in ``topology.py``):
 How to run a scenario: the CLI in the client namespace, ``netprobe diagnose TARGET
 *cli_args``; :func:`cli_options` turns ``cli_args`` into ``diagnose()`` keywords for
 ``Lab.run``. A scenario with ``pre`` builds local state first: ``close_wait``,
-``time_wait`` and ``fds`` are ``tests/lab/runner.py``'s; ``fd_exhaustion`` is only
+``time_wait`` and ``fds`` are ``nplab/runner.py``'s; ``fd_exhaustion`` is only
 understood by ``catalog_cli.py`` (which runs the CLI in-process after building the state);
 ``sysctl`` (client-namespace sysctls, e.g. a 4-port ephemeral range) must be set around the
 run and makes the scenario exclusive: no other scenario may run meanwhile
@@ -43,10 +43,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from scenario import Scenario
-from topology import HERE, PY, Lab, sh
-
 from netprobe.demo.l7servers import CertBook
+from nplab.scenario import Scenario
+from nplab.topology import HERE, PY, Lab, sh
 
 __all__ = [
     "CATALOG_CA",
@@ -116,7 +115,7 @@ class _ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=HERE.parent.parent,
+            cwd=HERE.parent,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -143,13 +142,10 @@ class _ServerProcess:
                 stream.close()
 
 
-def _db_scenarios(lab: Lab, stack: contextlib.ExitStack) -> Future[list[Scenario]] | None:
-    """Start catalog_db's database servers in a thread (they take the longest); None when
-    that module is absent."""
-    try:
-        from catalog_db import db_scenarios  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
+def _db_scenarios(lab: Lab, stack: contextlib.ExitStack) -> Future[list[Scenario]]:
+    """Start catalog_db's database servers in a thread (they take the longest)."""
+    from nplab.catalog_db import db_scenarios
+
     future: Future[list[Scenario]] = Future()
     cm = db_scenarios(lab)
 
@@ -172,10 +168,13 @@ def _db_scenarios(lab: Lab, stack: contextlib.ExitStack) -> Future[list[Scenario
 
 
 @contextlib.contextmanager
-def build_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
-    """Start every server and rule the scenarios need; yield the scenarios; tear down."""
+def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenario]]:
+    """Start every server and rule the scenarios need; yield the scenarios; tear down.
+
+    ``databases=False`` leaves out the ``db.*`` scenarios (real database servers take the
+    longest to start)."""
     with contextlib.ExitStack() as stack:
-        db_future = _db_scenarios(lab, stack)
+        db_future = _db_scenarios(lab, stack) if databases else None
         book = stack.enter_context(CertBook(names=(TLS_HOST,)))
         ca = str(Path(book.ca_file))
         for address in (TLS_ADDR, WEB_ADDR, DNS_ADDR, DNS_SILENT_ADDR):

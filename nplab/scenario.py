@@ -25,7 +25,7 @@ class Scenario:
     target: str
     #: Extra CLI flags, e.g. ``("--connect-timeout", "1")``.
     cli_args: tuple[str, ...] = ()
-    #: Local state the lab runner builds in the client process first (see tests/lab/runner.py).
+    #: Local state the lab runner builds in the client process first (see nplab/runner.py).
     pre: Mapping[str, Any] = field(default_factory=dict)
     #: True when ``code`` is a warning code (the verdict itself may be healthy).
     warning: bool = False

@@ -5,7 +5,7 @@ For the catalog's ``local.*`` scenarios, the state lives in the diagnosing proce
 it is built here, in the client namespace, and then the real CLI (``netprobe.cli.main``) runs
 in the same process with ``ARGS`` (e.g. ``diagnose tcp://198.18.0.10:80 --json``).
 
-PRE is the scenario's ``pre`` as JSON. The keys of ``tests/lab/runner.py`` (``close_wait``,
+PRE is the scenario's ``pre`` as JSON. The keys of ``nplab/runner.py`` (``close_wait``,
 ``time_wait``, ``fds``) work as there; one more:
 
 ``fd_exhaustion``: true: the soft fd limit is lowered to 64 and, right before the first TCP
@@ -24,9 +24,8 @@ import socket
 import sys
 from typing import Any
 
-from runner import prepare
-
 from netprobe.cli import main as cli_main
+from nplab.runner import prepare
 
 FD_LIMIT = 64
 

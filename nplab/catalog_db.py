@@ -19,8 +19,7 @@ addr  port   server and fault
 The servers' own administration goes through their Unix sockets (files in the temporary
 directories, reachable from the root namespace); nothing here sends a packet to a lab
 address from the root namespace. The client host is blocked by a short Python run in the
-lab's client namespace (no default route). Importing this module needs ``tests/`` and
-``tests/lab/`` on ``sys.path``, as pytest arranges for the lab tests.
+lab's client namespace (no default route).
 
 Every scenario can be diagnosed any number of times, concurrently, except that the stopped
 Redis never accepts: each diagnosis leaves one connection in its accept queue (511 long),
@@ -43,11 +42,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer, write_postgres_conf
-from scenario import Scenario
-from topology import PY, Lab, pid_alive, sh
-
 from netprobe.protocols import postgres as pg
+from nplab.dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer, write_postgres_conf
+from nplab.scenario import Scenario
+from nplab.topology import PY, Lab, pid_alive, sh
 
 __all__ = ["ADDRESSES", "APP_PASSWORD", "db_scenarios"]
 
@@ -59,7 +57,7 @@ FULL_PG_IP = "198.18.0.24"
 STOPPED_REDIS_IP = "198.18.0.25"
 ADDRESSES = (MARIADB_IP, BLOCKING_IP, PG_IP, STANDBY_IP, FULL_PG_IP, STOPPED_REDIS_IP)
 
-#: The lab client's address on the segment (tests/lab/topology.py).
+#: The lab client's address on the segment (nplab/topology.py).
 CLIENT_IP = "198.18.0.1"
 #: max_connections of the full PostgreSQL; as many sessions hold the slots.
 FULL_PG_SLOTS = 3
@@ -118,7 +116,7 @@ def _server_veth(lab: Lab) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# Servers in the lab's server namespace. They reuse tests/dbservers.py (sql(), psql(), stop()),
+# Servers in the lab's server namespace. They reuse nplab/dbservers.py (sql(), psql(), stop()),
 # and differ in where they run: `ip netns exec <server>`, a fixed lab address, the default port.
 
 
@@ -550,7 +548,7 @@ def db_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
 if __name__ == "__main__":  # build the lab and the servers, print the scenarios, hold until Enter
     import sys
 
-    from topology import build_lab
+    from nplab.topology import build_lab
 
     started = time.perf_counter()
     with build_lab() as lab_, db_scenarios(lab_) as scenarios:

@@ -27,10 +27,10 @@ when the fault was built for real in the namespace lab.
 
 !!! note "Generated from real runs"
     The outputs below are not typed by hand. `scripts/gen_catalog.py` builds the namespace
-    lab (`tests/lab/topology.py`: a client and a server network namespace joined by a veth
+    lab (`nplab/topology.py`: a client and a server network namespace joined by a veth
     pair, nftables rules, a userspace delay line), starts the scenario's servers in the
-    server namespace (`tests/lab/catalog_scenarios.py`; the databases come from
-    `tests/lab/catalog_db.py`), and runs the command shown in the lab's **client
+    server namespace (`nplab/catalog_scenarios.py`; the databases come from
+    `nplab/catalog_db.py`), and runs the command shown in the lab's **client
     namespace**, which has no default route. Each command ran **once, with `--json`**,
     under `prlimit --nofile=1024`; the text block is that same report printed by the CLI's
     own renderer (`netprobe.cli.print_report`), i.e. what the command prints without
@@ -48,7 +48,7 @@ when the fault was built for real in the namespace lab.
     (a verdict, a summary, a hint, a field) that changes makes the test fail until the page
     is regenerated: `sudo .venv/bin/python scripts/gen_catalog.py`.
 
-    Commands that start with `python tests/lab/catalog_cli.py` build local state first in
+    Commands that start with `python nplab/catalog_cli.py` build local state first in
     the diagnosing process itself (leaked sockets, a full file descriptor table) and then
     run the same CLI in that process (`netprobe.cli.main`); a `sysctl -w` line was applied to
     the client namespace for that run only. JSON excerpts leave out null and empty fields.

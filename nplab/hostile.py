@@ -66,7 +66,7 @@ HUGE = 100 * 1024 * 1024
 PREREAD = 0.3
 _CHUNK = 64 * 1024
 _FILLER = b"a" * _CHUNK
-_FIX = Path(__file__).parent / "fixtures" / "db"
+_FIX = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "db"
 
 _TLS_HUGE_RECORD = b"\x16\x03\x03\xff\xff"  # handshake record, 65535 bytes (> 2^14 + 2048)
 # A valid-length record (16 KB) holding a ServerHello that claims 16 MB.

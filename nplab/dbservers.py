@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import require, require_binary
 
 from netprobe.demo.databases import RedisServer
 from netprobe.demo.servers import closed_port
+from nplab.require import require, require_binary
 
 __all__ = [
     "APP_PASSWORD",
