@@ -12,7 +12,7 @@ import time
 import anyio
 
 import netprobe
-from netprobe.demo.servers import TcpServer, closed_port
+from netprobe.testing import TcpServer, closed_port
 
 
 async def main() -> None:

@@ -31,10 +31,10 @@ import httpx
 import uvicorn
 
 import netprobe
-from netprobe.demo.servers import TcpServer
 from netprobe.options import Options
 from netprobe.report import Report
 from netprobe.target import Target
+from netprobe.testing import TcpServer
 
 
 class Counting:

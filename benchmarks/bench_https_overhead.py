@@ -20,7 +20,7 @@ import anyio
 import httpx
 
 import netprobe
-from netprobe.demo.l7servers import CertBook, L7Server
+from netprobe.testing import CertBook, L7Server
 
 
 async def timed(fn: Callable[[], Awaitable[object]]) -> float:

@@ -59,8 +59,7 @@ anyio.run(main)
 
 def serve() -> None:
     """Child mode: a plain TCP server and an HTTPS server until stdin closes."""
-    from netprobe.demo.l7servers import CertBook, L7Server
-    from netprobe.demo.servers import TcpServer
+    from netprobe.testing import CertBook, L7Server, TcpServer
 
     with (
         CertBook() as book,

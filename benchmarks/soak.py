@@ -43,8 +43,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def serve() -> None:
     """The peers, in their own process: print their addresses as JSON, exit when stdin closes."""
-    from netprobe.demo.l7servers import CertBook, L7Server
-    from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
+    from netprobe.testing import CertBook, DnsServer, L7Server, SilentPort, TcpServer, closed_port
 
     with contextlib.ExitStack() as stack:
         book = stack.enter_context(CertBook())

@@ -43,7 +43,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from netprobe.demo.l7servers import CertBook
+from netprobe.testing import CertBook
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab, sh
 
@@ -191,9 +191,8 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         delayed = lab.add_delay_line(drop_first_syn=True)
 
         def tls(port: int, kind: str, **extra: str) -> list[Any]:
-            book.server_context(kind)  # writes <kind>.pem and <kind>.key
-            cert, key = book.path / f"{kind}.pem", book.path / f"{kind}.key"
-            return ["tls", TLS_ADDR, port, {"cert": str(cert), "key": str(key), **extra}]
+            cert, key = book.cert_files(kind)
+            return ["tls", TLS_ADDR, port, {"cert": cert, "key": key, **extra}]
 
         spec = [
             tls(4431, "expired"),

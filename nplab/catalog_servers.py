@@ -3,7 +3,7 @@
 ``catalog_servers.py SPEC_JSON``: SPEC is a list of ``[kind, address, port, extra]``:
 
 ==============  ============================================================================
-``tls``         HTTPS (``netprobe.demo.l7servers.L7Server``); extra: ``{"cert", "key"}``
+``tls``         HTTPS (``netprobe.testing.L7Server``); extra: ``{"cert", "key"}``
                 (PEM files) and optionally ``"client_ca"`` (then a client certificate is
                 required)
 ``http``        plain HTTP by path (``/busy`` 503, ``/missing`` 404, ``/hang``, ``/garbage``)
@@ -36,7 +36,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from netprobe.demo.l7servers import L7Server
+from nplab.inlab import LabL7Server
 
 
 def _tls_context(extra: dict[str, Any]) -> ssl.SSLContext:
@@ -111,7 +111,7 @@ def main() -> None:
         for kind, address, port, extra in spec:
             if kind in ("tls", "http", "silent", "reset"):
                 ctx = _tls_context(extra) if kind == "tls" else None
-                stack.enter_context(L7Server(kind, ssl_context=ctx, host=address, port=port))
+                stack.enter_context(LabL7Server(kind, ssl_context=ctx, host=address, port=port))
             elif kind == "slow_http":
                 listener = stack.enter_context(socket.socket())
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

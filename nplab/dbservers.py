@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from netprobe.demo.databases import RedisServer
-from netprobe.demo.servers import closed_port
+from netprobe.testing import RedisServer, closed_port
 from nplab.require import require, require_binary
 
 __all__ = [
@@ -441,12 +440,8 @@ class TlsRedis(RedisServer):
 @pytest.fixture(scope="session")
 def redis_tls() -> Iterator[TlsRedis]:
     require_binary("redis-server")
-    server = TlsRedis()
-    server.start()
-    try:
+    with TlsRedis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

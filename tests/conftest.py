@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from netprobe.demo.servers import DnsServer, SilentPort, TcpServer
+from netprobe.testing import DnsServer, SilentPort, TcpServer
 from nplab.require import require, require_binary, require_root
 
 if TYPE_CHECKING:

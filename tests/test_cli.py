@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from netprobe.demo.servers import DnsServer, TcpServer
+from netprobe.testing import DnsServer, TcpServer
 
 SECRET = "s3cr3t-Pa55"
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 import netprobe
-from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
 from netprobe.steps import DnsStep, TcpStep
+from netprobe.testing import DnsServer, SilentPort, TcpServer, closed_port
 from nplab.require import require
 
 pytestmark = pytest.mark.anyio

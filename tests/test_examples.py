@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netprobe.demo.servers import TcpServer, closed_port
+from netprobe.testing import TcpServer, closed_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

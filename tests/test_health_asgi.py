@@ -11,11 +11,11 @@ import pytest
 from health_support import uvicorn_server
 
 import netprobe
-from netprobe.demo.servers import TcpServer, closed_port
 from netprobe.health import Dependency, HealthApp, health_app
 from netprobe.options import Options
 from netprobe.report import Report
 from netprobe.target import Target
+from netprobe.testing import TcpServer, closed_port
 
 
 class CountingDiagnose:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from health_support import ARTIFACTS, uvicorn_server
 
-from netprobe.demo.servers import TcpServer, closed_port
 from netprobe.health import Dependency, health_app
+from netprobe.testing import TcpServer, closed_port
 from nplab.require import require
 
 CHROMIUM = "/usr/bin/chromium"

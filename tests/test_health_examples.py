@@ -18,7 +18,7 @@ import httpx
 from health_support import ROOT, RedisServer, free_port, port_open, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from netprobe.demo.servers import TcpServer, closed_port
+from netprobe.testing import TcpServer, closed_port
 from nplab.require import require_binary
 
 EXAMPLES = ROOT / "examples"

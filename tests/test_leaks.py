@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 import netprobe
-from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
 from netprobe.probes import icmp
+from netprobe.testing import DnsServer, SilentPort, TcpServer, closed_port
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from netprobe.demo.servers import TcpServer, closed_port
 from netprobe.health import Dependency, HealthChecker, health_app
 from netprobe.health.metrics import HealthCollector, cert_expiry_of, http_status_of, render_metrics
+from netprobe.testing import TcpServer, closed_port
 
 BLACKBOX = (
     "probe_success",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netprobe import probe_pool
-from netprobe.demo.servers import TcpServer
+from netprobe.testing import TcpServer
 
 
 @pytest.mark.anyio

@@ -15,13 +15,13 @@ import pytest
 from netprobe import diagnose
 from netprobe._errors import InvalidOption
 from netprobe.classify import classify
-from netprobe.demo.l7servers import CertBook, L7Server
 from netprobe.options import Options
 from netprobe.protocols.sniff import describe_bytes, looks_like_tls
 from netprobe.render import render_ladder
 from netprobe.report import Report
 from netprobe.steps import CertificateInfo, ErrorInfo, TlsStep
 from netprobe.target import parse_target
+from netprobe.testing import CertBook, L7Server
 
 FAST: dict[str, Any] = {"read_timeout": 0.5, "timeout": 5.0, "icmp": False}
 

@@ -15,10 +15,10 @@ import pytest
 from health_support import free_port
 
 import netprobe
-from netprobe.demo.servers import TcpServer, closed_port
 from netprobe.health.wait import backoff_delay
 from netprobe.report import Report
 from netprobe.target import Target
+from netprobe.testing import TcpServer, closed_port
 
 
 @contextlib.contextmanager

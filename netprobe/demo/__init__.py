@@ -1,13 +1,19 @@
 """`netprobe demo`: real servers on loopback showing each fault netprobe can diagnose.
 
-No root and no outside network: every server binds to 127.0.0.1 and is removed at the end.
-Each layer contributes its cases through ``CASE_BUILDERS``.
+No root and no outside network: every server comes from `netprobe.testing`, binds to
+loopback and is removed at the end. The cases are data (`netprobe.demo.cases.CASES`):
+a title, a target, the fault code it shows, options; the servers they name are started on
+demand (`netprobe.demo.fixtures.FIXTURES`). A case whose server cannot run here (no
+``redis-server``) is skipped, and the demo says which and why: never silently fewer cases.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import re
+import string
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,71 +21,106 @@ import anyio
 
 from ..diagnose import diagnose
 from ..report import Report
-from .servers import DnsServer, SilentPort, TcpServer, closed_port
 
-__all__ = ["CASE_BUILDERS", "DemoCase", "run_demo"]
+__all__ = ["DemoCase", "run_demo"]
+
+_WHOLE = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
 class DemoCase:
+    """One case: ``target`` and string ``options`` values may name fixtures (``{tcp.address}``)."""
+
     title: str
     target: str
     expect: str | None  # the fault code the case shows, None for healthy
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fixtures(self) -> frozenset[str]:
+        """The names of the servers this case uses."""
+        return frozenset(_names([self.target, *self.options.values()]))
 
 
-CaseBuilder = Callable[[contextlib.ExitStack], list[DemoCase]]
+def _names(value: Any) -> set[str]:
+    if isinstance(value, str):
+        fields = (f for _, f, _, _ in string.Formatter().parse(value) if f)
+        return {re.split(r"[.\[]", f, maxsplit=1)[0] for f in fields}
+    if isinstance(value, list | tuple):
+        return {n for item in value for n in _names(item)}
+    return set()
 
 
-def _transport_cases(stack: contextlib.ExitStack) -> list[DemoCase]:
-    open_port = stack.enter_context(TcpServer())
-    silent = stack.enter_context(SilentPort())
-    dns = stack.enter_context(DnsServer({"db.demo.test": ["127.0.0.1"]}))
-    return [
-        DemoCase("a port with a listener", f"tcp://{open_port.address}", None),
-        DemoCase("a closed port (RST)", f"127.0.0.1:{closed_port()}", "l4.refused"),
-        DemoCase(
-            "a port whose SYNs are dropped (full accept queue)",
-            f"tcp://{silent.address}",
-            "l4.filtered",
-            {"connect_timeout": 1.0},
-        ),
-        DemoCase(
-            "a name that does not exist (loopback DNS server)",
-            "nope.demo.test:5432",
-            "dns.nxdomain",
-            {"nameservers": [dns.address]},
-        ),
-    ]
+def _fill(value: Any, env: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        whole = _WHOLE.fullmatch(value)
+        return env[whole.group(1)] if whole else value.format_map(env)
+    if isinstance(value, list | tuple):
+        return [_fill(item, env) for item in value]
+    return value
 
 
-#: Each layer adds a builder; the demo runs them all, in order.
-CASE_BUILDERS: list[CaseBuilder] = [_transport_cases]
-
-from .databases import database_cases  # noqa: E402 - it needs DemoCase, defined above
-
-CASE_BUILDERS.append(database_cases)
-
-from .l7 import l7_cases  # noqa: E402 - it needs DemoCase, defined above
-
-CASE_BUILDERS.append(l7_cases)
+def _announce_skips(skipped: list[tuple[DemoCase, str]], total: int) -> None:
+    by_reason: dict[str, list[str]] = {}
+    for case, reason in skipped:
+        by_reason.setdefault(reason, []).append(case.title)
+    for reason, titles in by_reason.items():
+        print(
+            f"netprobe demo: skipping {len(titles)} of {total} cases, {reason}: "
+            + "; ".join(titles),
+            file=sys.stderr,
+        )
 
 
 async def run_demo(
     on_report: Callable[[DemoCase, Report], None] | None = None,
+    *,
+    on_skip: Callable[[list[tuple[DemoCase, str]], int], None] | None = None,
+    cases: Iterable[DemoCase] | None = None,
 ) -> list[tuple[DemoCase, Report]]:
-    """Start the demo servers, diagnose every case concurrently, and return the reports."""
+    """Start the servers the cases need, diagnose every case concurrently, return the reports.
+
+    Args:
+        on_report: called with each case and its report, in case order, at the end.
+        on_skip: called once with the cases that cannot run here and why, and the number of
+            cases; by default one line per reason goes to stderr.
+        cases: the cases to run; default `netprobe.demo.cases.CASES`.
+    """
+    from .cases import CASES
+    from .fixtures import FIXTURES
+
+    wanted = list(CASES if cases is None else cases)
+    runnable: list[DemoCase] = []
+    skipped: list[tuple[DemoCase, str]] = []
+    for case in wanted:
+        reasons = [r for n in sorted(case.fixtures) if (r := FIXTURES[n].missing()) is not None]
+        if reasons:
+            skipped.append((case, reasons[0]))
+        else:
+            runnable.append(case)
+    if skipped:
+        (on_skip or _announce_skips)(skipped, len(wanted))
+
     with contextlib.ExitStack() as stack:
-        cases = [case for build in CASE_BUILDERS for case in build(stack)]
-        results: list[Report | None] = [None] * len(cases)
+        env: dict[str, Any] = {}
+
+        def need(name: str) -> Any:
+            if name not in env:
+                env[name] = FIXTURES[name].start(stack, need)
+            return env[name]
+
+        for name in sorted({n for case in runnable for n in case.fixtures}):
+            need(name)
+        results: list[Report | None] = [None] * len(runnable)
 
         async def one(i: int, case: DemoCase) -> None:
-            results[i] = await diagnose(case.target, **{"timeout": 5.0, **case.options})
+            options = {"timeout": 5.0, **{k: _fill(v, env) for k, v in case.options.items()}}
+            results[i] = await diagnose(_fill(case.target, env), **options)
 
         async with anyio.create_task_group() as tg:
-            for i, case in enumerate(cases):
+            for i, case in enumerate(runnable):
                 tg.start_soon(one, i, case)
-        out = [(c, r) for c, r in zip(cases, results, strict=True) if r is not None]
+        out = [(c, r) for c, r in zip(runnable, results, strict=True) if r is not None]
     if on_report is not None:
         for case, report in out:
             on_report(case, report)

@@ -1,42 +1,22 @@
-"""Real TLS and HTTP servers on loopback, for `netprobe demo` and the test suite.
-
-Certificates come from ``trustme`` (a development and demo dependency), made on the spot:
-valid, expired, not yet valid, from an unknown CA, self-signed, for the wrong name, expiring
-soon, with an incomplete chain. The HTTP side answers by path:
-
-=============  ==============================================
-``/health``    200 ``ok`` (also ``/``)
-``/moved``     301 to ``/health``
-``/away``      302 to another origin
-``/missing``   404
-``/private``   401 with ``WWW-Authenticate``
-``/forbidden`` 403
-``/busy``      503 with ``Retry-After: 120``
-``/hang``      reads the request, never answers
-``/garbage``   answers bytes that are not HTTP
-``/close``     closes without answering
-=============  ==============================================
-
-Thread-based, loopback only; each server is a context manager that removes every socket and
-thread it made.
-"""
+"""HTTP and HTTPS fixture servers on loopback, answering by path (see `L7Server`)."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import socket
 import ssl
 import struct
-import tempfile
 import threading
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
-__all__ = ["CertBook", "L7Server", "Mode"]
+from ._base import ThreadedServer, family_of
 
-Mode = Literal["http", "tls", "silent", "reset"]  # reset: RST as soon as the client speaks
+__all__ = ["L7Server", "Mode"]
+
+#: ``http``: plain HTTP; ``tls``: HTTP over TLS; ``silent``: accepts, reads, never answers;
+#: ``reset``: RST as soon as the client speaks.
+Mode = Literal["http", "tls", "silent", "reset"]
 
 _ROUTES: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {
     "/": ("200 OK", [], b"ok\n"),
@@ -50,113 +30,50 @@ _ROUTES: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {
 }
 
 
-class CertBook:
-    """A test PKI made on the spot: a trusted CA (its PEM in ``ca_file``) and every bad case.
+class L7Server(ThreadedServer):
+    """An HTTP server on loopback, over TLS or not, or a peer that never answers or resets.
 
-    ``leaf(kind)`` returns ``(cert_chain_pem, key_pem)`` for the server to present.
-    """
+    The HTTP side answers by path, with keep-alive, as nginx does:
 
-    KINDS = (
-        "valid",
-        "expired",
-        "not_yet_valid",
-        "unknown_ca",
-        "self_signed",
-        "wrong_host",
-        "expiring_soon",
-        "no_ip_san",
-        "incomplete_chain",
-    )
+    | path | answer |
+    |---|---|
+    | `/health` (also `/`) | 200 `ok` |
+    | `/moved` | 301 to `/health` |
+    | `/away` | 302 to another origin |
+    | `/missing` (and every unknown path) | 404 |
+    | `/private` | 401 with `WWW-Authenticate` |
+    | `/forbidden` | 403 |
+    | `/busy` | 503 with `Retry-After: 120` |
+    | `/hang` | reads the request, never answers |
+    | `/garbage` | answers bytes that are not HTTP |
+    | `/close` | closes without answering |
 
-    def __init__(self, names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> None:
-        import trustme
+    A TLS ClientHello on the plain port gets nginx's `400` answer. Each connection is served
+    in its own thread, so the server works the same for sync and async tests.
 
-        #: The names and addresses the good certificates are issued for.
-        self.names = names
+    Example:
+        ```python
+        from netprobe.testing import CertBook, L7Server
 
-        self._dir = tempfile.TemporaryDirectory(prefix="netprobe-pki-")
-        self.path = Path(self._dir.name)
-        self.ca = trustme.CA(organization_name="netprobe test CA")
-        self.other_ca = trustme.CA(organization_name="some other CA")
-        self.intermediate = self.ca.create_child_ca()
-        self.ca_file = str(self.path / "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_file)
-        self.client = self.ca.issue_cert("client.netprobe.test")
-        self.client_cert_file = str(self.path / "client.pem")
-        self.client_key_file = str(self.path / "client.key")
-        self.client.cert_chain_pems[0].write_to_path(self.client_cert_file)
-        self.client.private_key_pem.write_to_path(self.client_key_file)
-        self._cache: dict[str, tuple[bytes, bytes]] = {}
+        with CertBook() as book, L7Server("tls", ssl_context=book.server_context()) as api:
+            report = await netprobe.diagnose(
+                f"https://localhost:{api.port}/busy", ca_file=book.ca_file
+            )
+            assert report.fault.code == "http.server_error"
+        ```
 
-    def leaf(self, kind: str) -> tuple[bytes, bytes]:
-        if kind not in self._cache:
-            self._cache[kind] = self._make(kind)
-        return self._cache[kind]
+    Args:
+        mode: ``http``; ``tls`` (needs ``ssl_context``, e.g. `CertBook.server_context`);
+            ``silent`` (accepts, reads, never answers); ``reset`` (RST as soon as the client
+            speaks).
+        ssl_context: the server-side TLS context of mode ``tls``.
+        host: a loopback address.
+        port: 0 picks a free port.
 
-    def _make(self, kind: str) -> tuple[bytes, bytes]:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        day = dt.timedelta(days=1)
-        names = self.names
-        if kind == "self_signed":
-            return self.other_ca.cert_pem.bytes(), self.other_ca.private_key_pem.bytes()
-        if kind == "incomplete_chain":
-            cert = self.intermediate.issue_cert(*names)
-            return cert.cert_chain_pems[0].bytes(), cert.private_key_pem.bytes()
-        issuer, kwargs, idents = self.ca, dict[str, Any](), names
-        if kind == "expired":
-            kwargs = {"not_before": now - 400 * day, "not_after": now - 2 * day}
-        elif kind == "not_yet_valid":
-            kwargs = {"not_before": now + 3 * day, "not_after": now + 400 * day}
-        elif kind == "expiring_soon":
-            kwargs = {"not_before": now - 80 * day, "not_after": now + 5 * day}
-        elif kind == "unknown_ca":
-            issuer = self.other_ca
-        elif kind == "wrong_host":
-            idents = ("other.example.com", "www.other.example.com")
-        elif kind == "no_ip_san":
-            idents = tuple(n for n in names if not n[:1].isdigit() and ":" not in n)
-        elif kind != "valid":
-            raise ValueError(f"unknown certificate kind {kind!r}")
-        cert = issuer.issue_cert(*idents, **kwargs)
-        chain = b"".join(p.bytes() for p in cert.cert_chain_pems)
-        return chain, cert.private_key_pem.bytes()
-
-    def server_context(
-        self,
-        kind: str = "valid",
-        *,
-        minimum_version: ssl.TLSVersion | None = None,
-        require_client_cert: bool = False,
-    ) -> ssl.SSLContext:
-        chain, key = self.leaf(kind)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert_path = self.path / f"{kind}.pem"
-        key_path = self.path / f"{kind}.key"
-        cert_path.write_bytes(chain)
-        key_path.write_bytes(key)
-        ctx.load_cert_chain(cert_path, key_path)
-        ctx.set_alpn_protocols(["http/1.1"])
-        if minimum_version is not None:
-            ctx.minimum_version = minimum_version
-        if require_client_cert:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            self.ca.configure_trust(ctx)
-        return ctx
-
-    def close(self) -> None:
-        self._dir.cleanup()
-
-    def __enter__(self) -> CertBook:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class L7Server:
-    """A loopback server: plain HTTP, HTTP over TLS, silent after accept, or reset on accept.
-
-    ``accepted`` counts TCP connections, so a test can check that one diagnosis made one.
+    Attributes:
+        accepted: TCP connections accepted so far (a test can check that one diagnosis
+            made exactly one).
+        handshake_errors: why each failed TLS handshake failed, as the server saw it.
     """
 
     def __init__(
@@ -167,16 +84,22 @@ class L7Server:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if mode not in ("http", "tls", "silent", "reset"):
+            raise ValueError(f"unknown mode {mode!r}: http, tls, silent or reset")
         if mode == "tls" and ssl_context is None:
-            raise ValueError("mode 'tls' needs an ssl_context")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(64)
+            raise ValueError("mode 'tls' needs an ssl_context (CertBook.server_context())")
+        self._check_host(host)
+        self._sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self._sock.listen(64)
+        except BaseException:
+            self._sock.close()
+            raise
         self._sock.settimeout(0.05)
         self.host = host
-        self.port: int = self._sock.getsockname()[1]
+        self.port = self._sock.getsockname()[1]
         self.mode = mode
         self._ssl = ssl_context
         self.accepted = 0
@@ -184,26 +107,20 @@ class L7Server:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._live: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
+        self._init_workers()
         self._thread = threading.Thread(target=self._serve, name=f"l7-{self.port}", daemon=True)
         self._thread.start()
-
-    @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
+            except OSError:  # the accept timeout, or the socket closed by close()
                 continue
             with self._lock:
                 self.accepted += 1
                 self._live.add(conn)
-            t = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+            self._start_worker(self._run, conn)
 
     def _track(self, old: socket.socket, new: socket.socket) -> None:
         with self._lock:
@@ -253,6 +170,7 @@ class L7Server:
             conn.close()
 
     def close(self) -> None:
+        """Stop listening, shut every open connection down and join the threads."""
         self._stop.set()
         self._thread.join(2.0)
         self._sock.close()
@@ -261,8 +179,7 @@ class L7Server:
         for s in live:
             with contextlib.suppress(OSError, ValueError):
                 s.shutdown(socket.SHUT_RDWR)
-        for t in self._threads:
-            t.join(2.0)
+        self._join_workers(2.0)
 
     def __enter__(self) -> L7Server:
         return self
