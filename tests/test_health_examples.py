@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator
 
 import httpx
-from health_support import ROOT, RedisServer, free_port, port_open, wait_until
+from health_support import ROOT, free_port, port_open, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from netprobe.testing import TcpServer, closed_port
+from netprobe.testing import RedisServer, TcpServer, closed_port
 from nplab.require import require_binary
 
 EXAMPLES = ROOT / "examples"
@@ -53,13 +53,13 @@ def example_server(name: str, *args: str) -> Iterator[tuple[str, dict[str, str]]
 
 
 def test_fastapi_service_readiness_follows_the_database() -> None:
-    redis = RedisServer(require_binary("redis-server"))
+    require_binary("redis-server")
     ttl = 1.0
-    database = f"redis://127.0.0.1:{redis.port}"
+    redis = RedisServer()
     with (
         redis,
-        example_server("fastapi_health.py", database, "--ttl", str(ttl)) as (base, _),
-        httpx.Client(base_url=base, timeout=5) as client,
+        example_server("fastapi_health.py", f"redis://{redis.address}", "--ttl", str(ttl)) as out,
+        httpx.Client(base_url=out[0], timeout=5) as client,
     ):
         ready = client.get("/health/ready")
         assert ready.status_code == 200, ready.text
@@ -115,16 +115,21 @@ def test_lifespan_refuses_to_start_and_prints_the_diagnosis() -> None:
         text=True,
         timeout=60,
     )
-    assert out.returncode != 0
+    assert out.returncode == 3, "uvicorn's 'startup failed' status"
     assert "refusing to start: 1 of 1 dependencies not ready within 1 s" in out.stderr
     assert f"127.0.0.1:{dead}: [l4] l4.refused" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout, "the diagnosis, not a server traceback"
+    assert out.stderr.rstrip().endswith("Application startup failed. Exiting.")
+    assert "dependencies ready" not in out.stdout, "the app's own startup never ran"
 
 
 def test_lifespan_starts_when_the_dependency_is_ready(tcp_server: TcpServer) -> None:
     target = f"tcp://{tcp_server.address}"
     with example_server("lifespan_startup.py", target, "--timeout", "10") as (base, output):
         assert httpx.get(f"{base}/", timeout=5).json() == {"status": "serving"}
-    assert f"dependency ready: {target}" in output["stdout"]
+    assert "dependencies ready: starting" in output["stdout"]
+    assert f"{target} is ready (attempt 1" in output["stderr"]
+    assert "Traceback" not in output["stderr"]
 
 
 def test_prometheus_scrape_once(tcp_server: TcpServer) -> None:

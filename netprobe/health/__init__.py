@@ -1,8 +1,10 @@
 """Inside services: startup dependency checks, health endpoints and Prometheus metrics.
 
-* :func:`wait_until_ready`: block a container's start until its dependencies are healthy,
-  or raise :class:`~netprobe.DependencyUnavailable` with the diagnosis of each.
-* :func:`health_app`: an ASGI app with liveness, readiness and startup endpoints, cached and
+* `wait_until_ready`: block a container's start until its dependencies are healthy,
+  or raise `netprobe.DependencyUnavailable` with the diagnosis of each.
+* `startup_gate`: wrap any ASGI app so that it starts only once its dependencies are
+  ready, and otherwise exits with their diagnosis (no traceback).
+* `health_app`: an ASGI app with liveness, readiness and startup endpoints, cached and
   single-flight so a flood of probes never floods the dependencies.
 * ``netprobe.health.metrics.HealthCollector``: the same results as Prometheus series
   (needs the ``prometheus`` extra).
@@ -16,6 +18,7 @@ from .checker import CheckResult as CheckResult
 from .checker import Dependency as Dependency
 from .checker import HealthChecker as HealthChecker
 from .checker import HealthResult as HealthResult
+from .startup import startup_gate as startup_gate
 from .wait import wait_until_ready as wait_until_ready
 
 __all__ = (
@@ -25,5 +28,6 @@ __all__ = (
     "HealthChecker",
     "HealthResult",
     "health_app",
+    "startup_gate",
     "wait_until_ready",
 )

@@ -75,7 +75,7 @@ async def wait_until_ready(
         interval: the first delay between attempts, seconds.
         max_interval: the largest delay between attempts, seconds.
         on_attempt: called after each attempt with (target, report, attempt number).
-        options: an :class:`Options` to start from; ``**kwargs`` override its fields
+        options: an `Options` to start from; ``**kwargs`` override its fields
             (``connect_timeout=1``...). ``options.timeout`` bounds one attempt.
 
     Returns:
