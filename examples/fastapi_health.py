@@ -33,8 +33,10 @@ def create_app(database: str, *, ttl: float = 5.0) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await health.aclose()  # a mounted app gets no lifespan events of its own
+        # A mounted app gets no lifespan events of its own: run its checker here. The
+        # diagnoses belong to it, and end (cancelled, awaited) when the service stops.
+        async with health:
+            yield
 
     app = FastAPI(lifespan=lifespan)
     app.mount("/health", health)

@@ -15,7 +15,8 @@ Run: python examples/prometheus_scrape.py [TARGET...] [--port 9100]
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 import uvicorn
@@ -32,11 +33,18 @@ def create_app(targets: Sequence[str]) -> Starlette:
     health = netprobe.health_app(targets, ttl=15, icmp=False)
     registry = CollectorRegistry()
     registry.register(HealthCollector(health))  # (2): alongside your own metrics
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with health:  # runs the checker: a scrape of (2) can start due refreshes
+            yield
+
     return Starlette(
         routes=[
             Mount("/health", app=health),  # (1): /health/metrics, /health/ready...
             Mount("/metrics", app=make_asgi_app(registry)),  # (2)
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 

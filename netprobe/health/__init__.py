@@ -18,6 +18,7 @@ from .checker import CheckResult as CheckResult
 from .checker import Dependency as Dependency
 from .checker import HealthChecker as HealthChecker
 from .checker import HealthResult as HealthResult
+from .checker import StateChange as StateChange
 from .startup import startup_gate as startup_gate
 from .wait import wait_until_ready as wait_until_ready
 
@@ -27,6 +28,7 @@ __all__ = (
     "HealthApp",
     "HealthChecker",
     "HealthResult",
+    "StateChange",
     "health_app",
     "startup_gate",
     "wait_until_ready",

@@ -13,13 +13,18 @@ JSON by default; an HTML page (ladder and timing waterfall) when a browser asks 
 ``text/html``. Nothing in a request is ever used as a target, and no response shows a
 password or a URL's query string. ``show_details=False`` reduces every answer to the
 overall status, for endpoints exposed to the public.
+
+Served alone, the app runs its checker for the server's lifespan (the ASGI lifespan
+protocol). Mounted in another app (which sends it no lifespan events), enter it in the host
+app's lifespan: ``async with health: yield``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from ..options import Options
@@ -58,7 +63,7 @@ def health_app(
     """Build the health ASGI app for a fixed list of dependencies.
 
     Args:
-        dependencies: targets or :class:`Dependency` objects (``critical=False`` for those
+        dependencies: targets or `Dependency` objects (``critical=False`` for those
             that may only degrade the status).
         ttl: seconds a result stays fresh; at most one diagnosis per dependency per ``ttl``.
         budget: the longest a request waits for fresh results, seconds; after that it gets
@@ -66,7 +71,7 @@ def health_app(
             ``timeoutSeconds`` (Kubernetes' default is 1 s).
         show_details: ``False`` answers with the overall status only (and no metrics).
         metrics: serve ``/metrics`` (Prometheus text).
-        diagnose: replaces :func:`netprobe.diagnose`, ``(target, options) -> Report``.
+        diagnose: replaces `netprobe.diagnose`, ``(target, options) -> Report``.
         options: diagnosis options for every dependency; ``**kwargs`` override fields.
 
     Raises:
@@ -79,7 +84,12 @@ def health_app(
 
 
 class HealthApp:
-    """The ASGI application; ``checker`` holds the cache (see :func:`health_app`)."""
+    """The ASGI application; ``checker`` holds the cache (see `health_app`).
+
+    An async context manager: ``async with health:`` runs its checker (which then owns the
+    diagnoses) until the block ends. The ASGI lifespan does the same when the app is served
+    alone; a host app that mounts it does it in its own lifespan.
+    """
 
     def __init__(
         self, checker: HealthChecker, *, show_details: bool = True, metrics: bool = True
@@ -143,17 +153,33 @@ class HealthApp:
         await _send(send, scope, 200, body, content_type)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.checker.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        message = await receive()
+        if message["type"] != "lifespan.startup":  # pragma: no cover - the ASGI spec's order
+            return
+        if self.checker.running:  # already run by a host app (``async with health``)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        async with self.checker:
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown: leaving the block cancels the diagnoses
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def __aenter__(self) -> Self:
+        await self.checker.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self.checker.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
-        """Cancel diagnoses in flight; call from the host app's lifespan when mounted."""
+        """Cancel the diagnoses in flight (see `HealthChecker.aclose`)."""
         await self.checker.aclose()
 
 
@@ -179,6 +205,9 @@ def check_json(c: CheckResult) -> dict[str, Any]:
         "checked_at": c.checked_at.isoformat() if c.checked_at else None,
         "fault": None,
     }
+    out["history"] = [
+        {"at": h.at.isoformat(), "status": h.status, "code": h.code} for h in c.history
+    ]
     r = c.report
     if r is not None:
         if r.fault is not None:

@@ -2,23 +2,35 @@
 
 Kubelets, load balancers and curious humans may hit a health endpoint a thousand times a
 second; the dependencies must not see a thousand diagnoses. Each dependency keeps its last
-report; when that is older than ``ttl`` the first request starts one background diagnosis
-and every request (that one included) waits for it at most ``budget`` seconds. A request
-that runs out of budget gets the last known result, marked stale, never a hang.
+report; when that is older than ``ttl`` the first request starts one diagnosis and every
+request (that one included) waits for it at most ``budget`` seconds. A request that runs
+out of budget gets the last known result, marked stale, never a hang.
+
+Who owns the diagnoses (structured concurrency: no task outlives its owner):
+
+* A running checker (``async with checker:``, or the ASGI app's lifespan) owns them in its
+  task group: a diagnosis outlives the request that started it, so a hanging dependency
+  costs one diagnosis, however many requests come. Leaving the block cancels and awaits
+  them.
+* Without a running checker (a framework that sends no lifespan events), each check owns
+  the diagnoses it starts: they are cancelled when its budget is spent, and the next check
+  starts again. Still single-flight among concurrent checks, still never a hang.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .._errors import InvalidOption
 from ..diagnose import diagnose as _diagnose
@@ -27,12 +39,14 @@ from ..report import Report
 from ..target import Target, parse_target
 
 __all__ = [
+    "HISTORY_LIMIT",
     "CheckResult",
     "Dependency",
     "DiagnoseFn",
     "HealthChecker",
     "HealthResult",
     "HealthStatus",
+    "StateChange",
     "public_url",
 ]
 
@@ -42,6 +56,10 @@ logger = logging.getLogger("netprobe.health")
 DiagnoseFn = Callable[[Target, Options], Awaitable[Report]]
 HealthStatus = Literal["ok", "degraded", "fail"]
 CheckStatus = Literal["ok", "fail", "pending", "error"]
+
+#: How many changes of verdict each dependency remembers (the oldest are dropped): a
+#: dependency that flaps forever costs at most this many small records.
+HISTORY_LIMIT = 20
 
 
 async def _default_diagnose(target: Target, options: Options) -> Report:
@@ -77,6 +95,20 @@ class Dependency:
         return f"Dependency({self.target.url!r}, name={self.name!r}, critical={self.critical})"
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """A change of a dependency's verdict: when, to which status, and the fault code."""
+
+    at: datetime
+    status: CheckStatus
+    code: str | None = None  # the fault code of a failing dependency
+
+    @property
+    def verdict(self) -> str:
+        """``ok``, the fault code, or ``error`` (the diagnosis itself failed)."""
+        return self.code or self.status
+
+
 @dataclass
 class _State:
     dependency: Dependency
@@ -86,8 +118,15 @@ class _State:
     checked_at: float | None = None  # monotonic
     checked_wall: datetime | None = None
     refreshing: anyio.Event | None = None
+    refresh_owner: TaskGroup | None = None
+    refresh_scope: anyio.CancelScope | None = None
     refresh_started: float = 0.0
     diagnoses: int = 0
+    history: deque[StateChange] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
+
+    def record(self, change: StateChange) -> None:
+        if not self.history or self.history[-1].verdict != change.verdict:
+            self.history.append(change)
 
 
 @dataclass(frozen=True)
@@ -102,6 +141,8 @@ class CheckResult:
     checked_at: datetime | None
     diagnoses: int
     error: str | None = None
+    #: The last changes of verdict, oldest first (at most `HISTORY_LIMIT`).
+    history: tuple[StateChange, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -138,16 +179,31 @@ class HealthResult:
 class HealthChecker:
     """Cached, single-flight diagnoses of a fixed list of dependencies.
 
+    Run it as an async context manager for the lifetime of the service (the ASGI app's
+    lifespan does this for you when it is served alone):
+
+    ```python
+    async with HealthChecker(["postgresql://db:5432"], ttl=10) as checker:
+        result = await checker.check()
+    ```
+
+    The diagnoses then belong to the checker's task group: leaving the block cancels and
+    awaits them. Without ``async with`` it still works, each check owning the diagnoses
+    it starts (see the module's notes).
+
     Args:
-        dependencies: targets (strings or :class:`Target`) or :class:`Dependency` objects.
+        dependencies: targets (strings or `Target`) or `Dependency` objects.
             Fixed at construction: nothing from a request ever becomes a target.
         ttl: how long a result is fresh, seconds. At most one diagnosis per dependency
             runs per ``ttl``.
         budget: how long a check waits for fresh results before answering with the last
             known ones (marked stale), seconds. Kubernetes' default probe timeout is 1 s.
         diagnose: the diagnosis function, ``(target, options) -> Report``; defaults to
-            :func:`netprobe.diagnose`.
-        options: an :class:`Options` for every dependency; ``**kwargs`` override fields.
+            `netprobe.diagnose`.
+        options: an `Options` for every dependency; ``**kwargs`` override fields.
+
+    Raises:
+        InvalidTarget, InvalidOption: before any I/O.
     """
 
     def __init__(
@@ -174,7 +230,9 @@ class HealthChecker:
         self.budget = budget
         self._diagnose: DiagnoseFn = diagnose or _default_diagnose
         self._states = [_State(d, d.options or base) for d in deps]
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._owner: TaskGroup | None = None
+        self._owner_thread: int | None = None
+        self._told_unowned = False
         self.started = False
 
     @property
@@ -187,6 +245,37 @@ class HealthChecker:
         """How many diagnoses each dependency has started: the single-flight proof."""
         return {s.dependency.name: s.diagnoses for s in self._states}
 
+    @property
+    def running(self) -> bool:
+        """True inside ``async with checker`` (or the ASGI lifespan): it owns the diagnoses."""
+        return self._owner is not None
+
+    async def __aenter__(self) -> Self:
+        if self._owner is not None:
+            raise RuntimeError("this HealthChecker is already running")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._owner, self._owner_thread = group, threading.get_ident()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        group = self._owner
+        assert group is not None, "__aexit__ without __aenter__"
+        group.cancel_scope.cancel()  # the service is going away: so are its diagnoses
+        try:
+            # The refreshes never raise (a failed diagnosis is a result), so the only
+            # exception is the body's own: it propagates as it is, not in an exception group.
+            await group.__aexit__(None, None, None)
+        finally:
+            self._owner = self._owner_thread = None
+            self._release(group)
+        return None
+
     async def check(self, *, budget: float | None = None) -> HealthResult:
         """Fresh results where they can be had within ``budget``, else the last known ones.
 
@@ -195,26 +284,34 @@ class HealthChecker:
         stale result at once instead of each waiting out its own budget.
         """
         budget = self.budget if budget is None else budget
-        now = time.monotonic()
-        waits: list[tuple[anyio.Event, float]] = []
-        for s in self._states:
-            event = self._refresh_if_due(s)
-            if event is None:
-                continue
-            known = s.report is not None or s.error is not None
-            until = min(now, s.refresh_started) + budget if known else now + budget
-            waits.append((event, until))
-        for event, until in waits:
-            with anyio.move_on_after(until - time.monotonic()):
-                await event.wait()
+        owner = self._owner_here()
+        if owner is not None:
+            await self._wait(self._refresh_due(owner), budget)
+            return self.snapshot()
+        if not self._told_unowned:
+            self._told_unowned = True
+            logger.info(
+                "health checks run without an owner (no ASGI lifespan, no `async with`): "
+                "each diagnosis lives only as long as the check that started it"
+            )
+        group = anyio.create_task_group()
+        try:
+            async with group:
+                await self._wait(self._refresh_due(group), budget)
+                group.cancel_scope.cancel()  # this check's diagnoses end with it
+        finally:
+            self._release(group)
         return self.snapshot()
 
     def kick(self) -> None:
-        """Start the refreshes that are due, without waiting; a no-op outside an event loop."""
-        if not _in_event_loop():
-            return
-        for s in self._states:
-            self._refresh_if_due(s)
+        """Start the refreshes that are due, without waiting.
+
+        Only a running checker, called on its own event loop's thread, can own them: a
+        no-op otherwise (a scrape from another thread only reads the cache).
+        """
+        owner = self._owner_here()
+        if owner is not None:
+            self._refresh_due(owner)
 
     def snapshot(self) -> HealthResult:
         """The last known results, without any I/O."""
@@ -226,16 +323,22 @@ class HealthChecker:
         return result
 
     async def aclose(self) -> None:
-        """Cancel the diagnoses in flight (call it when the service shuts down)."""
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                if not t.cancelled():  # pragma: no cover - our own cancellation, not the task's
-                    raise
+        """Cancel the diagnoses in flight and wait for them to end.
+
+        The checker stays usable; ``async with`` (or the ASGI lifespan) does this on exit.
+        """
+        events = []
+        for s in self._states:
+            if s.refresh_scope is not None and s.refreshing is not None:
+                s.refresh_scope.cancel()
+                events.append(s.refreshing)
+        for event in events:
+            await event.wait()
+
+    def _owner_here(self) -> TaskGroup | None:
+        if self._owner is not None and self._owner_thread == threading.get_ident():
+            return self._owner
+        return None
 
     def _result(self, s: _State, now: float) -> CheckResult:
         age = None if s.checked_at is None else now - s.checked_at
@@ -256,70 +359,63 @@ class HealthChecker:
             checked_at=s.checked_wall,
             diagnoses=s.diagnoses,
             error=s.error,
+            history=tuple(s.history),
         )
 
-    def _refresh_if_due(self, s: _State) -> anyio.Event | None:
-        """The event to wait on if the result is not fresh; starts a refresh if none runs."""
+    def _refresh_due(self, group: TaskGroup) -> list[tuple[anyio.Event, float]]:
+        """Start in ``group`` the refreshes that are due and not running; what to wait for:
+        each refresh's event, and the time a check may wait for it (without its budget)."""
         now = time.monotonic()
-        if s.checked_at is not None and now - s.checked_at < self.ttl:
-            return None
-        # A refresh outliving its own deadline by far belongs to a dead event loop (a test
-        # client's, a reloaded worker's): start a new one.
-        if s.refreshing is not None and now - s.refresh_started < s.options.timeout + 5.0:
-            return s.refreshing
-        s.refreshing = event = anyio.Event()
-        s.refresh_started = now
-        self._spawn(self._refresh(s, event))
-        return event
+        waits = []
+        for s in self._states:
+            if s.checked_at is not None and now - s.checked_at < self.ttl:
+                continue
+            if s.refreshing is None:
+                s.refreshing, s.refresh_owner, s.refresh_started = anyio.Event(), group, now
+                s.diagnoses += 1
+                group.start_soon(self._refresh, s, s.refreshing, name="netprobe-health-refresh")
+            known = s.report is not None or s.error is not None
+            waits.append((s.refreshing, min(now, s.refresh_started) if known else now))
+        return waits
+
+    @staticmethod
+    async def _wait(waits: list[tuple[anyio.Event, float]], budget: float) -> None:
+        for event, since in waits:
+            with anyio.move_on_after(since + budget - time.monotonic()):
+                await event.wait()
 
     async def _refresh(self, s: _State, event: anyio.Event) -> None:
-        s.diagnoses += 1
         try:
-            report = await self._diagnose(s.dependency.target, s.options)
-        except Exception as exc:  # a failing diagnose must not break the endpoint
-            logger.exception("diagnosing %s failed", s.dependency.name)
-            s.error = f"{type(exc).__name__}: {exc}"
-        else:
-            previous = s.report
-            s.report, s.error = report, None
-            _log_change(s.dependency, previous, report)
+            with anyio.CancelScope() as s.refresh_scope:
+                try:
+                    report = await self._diagnose(s.dependency.target, s.options)
+                except Exception as exc:  # a failing diagnose must not break the endpoint
+                    logger.exception("diagnosing %s failed", s.dependency.name)
+                    s.error = f"{type(exc).__name__}: {exc}"
+                    s.record(StateChange(datetime.now(UTC), "error"))
+                else:
+                    previous = s.report
+                    s.report, s.error = report, None
+                    status: CheckStatus = "ok" if report.ok else "fail"
+                    code = report.fault.code if report.fault else None
+                    s.record(StateChange(datetime.now(UTC), status, code))
+                    _log_change(s.dependency, previous, report)
+                s.checked_at = time.monotonic()
+                s.checked_wall = datetime.now(UTC)
         finally:
-            s.checked_at = time.monotonic()
-            s.checked_wall = datetime.now(UTC)
+            # Cancelled (the owner left, or aclose()): no result, and the next check
+            # starts a new refresh.
+            s.refresh_scope = None
             if s.refreshing is event:
-                s.refreshing = None
+                s.refreshing = s.refresh_owner = None
             event.set()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            trio = sys.modules.get("trio")
-            if trio is None:  # pragma: no cover - only asyncio and trio exist
-                raise
-            trio.lowlevel.spawn_system_task(lambda: coro)
-            return
-        task = loop.create_task(_as_coroutine(coro), name="netprobe-health-refresh")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        trio = sys.modules.get("trio")
-        if trio is None:
-            return False
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            return False
-    return True
-
-
-async def _as_coroutine(aw: Awaitable[None]) -> None:
-    await aw
+    def _release(self, group: TaskGroup) -> None:
+        """After ``group`` ended: forget refreshes it owned that never got to run."""
+        for s in self._states:
+            if s.refresh_owner is group and s.refreshing is not None:
+                s.refreshing.set()
+                s.refreshing = s.refresh_owner = None
 
 
 def _log_change(dep: Dependency, previous: Report | None, report: Report) -> None:
