@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any
-
 import httpx
 import pytest
+from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import netprobe
 from netprobe.health import Dependency, HealthChecker, health_app
-from netprobe.health.metrics import HealthCollector, cert_expiry_of, http_status_of, render_metrics
-from netprobe.testing import TcpServer, closed_port
+from netprobe.health.metrics import (
+    HealthCollector,
+    earliest_cert_expiry,
+    http_status,
+    render_metrics,
+)
+from netprobe.testing import CertBook, L7Server, TcpServer, closed_port
 
 BLACKBOX = (
     "probe_success",
@@ -86,11 +89,13 @@ async def test_collector_in_a_registry_reads_the_cache_and_starts_due_refreshes(
     c = checker(tcp_server, closed_port())
     registry = CollectorRegistry()
     registry.register(HealthCollector(c))
-    before = parse(generate_latest(registry).decode())
-    assert "probe_duration_seconds" not in before, "nothing diagnosed yet, nothing invented"
-    assert value(before, "probe_success", dependency="db") == 0.0
-    await c.check(budget=5)  # the refreshes the scrape started
-    after = parse(generate_latest(registry).decode())
+    async with c:  # a running checker: the scrape may start refreshes it then owns
+        before = parse(generate_latest(registry).decode())
+        assert "probe_duration_seconds" not in before, "nothing diagnosed yet, nothing invented"
+        assert "probe_success" not in before, "no verdict before the first result"
+        assert c.diagnoses == {"db": 1, "cache": 1, "never": 1}, "the scrape started them"
+        await c.check(budget=5)  # waits for the refreshes the scrape started
+        after = parse(generate_latest(registry).decode())
     assert value(after, "probe_success", dependency="db") == 1.0
     assert value(after, "netprobe_diagnoses_total", dependency="db") == 1.0
 
@@ -117,42 +122,39 @@ async def test_metrics_route_of_the_app(tcp_server: TcpServer) -> None:
     assert value(parse(r.text), "probe_success", dependency="db") == 1.0
 
 
-NOT_AFTER = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+def test_no_sample_before_the_first_result(tcp_server: TcpServer) -> None:
+    """A fresh deploy is not an outage: no probe_success (nor any result) until a verdict."""
+    checker = HealthChecker([Dependency(f"tcp://{tcp_server.address}", name="db")])
+    s = parse(render_metrics(checker.snapshot())[0].decode())
+    assert "probe_success" not in s
+    assert "netprobe_result_age_seconds" not in s and "netprobe_fault" not in s
+    assert value(s, "netprobe_dependency_critical", dependency="db") == 1.0
+    assert value(s, "netprobe_diagnoses_total", dependency="db") == 0.0
 
 
-@pytest.mark.parametrize(
-    "tls",
-    [
-        SimpleNamespace(
-            chain=[
-                SimpleNamespace(not_after=NOT_AFTER.replace(year=2040)),
-                SimpleNamespace(not_after=NOT_AFTER),
-            ]
-        ),
-        SimpleNamespace(chain=[{"not_after": "2031-05-06T07:08:09Z"}]),
-        SimpleNamespace(chain=None, details={"chain": [{"not_after": NOT_AFTER.isoformat()}]}),
-        SimpleNamespace(chain=[], not_after=NOT_AFTER.replace(tzinfo=None)),
-        {"chain": [{"not_after": NOT_AFTER.timestamp()}]},
-    ],
-)
-def test_earliest_cert_expiry_reads_any_shape(tls: Any) -> None:
-    assert cert_expiry_of(tls) == NOT_AFTER.timestamp()
+@pytest.mark.anyio
+async def test_cert_expiry_and_http_status_of_a_real_https_server() -> None:
+    with CertBook() as book, L7Server("tls", ssl_context=book.server_context()) as server:
+        c = HealthChecker(
+            [Dependency(f"https://localhost:{server.port}/busy", name="api")],
+            ca_file=book.ca_file,
+            icmp=False,
+        )
+        result = await c.check(budget=5)
+        leaf = x509.load_pem_x509_certificate(book.leaf()[0])
+    report = result.checks[0].report
+    assert report is not None and report.fault is not None
+    assert report.fault.code == "http.server_error"
+    assert earliest_cert_expiry(report) == leaf.not_valid_after_utc.timestamp()
+    assert http_status(report) == 503
+    s = parse(render_metrics(result)[0].decode())
+    assert value(s, "probe_http_status_code", dependency="api") == 503
+    assert value(s, "probe_ssl_earliest_cert_expiry", dependency="api") == (
+        leaf.not_valid_after_utc.timestamp()
+    )
 
 
-def test_no_expiry_and_no_status_when_not_recorded() -> None:
-    assert cert_expiry_of(None) is None
-    assert cert_expiry_of(SimpleNamespace(chain=[{"not_after": "garbage"}])) is None
-    assert http_status_of(None) is None
-    assert http_status_of(SimpleNamespace(http=None, details={})) is None
-
-
-@pytest.mark.parametrize(
-    "app",
-    [
-        SimpleNamespace(http=SimpleNamespace(status=503)),
-        SimpleNamespace(http=SimpleNamespace(status_code=503)),
-        SimpleNamespace(http=None, details={"status": 503}),
-    ],
-)
-def test_http_status_reads_any_shape(app: Any) -> None:
-    assert http_status_of(app) == 503
+@pytest.mark.anyio
+async def test_no_expiry_and_no_status_when_not_seen(tcp_server: TcpServer) -> None:
+    report = await netprobe.diagnose(f"tcp://{tcp_server.address}", icmp=False)
+    assert earliest_cert_expiry(report) is None and http_status(report) is None

@@ -7,13 +7,18 @@ exporter cannot tell: ``netprobe_fault{layer,code} 1`` for the failing layer and
 ``netprobe_phase_duration_seconds{phase}`` with blackbox's phase names (resolve, connect,
 tls, processing, transfer).
 
+A dependency not yet checked has no ``probe_success`` sample (nor any other result series)
+until its first diagnosis ends: a fresh deploy never looks like an outage. Only
+``netprobe_dependency_critical`` and ``netprobe_diagnoses_total`` describe it meanwhile, so
+``netprobe_dependency_critical unless on(dependency) probe_success`` lists what has no
+verdict yet.
+
 Needs the ``prometheus`` extra (``pip install netprobe[prometheus]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,10 +31,8 @@ from .checker import HealthChecker, HealthResult, public_url
 
 __all__ = [
     "HealthCollector",
-    "cert_expiry_of",
     "earliest_cert_expiry",
     "http_status",
-    "http_status_of",
     "metric_families",
     "render_metrics",
 ]
@@ -45,10 +48,11 @@ _PHASES = (
 
 
 class HealthCollector(Collector):
-    """Exports a :class:`HealthChecker`'s last known results (``registry.register(...)``).
+    """Exports a `HealthChecker`'s last known results (``registry.register(...)``).
 
-    Collecting never waits for a diagnosis: it reads the cache, and when called from the
-    event loop (an ASGI metrics app) it also starts the refreshes that are due.
+    Collecting never waits for a diagnosis: it reads the cache, and when the checker is
+    running and the scrape comes on its event loop (an ASGI metrics app), it also starts the
+    refreshes that are due.
     """
 
     def __init__(self, source: HealthChecker | Any) -> None:
@@ -58,7 +62,7 @@ class HealthCollector(Collector):
         self.checker = checker
 
     def collect(self) -> Iterator[Metric]:
-        self.checker.kick()  # a no-op without a running event loop (a scraping thread)
+        self.checker.kick()  # a no-op off the running checker's loop (a scraping thread)
         yield from metric_families(self.checker.snapshot())
 
 
@@ -78,8 +82,9 @@ class _Static(Collector):
 
 
 def metric_families(result: HealthResult) -> list[Metric]:
-    """Pure: every metric family for a result. Dependencies never checked export nothing but
-    ``probe_success 0`` and the diagnosis counter."""
+    """Pure: every metric family for a result. A dependency not yet checked exports no
+    result series (no ``probe_success``): only whether it is critical and the diagnoses
+    started."""
     success = GaugeMetricFamily(
         "probe_success", "Whether the dependency is healthy (1) or not (0).", labels=_LABELS
     )
@@ -120,9 +125,11 @@ def metric_families(result: HealthResult) -> list[Metric]:
     )
     for c in result.checks:
         labels = [c.dependency.name, public_url(c.dependency.target)]
-        success.add_metric(labels, 1.0 if c.ok else 0.0)
         critical.add_metric(labels, 1.0 if c.dependency.critical else 0.0)
         diagnoses.add_metric(labels, float(c.diagnoses))
+        if c.status == "pending":
+            continue  # no verdict yet: no sample, rather than a false "down"
+        success.add_metric(labels, 1.0 if c.ok else 0.0)
         if c.age_s is not None:
             age.add_metric(labels, c.age_s)
         r = c.report
@@ -154,60 +161,16 @@ def metric_families(result: HealthResult) -> list[Metric]:
 
 
 def earliest_cert_expiry(report: Report) -> float | None:
-    """The earliest ``not_after`` of the presented chain (Unix seconds), if recorded."""
-    return cert_expiry_of(report.step(TlsStep))
+    """The earliest ``not_after`` of the presented chain (Unix seconds), if one was seen."""
+    tls = report.step(TlsStep)
+    if tls is None or not tls.chain:
+        return None
+    return min(cert.not_after.timestamp() for cert in tls.chain)
 
 
 def http_status(report: Report) -> int | None:
     """The HTTP status the application rung saw, if any."""
-    return http_status_of(report.step(ApplicationStep))
-
-
-def cert_expiry_of(tls: Any) -> float | None:
-    """Earliest ``not_after`` of a TLS step's chain. Read defensively (duck-typed): the TLS
-    step's fields grow over time, and a dict, a model or a datetime/ISO string all work."""
-    if tls is None:
+    app = report.step(ApplicationStep)
+    if app is None or app.http is None:
         return None
-    chain = _field(tls, "chain")
-    if not chain:
-        chain = _field(_field(tls, "details"), "chain")
-    times = [t for cert in chain or [] if (t := _timestamp(_field(cert, "not_after"))) is not None]
-    if times:
-        return min(times)
-    return _timestamp(_field(tls, "not_after"))
-
-
-def http_status_of(app: Any) -> int | None:
-    """The HTTP status in an application step (``http.status`` or ``details["status"]``)."""
-    if app is None:
-        return None
-    for holder in (_field(app, "http"), _field(app, "details")):
-        for key in ("status", "status_code"):
-            value = _field(holder, key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    return None
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _timestamp(value: Any) -> float | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        stamp: float = value.timestamp()
-        return stamp
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+    return app.http.status
