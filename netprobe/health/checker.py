@@ -187,9 +187,10 @@ class HealthChecker:
         result = await checker.check()
     ```
 
-    The diagnoses then belong to the checker's task group: leaving the block cancels and
-    awaits them. Without ``async with`` it still works, each check owning the diagnoses
-    it starts (see the module's notes).
+    The diagnoses then belong to the checker's task group: one outlives the check that
+    started it (a hanging dependency costs one diagnosis, however many checks come), and
+    leaving the block cancels and awaits them. Without ``async with`` it still works: each
+    check then owns the diagnoses it starts, cancelled when its budget is spent.
 
     Args:
         dependencies: targets (strings or `Target`) or `Dependency` objects.
