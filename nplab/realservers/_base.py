@@ -129,6 +129,9 @@ class RealServer:
     #: run the process as this user when we are root (None: as root)
     run_as: str | None = None
     start_timeout = 20.0
+    #: how stop() asks the server to end (SIGKILL for servers whose orderly shutdown is slow
+    #: and whose state lives only in the directory removed afterwards)
+    stop_signal: int = signal.SIGTERM
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None
@@ -234,7 +237,7 @@ class RealServer:
                 os.killpg(proc.pid, signal.SIGCONT)
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    os.killpg(proc.pid, self.stop_signal)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
             # Children of the group (nginx workers, squid helpers) may outlive the leader.

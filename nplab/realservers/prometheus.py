@@ -5,7 +5,9 @@
         prom.query("probe_success")      # the HTTP API's result list
 
 Storage, config and logs stay in the harness directory; it listens on 127.0.0.1 only and
-scrapes every 0.5 s so that a test sees a sample within a second.
+scrapes every 0.5 s. The first scrape still comes about 5 s after start: Prometheus hands
+the static targets to its scrape manager through the discovery manager, which updates at
+most every 5 s (not configurable in 2.42); ``wait_scraped`` waits for it.
 """
 
 from __future__ import annotations
