@@ -31,6 +31,7 @@ __all__ = [
     "is_root",
     "listening",
     "require_server_binary",
+    "started",
 ]
 
 
