@@ -9,5 +9,7 @@ Importable from the development install (the editable install puts the repositor
 * ``scenario``, ``catalog_*``: one scenario per fault code, for the generated fault catalog.
 * ``dbservers``: real MariaDB, PostgreSQL and Redis instances started for the tests.
 * ``hostile``: peers that misbehave on purpose (endless streams, drips, floods).
+* ``realservers``: real nginx, HAProxy, BIND, dnsmasq, PgBouncer, Squid, Prometheus,
+  libfaketime, a grpcio health server and a conntrack firewall, started by the tests.
 * ``require``: skip on a laptop, fail under ``CI=true``.
 """
