@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from ._errors import DependencyUnavailable as DependencyUnavailable
 from ._errors import InvalidOption as InvalidOption
 from ._errors import InvalidTarget as InvalidTarget
 from ._errors import NetprobeError as NetprobeError
+from ._unavailable import DependencyUnavailable as DependencyUnavailable
+from ._version import __version__ as __version__
 from .diagnose import diagnose as diagnose
 from .diagnose import diagnose_many as diagnose_many
 from .options import Options as Options

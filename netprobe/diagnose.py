@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream
 
-from . import __version__
+from ._version import __version__
 from .classify import classify
 from .classify.transport import local_warnings
 from .options import Options, make_options

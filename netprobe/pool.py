@@ -28,8 +28,8 @@ import anyio
 from anyio.abc import SocketStream
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__
 from ._errors import InvalidOption, InvalidTarget
+from ._version import __version__
 from .classify import classify
 from .classify.database import db_error_code, server_name
 from .options import Options, make_options

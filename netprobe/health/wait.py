@@ -15,7 +15,8 @@ from typing import Any
 
 import anyio
 
-from .._errors import DependencyUnavailable, InvalidOption
+from .._errors import InvalidOption
+from .._unavailable import DependencyUnavailable
 from ..diagnose import diagnose
 from ..options import Options, make_options
 from ..report import Report

@@ -1,0 +1,112 @@
+"""The shape of the package, checked on its source: no import cycle, and the layers import
+only downward (docs/architecture.md).
+
+Every ``import`` counts, at module level, inside functions and under ``TYPE_CHECKING``: a
+cycle that only a lazy or type-only import closes is still a cycle for the reader.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "netprobe"
+
+#: Packages another helper of issue 12 is reworking (fixture servers become netprobe.testing,
+#: the demo a list of cases): their internal cycle goes with that work.
+NOT_YET = ("netprobe.demo",)
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    out: dict[str, tuple[Path, bool]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        out[".".join(parts)] = (path, is_package)
+    return out
+
+
+def _imported(
+    module: str, is_package: bool, node: ast.Import | ast.ImportFrom, modules: set[str]
+) -> Iterator[str]:
+    """The netprobe modules one import statement loads: for ``from .x import y``, ``x.y`` when
+    it is a module, else ``x``."""
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+        return
+    if node.level:
+        base = module.split(".") if is_package else module.split(".")[:-1]
+        base = base[: len(base) - node.level + 1]
+        source = ".".join([*base, *([node.module] if node.module else [])])
+    else:
+        source = node.module or ""
+    for alias in node.names:
+        name = f"{source}.{alias.name}"
+        yield name if name in modules else source
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the netprobe modules it imports (anywhere in its source)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, (path, is_package) in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for name in _imported(module, is_package, node, set(modules)):
+                    if name in modules and name != module:
+                        deps.add(name)
+        graph[module] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    graph = {
+        m: {d for d in deps if not d.startswith(NOT_YET)}
+        for m, deps in import_graph().items()
+        if not m.startswith(NOT_YET)
+    }
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
