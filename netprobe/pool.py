@@ -34,6 +34,7 @@ from .classify import classify
 from .classify.database import db_error_code, server_name
 from .options import Options, make_options
 from .probes._context import ProbeContext
+from .probes._io import STREAM_ERRORS, elapsed_ms, stream_from_socket
 from .probes.database import (
     Conversation,
     DriverLogin,
@@ -42,7 +43,7 @@ from .probes.database import (
     to_step,
 )
 from .probes.dns import resolve
-from .probes.tcp import connect_address, stream_from_socket
+from .probes.tcp import connect_address
 from .report import Fault
 from .steps import AddressAttempt, Step, TcpStep
 from .steps.database import DatabaseResult
@@ -203,7 +204,7 @@ class _Pool:
         def settled() -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
-                fill_ms.append(round((time.perf_counter() - start) * 1000.0, 3))
+                fill_ms.append(elapsed_ms(start))
                 opened.set()
 
         async with anyio.create_task_group() as tg:
@@ -335,7 +336,7 @@ class _Pool:
                                     "notes": result.notes})}
                     )  # fmt: skip
             if slot.stream is not None:
-                with contextlib.suppress(OSError, anyio.BrokenResourceError):
+                with contextlib.suppress(*STREAM_ERRORS):
                     await slot.stream.aclose()
 
     def _report(

@@ -37,6 +37,7 @@ from ..protocols.mismatch import ProtocolMismatch
 from ..steps import ApplicationStep, ErrorInfo
 from ..steps.database import DatabaseResult
 from ._context import ProbeContext
+from ._io import STREAM_ERRORS, elapsed_ms, stream_error
 
 __all__ = [
     "Conversation",
@@ -94,24 +95,20 @@ class _Wire:
                     if not self.first:
                         self.first = chunk[:64]
                     self.buf += chunk
-        except TimeoutError:
-            raise _Timeout from None
-        except anyio.EndOfStream:
-            raise _Closed from None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise _Closed(_broken(exc)) from None
+        except STREAM_ERRORS as exc:
+            raise _failure(exc) from None
 
     async def send(self, data: bytes) -> None:
         try:
             await self.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise _Closed(_broken(exc)) from None
+        except STREAM_ERRORS as exc:
+            raise _failure(exc) from None
 
     async def quiet_send(self, data: bytes) -> bool:
         try:
             with anyio.fail_after(1.0):
                 await self.stream.send(data)
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_ERRORS:
             return False
         return True
 
@@ -121,19 +118,18 @@ class _Wire:
             with anyio.move_on_after(seconds):
                 chunk = await self.stream.receive(1)
                 self.buf += chunk
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_ERRORS:
             return False
         return True
 
 
-def _broken(exc: BaseException) -> ErrorInfo:
-    """The OS error behind anyio's BrokenResourceError (ECONNRESET...), as plain data."""
-    cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else None
-    return ErrorInfo.from_exception(cause if isinstance(cause, OSError) else exc)
-
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000.0, 3)
+def _failure(exc: BaseException) -> _Timeout | _Closed:
+    """What the conversation makes of a stream error: its own timeout, or a closed
+    connection (with the OS error behind it, e.g. ECONNRESET, unless it was a clean EOF)."""
+    failure = stream_error(exc)
+    if failure.kind == "timeout":
+        return _Timeout()
+    return _Closed(None if failure.kind == "eof" else failure.error)
 
 
 class Conversation:
@@ -175,7 +171,7 @@ class Conversation:
                 **self._first_bytes(),
             )
         if self.result.greeting_ms is None and self.wire.received:
-            self._update(greeting_ms=_ms(start))
+            self._update(greeting_ms=elapsed_ms(start))
         return self.result
 
     def _first_bytes(self) -> dict[str, Any]:
@@ -216,7 +212,7 @@ class MysqlGreeting(Conversation):
             self.finished = True  # the server closes after the error packet
             self._update(
                 outcome="server_error",
-                greeting_ms=_ms(start),
+                greeting_ms=elapsed_ms(start),
                 error_code=str(event.code),
                 sqlstate=event.sqlstate,
                 error_message=event.message,
@@ -226,7 +222,7 @@ class MysqlGreeting(Conversation):
         self.greeting = event
         self._update(
             outcome="ready",
-            greeting_ms=_ms(start),
+            greeting_ms=elapsed_ms(start),
             server=event.product,
             version=event.version,
             protocol_version=event.protocol_version,
@@ -332,7 +328,7 @@ class PostgresGreeting(Conversation):
                 ctx.mark("first_byte")
                 self._error(answer, start)
                 return
-            self._update(tls_supported=answer.accepted, greeting_ms=_ms(start))
+            self._update(tls_supported=answer.accepted, greeting_ms=elapsed_ms(start))
             if answer.accepted:
                 if self.wire.buf:
                     # Bytes after 'S' and before the handshake are not from a PostgreSQL
@@ -370,7 +366,7 @@ class PostgresGreeting(Conversation):
         msg = await self.wire.read(pg.parse_message, left())
         ctx.mark("first_byte")
         if self.result.greeting_ms is None:
-            self._update(greeting_ms=_ms(start))
+            self._update(greeting_ms=elapsed_ms(start))
         while isinstance(msg, pg.ErrorResponse) and msg.notice:
             msg = await self.wire.read(pg.parse_message, left())
         if isinstance(msg, pg.Authentication):
@@ -413,7 +409,7 @@ class PostgresGreeting(Conversation):
             error_message=err.message,
             error_fields={k: v for k, v in err.fields.items() if k in _PG_KEEP},
             closed_cleanly=True,
-            greeting_ms=self.result.greeting_ms or _ms(start),
+            greeting_ms=self.result.greeting_ms or elapsed_ms(start),
         )
 
     async def _start_tls(self, policy: pg.SslPolicy) -> bool:
@@ -519,7 +515,7 @@ class RedisGreeting(Conversation):
                 self.closed = True
                 self._update(
                     outcome="server_error",
-                    greeting_ms=_ms(start),
+                    greeting_ms=elapsed_ms(start),
                     error_code=pushed.prefix,
                     error_message=pushed.message,
                     closed_cleanly=True,
@@ -535,7 +531,7 @@ class RedisGreeting(Conversation):
         reply = await self.wire.read(rd.parse_reply, self._timeout())
         self.ctx.mark("first_byte")
         if self.result.greeting_ms is None:
-            self._update(greeting_ms=_ms(start))
+            self._update(greeting_ms=elapsed_ms(start))
         if isinstance(reply, rd.Simple) and reply.text == "PONG":
             self._update(outcome="ready", phase=phase)
         elif isinstance(reply, rd.RedisError) and reply.prefix in ("NOAUTH", "WRONGPASS"):
@@ -745,14 +741,14 @@ class DriverLogin:
                     await self._mysql_login()
                 else:
                     await self._redis_login()
-            self.result = self.result.model_copy(update={"login_ms": _ms(start)})
+            self.result = self.result.model_copy(update={"login_ms": elapsed_ms(start)})
             return await self.validate()
         except TimeoutError:
-            return self._set(outcome="timeout", login_ms=_ms(start))
+            return self._set(outcome="timeout", login_ms=elapsed_ms(start))
         except ImportError as exc:
             return self._set(outcome="unavailable", error_message=str(exc))
         except Exception as exc:  # noqa: BLE001 - driver exceptions are mapped to data here
-            return self._set(login_ms=_ms(start), **_driver_error(proto, exc))
+            return self._set(login_ms=elapsed_ms(start), **_driver_error(proto, exc))
 
     def _set(self, **changes: Any) -> DatabaseResult:
         self.result = self.result.model_copy(update=changes)
@@ -839,17 +835,23 @@ class DriverLogin:
                     await self.conn.ping()
         except TimeoutError:
             return self._set(
-                outcome="timeout", phase="validation", validation=query, validation_ms=_ms(start)
+                outcome="timeout",
+                phase="validation",
+                validation=query,
+                validation_ms=elapsed_ms(start),
             )
         except Exception as exc:  # noqa: BLE001 - driver exceptions are mapped to data here
             return self._set(
                 phase="validation",
                 validation=query,
-                validation_ms=_ms(start),
+                validation_ms=elapsed_ms(start),
                 **_driver_error(proto, exc),
             )
         return self._set(
-            outcome="validated", phase="validation", validation=query, validation_ms=_ms(start)
+            outcome="validated",
+            phase="validation",
+            validation=query,
+            validation_ms=elapsed_ms(start),
         )
 
     async def close(self) -> DatabaseResult:

@@ -24,6 +24,7 @@ import anyio.to_thread
 from ..options import parse_nameserver
 from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
 from ._context import ProbeContext
+from ._io import elapsed_ms
 from ._lazy import import_off_loop
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ async def resolve(ctx: ProbeContext) -> DnsStep:
             status="ok",
             host=target.host,
             addresses=addresses,
-            duration_ms=_ms_since(start),
+            duration_ms=elapsed_ms(start),
         )
 
     # getaddrinfo failed: ask the configured name servers why.
@@ -97,7 +98,7 @@ async def resolve(ctx: ProbeContext) -> DnsStep:
         error=error,
         rcode=rcode,
         queries=answers,
-        duration_ms=_ms_since(start),
+        duration_ms=elapsed_ms(start),
     )
 
 
@@ -194,7 +195,7 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
         qtype=qtype,
         rcode=rcode,
         addresses=addresses,
-        elapsed_ms=_ms_since(start),
+        elapsed_ms=elapsed_ms(start),
         detail=detail,
     )
 
@@ -230,7 +231,7 @@ def _from_direct_answers(host: str, answers: list[NameserverAnswer], start: floa
             addresses=addresses[:_MAX_ADDRESSES],
             queries=answers,
             rcode="NOERROR",
-            duration_ms=_ms_since(start),
+            duration_ms=elapsed_ms(start),
         )
     rcode = _verdict(answers) if answers else "TIMEOUT"
     return DnsStep(
@@ -240,9 +241,5 @@ def _from_direct_answers(host: str, answers: list[NameserverAnswer], start: floa
         source="nameservers",
         rcode=rcode,
         queries=answers,
-        duration_ms=_ms_since(start),
+        duration_ms=elapsed_ms(start),
     )
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)

@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 
 from ..steps import AddressAttempt, ErrorInfo, TcpStep
 from ._context import ProbeContext
+from ._io import elapsed_ms
 from .icmp import Pinger
 from .tcp import TcpConnector, connect_address
 
@@ -143,7 +144,7 @@ class Witness:
         """Canary attempts so far; those cut short by the end of the diagnosis say so."""
         done = {(a.address, a.port) for a in self._attempts}
         out = list(self._attempts)
-        elapsed = (time.perf_counter() - self._started) * 1000.0 if self._started else None
+        elapsed = elapsed_ms(self._started) if self._started else None
         for address, port in self._planned:
             if (address, port) not in done:
                 out.append(
@@ -152,7 +153,7 @@ class Witness:
                         port=port,
                         family="ipv6" if ":" in address else "ipv4",
                         outcome="timeout",
-                        connect_ms=round(elapsed, 3) if elapsed is not None else None,
+                        connect_ms=elapsed,
                         error=ErrorInfo(type="Deadline", message="the diagnosis ended first"),
                     )
                 )
