@@ -30,8 +30,7 @@ from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
 from .probes.witness import Witness
 from .report import Report, ReportWarning, Timings
-from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
-from .steps.local import LocalHealth
+from .steps import ApplicationStep, ErrorInfo, LocalHealth, Step, TlsStep
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
@@ -178,7 +177,7 @@ class _Diagnosis:
             self.tcp.close_unclaimed()
         self.in_progress = None
 
-    async def _local(self, addresses: list[str]) -> None:
+    async def _local(self, addresses: Sequence[str]) -> None:
         """This host's sockets toward the target, read alongside the connects (a worker
         thread; one read shared by concurrent diagnoses, see probes/local.py)."""
         try:
@@ -236,7 +235,6 @@ class _Diagnosis:
         ctx.mark("total")
         marks = ctx.marks
         return Report(
-            ok=verdict.fault is None,
             target=ctx.target,
             fault=verdict.fault,
             warnings=warnings,

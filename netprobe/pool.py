@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 import anyio
 from anyio.abc import SocketStream
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ._errors import InvalidOption, InvalidTarget
+from ._frozen import Frozen
 from ._version import __version__
 from .classify import classify
 from .classify.database import db_error_code, server_name
@@ -45,8 +46,7 @@ from .probes.database import (
 from .probes.dns import resolve
 from .probes.tcp import connect_address
 from .report import Fault
-from .steps import AddressAttempt, Step, TcpStep
-from .steps.database import DatabaseResult
+from .steps import AddressAttempt, DatabaseResult, Step, TcpStep
 from .target import Target, parse_target
 
 __all__ = ["UNAUTHENTICATED_HOLD_CAP", "PoolConnection", "PoolReport", "probe_pool"]
@@ -58,10 +58,8 @@ UNAUTHENTICATED_HOLD_CAP: dict[str, float] = {"mysql": 5.0, "postgresql": 30.0}
 ConnectionOutcome = Literal["validated", "opened", "refused", "failed", "not_started"]
 
 
-class PoolConnection(BaseModel):
+class PoolConnection(Frozen):
     """One connection of the pool."""
-
-    model_config = ConfigDict(frozen=True)
 
     index: int = Field(description="1-based, in the order the connections were started.")
     outcome: ConnectionOutcome
@@ -75,10 +73,8 @@ class PoolConnection(BaseModel):
     tcp: AddressAttempt | None = None
 
 
-class PoolReport(BaseModel):
+class PoolReport(Frozen):
     """The result of one pool probe. ``ok`` when every requested connection held and validated."""
-
-    model_config = ConfigDict(frozen=True)
 
     ok: bool
     target: Target
@@ -95,8 +91,8 @@ class PoolReport(BaseModel):
     fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
     fd_open: int | None = None
     fd_headroom: int | None = None
-    notes: list[str] = Field(default_factory=list)
-    connections: list[PoolConnection] = Field(default_factory=list)
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+    connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
     started_at: datetime
     netprobe_version: str
 
@@ -316,11 +312,11 @@ class _Pool:
         elif slot.conversation is not None:
             result = await slot.conversation.validate()
         else:
-            slot.conn = slot.conn.model_copy(update={"held_ok": True})
+            slot.conn = slot.conn.replace(held_ok=True)
             return
         ok = result.outcome in ("ready", "validated")
-        slot.conn = slot.conn.model_copy(
-            update={"held_ok": ok, "database": result, "detail": None if ok else _detail(result)}
+        slot.conn = slot.conn.replace(
+            held_ok=ok, database=result, detail=None if ok else _detail(result)
         )
 
     async def _close(self, slot: _Slot) -> None:
@@ -330,11 +326,11 @@ class _Pool:
             if slot.conversation is not None:
                 result = await slot.conversation.close()
                 if slot.conn.database is not None:
-                    slot.conn = slot.conn.model_copy(
-                        update={"database": slot.conn.database.model_copy(
-                            update={"closed_cleanly": result.closed_cleanly,
-                                    "notes": result.notes})}
-                    )  # fmt: skip
+                    slot.conn = slot.conn.replace(
+                        database=slot.conn.database.replace(
+                            closed_cleanly=result.closed_cleanly, notes=result.notes
+                        )
+                    )
             if slot.stream is not None:
                 with contextlib.suppress(*STREAM_ERRORS):
                     await slot.stream.aclose()
@@ -471,7 +467,7 @@ def _summary(target: Target, conns: list[PoolConnection], opened: int, common: s
     known = next((c.database.server for c in conns if c.database and c.database.server), None)
     db = first.database
     if db is not None and db.server is None and known is not None:
-        db = db.model_copy(update={"server": known})
+        db = db.replace(server=known)
     # A connection that failed before any database byte carries its fault's summary, which
     # ends with its own full stop.
     detail = _detail(db) if db else (first.detail or common).rstrip(".")
@@ -490,7 +486,7 @@ def _with_detail(fault: Fault, first: PoolConnection) -> Fault:
         observation=f"connection {first.index}: {first.detail or first.outcome}",
         data={"index": first.index, "outcome": first.outcome, "fault_code": first.fault_code},
     )
-    return fault.model_copy(update={"evidence": [ev]})
+    return fault.replace(evidence=(ev,))
 
 
 def _fd_usage() -> tuple[int | None, int | None]:

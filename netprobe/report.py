@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, computed_field
 
-from .steps import Step, StepBase
-from .steps.local import LocalHealth
+from ._frozen import Frozen, FrozenMap
+from .steps import LocalHealth, Step, StepBase
 from .target import Target
 
 __all__ = [
@@ -88,48 +88,40 @@ WARNING_CODES: dict[str, str] = {
 JsonScalar = str | int | float | bool | None
 
 
-class Evidence(BaseModel):
+class Evidence(Frozen):
     """One observation behind a verdict: what was sent, what came back, how long it took."""
-
-    model_config = ConfigDict(frozen=True)
 
     step: str = Field(
         description="The rung that observed it: dns, icmp, tcp, tls, application, local."
     )
     observation: str = Field(description="The observation, in words.")
-    data: dict[str, JsonScalar] = Field(default_factory=dict)
+    data: FrozenMap[str, JsonScalar] = Field(default_factory=FrozenMap)
 
 
-class Fault(BaseModel):
+class Fault(Frozen):
     """The verdict when something is wrong: which layer, which code, and why."""
-
-    model_config = ConfigDict(frozen=True)
 
     layer: Layer
     code: str = Field(description="A stable dotted code, see FAULT_CODES.")
     summary: str = Field(description="One sentence an on-call engineer can act on.")
-    evidence: list[Evidence] = Field(default_factory=list)
-    hints: list[str] = Field(default_factory=list, description="What to check next.")
+    evidence: tuple[Evidence, ...] = Field(default_factory=tuple)
+    hints: tuple[str, ...] = Field(default_factory=tuple, description="What to check next.")
 
 
-class ReportWarning(BaseModel):
+class ReportWarning(Frozen):
     """Not a fault, but it matters."""
-
-    model_config = ConfigDict(frozen=True)
 
     code: str
     message: str
 
 
-class Timings(BaseModel):
+class Timings(Frozen):
     """Milliseconds from the start of the diagnosis, the way curl's ``-w`` times are.
 
     ``dns`` is curl's ``time_namelookup``, ``tcp_connect`` its ``time_connect``,
     ``tls_handshake`` its ``time_appconnect``, ``first_byte`` its ``time_starttransfer`` and
     ``total`` its ``time_total``. Each is present only where it was measured.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     dns: float | None = None
     tcp_connect: float | None = None
@@ -141,22 +133,30 @@ class Timings(BaseModel):
 _S = TypeVar("_S", bound=StepBase)
 
 
-class Report(BaseModel):
-    """The result of one diagnosis. ``ok`` is true when no fault was found."""
+class Report(Frozen):
+    """The result of one diagnosis. ``ok`` is true when no fault was found.
 
-    model_config = ConfigDict(frozen=True)
+    Immutable all the way down: tuples and read-only maps, never lists or dicts.
+    """
 
-    ok: bool
     target: Target
     fault: Fault | None = None
-    warnings: list[ReportWarning] = Field(default_factory=list)
+    warnings: tuple[ReportWarning, ...] = Field(default_factory=tuple)
     timings_ms: Timings = Field(default_factory=Timings)
-    steps: list[Step] = Field(default_factory=list, description="Per-rung results in ladder order.")
+    steps: tuple[Step, ...] = Field(
+        default_factory=tuple, description="Per-rung results in ladder order."
+    )
     local: LocalHealth | None = Field(
         None, description="This host's own health: sockets toward the target, ports, fds."
     )
     started_at: datetime
     netprobe_version: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """No fault was found (warnings do not count)."""
+        return self.fault is None
 
     def step(self, kind: type[_S]) -> _S | None:
         """The step of the given model class, e.g. ``report.step(TcpStep)``, or ``None``."""

@@ -19,8 +19,7 @@ from netprobe.protocols import mysql as my
 from netprobe.protocols import postgres as pg
 from netprobe.protocols import redis as rd
 from netprobe.protocols.mismatch import ProtocolMismatch
-from netprobe.steps import ApplicationStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult
 from netprobe.target import parse_target
 
 FIX = Path(__file__).parent / "fixtures" / "db"

@@ -14,8 +14,7 @@ import anyio
 import pytest
 
 import netprobe
-from netprobe.steps import ApplicationStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult
 from nplab.dbservers import *  # noqa: F403 - session fixtures
 from nplab.require import require_binary
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 import netprobe
-from netprobe.steps import ApplicationStep, TlsStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult, TlsStep
 from nplab.dbservers import *  # noqa: F403 - session fixtures
 
 pytestmark = [pytest.mark.anyio, pytest.mark.servers]

@@ -109,7 +109,7 @@ async def test_name_resolved_by_a_real_name_server(dns_server: DnsServer) -> Non
         )
     assert report.ok, report.fault
     dns = report.step(DnsStep)
-    assert dns is not None and dns.addresses == ["127.0.0.1"] and dns.source == "nameservers"
+    assert dns is not None and dns.addresses == ("127.0.0.1",) and dns.source == "nameservers"
     assert report.timings_ms.dns is not None
 
 

@@ -25,7 +25,7 @@ from netprobe.probes.local import (
     proc_key,
     query_diag,
 )
-from netprobe.steps.local import LocalHealth
+from netprobe.steps import LocalHealth
 from nplab.require import require
 
 PROC_TCP = """\

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..report import Evidence, Fault
-from ..steps.database import DatabaseResult
+from ..steps import DatabaseResult
 from ._observations import Observations, fault
 
 __all__ = ["database_fault", "db_error_code", "server_name"]

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import AddressAttempt, ConnectOutcome, IcmpAddressResult, IcmpStep, TcpStep
-from ..steps.local import LocalHealth
+from ..steps import (
+    AddressAttempt,
+    ConnectOutcome,
+    IcmpAddressResult,
+    IcmpStep,
+    LocalHealth,
+    TcpStep,
+)
 from ._observations import Observations, fault, warning
 
 __all__ = [
@@ -163,7 +170,7 @@ def witness_line(tcp: TcpStep, icmp: IcmpStep | None, port: int) -> str | None:
     return "no liveness witness: " + "; ".join(w.not_tried)
 
 
-def _evidence(attempts: list[AddressAttempt]) -> list[Evidence]:
+def _evidence(attempts: Sequence[AddressAttempt]) -> list[Evidence]:
     return [
         Evidence(
             step="tcp",
@@ -181,7 +188,7 @@ def _evidence(attempts: list[AddressAttempt]) -> list[Evidence]:
     ]
 
 
-def representative(attempts: list[AddressAttempt]) -> AddressAttempt:
+def representative(attempts: Sequence[AddressAttempt]) -> AddressAttempt:
     """The failed attempt that speaks for the step (see ``_PRIORITY``)."""
     return min(attempts, key=lambda a: _PRIORITY.index(a.outcome) if a.outcome in _PRIORITY else 99)
 

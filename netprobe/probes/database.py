@@ -34,8 +34,7 @@ from ..protocols import mysql as my
 from ..protocols import postgres as pg
 from ..protocols import redis as rd
 from ..protocols.mismatch import ProtocolMismatch
-from ..steps import ApplicationStep, ErrorInfo
-from ..steps.database import DatabaseResult
+from ..steps import ApplicationStep, DatabaseResult, ErrorInfo
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, elapsed_ms, stream_error
 
@@ -143,7 +142,7 @@ class Conversation:
         self.result = DatabaseResult(protocol=self.protocol, outcome="timeout")
 
     def _update(self, **changes: Any) -> DatabaseResult:
-        self.result = self.result.model_copy(update=changes)
+        self.result = self.result.replace(**changes)
         return self.result
 
     def _timeout(self) -> float:
@@ -652,7 +651,7 @@ def _merge(greeting: DatabaseResult, login: DatabaseResult) -> DatabaseResult:
     }
     if login.version is None and greeting.version is not None:
         keep["version"] = greeting.version
-    return login.model_copy(update={**keep, "notes": [*greeting.notes, *login.notes]})
+    return login.replace(**keep, notes=(*greeting.notes, *login.notes))
 
 
 def to_step(ctx: ProbeContext, result: DatabaseResult) -> ApplicationStep:
@@ -741,7 +740,7 @@ class DriverLogin:
                     await self._mysql_login()
                 else:
                     await self._redis_login()
-            self.result = self.result.model_copy(update={"login_ms": elapsed_ms(start)})
+            self.result = self.result.replace(login_ms=elapsed_ms(start))
             return await self.validate()
         except TimeoutError:
             return self._set(outcome="timeout", login_ms=elapsed_ms(start))
@@ -751,7 +750,7 @@ class DriverLogin:
             return self._set(login_ms=elapsed_ms(start), **_driver_error(proto, exc))
 
     def _set(self, **changes: Any) -> DatabaseResult:
-        self.result = self.result.model_copy(update=changes)
+        self.result = self.result.replace(**changes)
         return self.result
 
     async def _pg_login(self) -> None:

@@ -22,8 +22,7 @@ import httpx
 from anyio.abc import ByteStream
 
 from ..protocols.sniff import describe_bytes
-from ..steps import ApplicationStep
-from ..steps.http import HEADERS_OF_INTEREST, HttpFailure, HttpHop, HttpResult
+from ..steps import HEADERS_OF_INTEREST, ApplicationStep, HttpFailure, HttpHop, HttpResult
 from ..target import redact_query
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, StreamError, elapsed_ms, error_info, stream_error

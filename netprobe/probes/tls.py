@@ -26,8 +26,7 @@ from anyio.abc import ByteStream
 
 from ..options import Options
 from ..protocols.sniff import describe_bytes, looks_like_tls
-from ..steps import ErrorInfo, TlsStep
-from ..steps.tls import TlsFailure
+from ..steps import ErrorInfo, TlsFailure, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, StreamError, StreamFailure, TlsStream, elapsed_ms, stream_error
 from ._lazy import import_off_loop

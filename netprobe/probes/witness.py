@@ -163,5 +163,5 @@ class Witness:
     def annotate(self, step: TcpStep) -> TcpStep:
         """The TCP step with the canary attempts (and whether the canary was allowed)."""
         return step.model_copy(
-            update={"canary": self.attempts(), "canary_enabled": self._ctx.options.canary}
+            update={"canary": tuple(self.attempts()), "canary_enabled": self._ctx.options.canary}
         )
