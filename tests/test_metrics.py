@@ -130,7 +130,6 @@ NOT_AFTER = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
             ]
         ),
         SimpleNamespace(chain=[{"not_after": "2031-05-06T07:08:09Z"}]),
-        SimpleNamespace(chain=None, details={"chain": [{"not_after": NOT_AFTER.isoformat()}]}),
         SimpleNamespace(chain=[], not_after=NOT_AFTER.replace(tzinfo=None)),
         {"chain": [{"not_after": NOT_AFTER.timestamp()}]},
     ],
@@ -143,7 +142,7 @@ def test_no_expiry_and_no_status_when_not_recorded() -> None:
     assert cert_expiry_of(None) is None
     assert cert_expiry_of(SimpleNamespace(chain=[{"not_after": "garbage"}])) is None
     assert http_status_of(None) is None
-    assert http_status_of(SimpleNamespace(http=None, details={})) is None
+    assert http_status_of(SimpleNamespace(http=None)) is None
 
 
 @pytest.mark.parametrize(
@@ -151,7 +150,6 @@ def test_no_expiry_and_no_status_when_not_recorded() -> None:
     [
         SimpleNamespace(http=SimpleNamespace(status=503)),
         SimpleNamespace(http=SimpleNamespace(status_code=503)),
-        SimpleNamespace(http=None, details={"status": 503}),
     ],
 )
 def test_http_status_reads_any_shape(app: Any) -> None:

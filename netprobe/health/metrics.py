@@ -169,8 +169,6 @@ def cert_expiry_of(tls: Any) -> float | None:
     if tls is None:
         return None
     chain = _field(tls, "chain")
-    if not chain:
-        chain = _field(_field(tls, "details"), "chain")
     times = [t for cert in chain or [] if (t := _timestamp(_field(cert, "not_after"))) is not None]
     if times:
         return min(times)
@@ -178,10 +176,10 @@ def cert_expiry_of(tls: Any) -> float | None:
 
 
 def http_status_of(app: Any) -> int | None:
-    """The HTTP status in an application step (``http.status`` or ``details["status"]``)."""
+    """The HTTP status in an application step (``http.status``)."""
     if app is None:
         return None
-    for holder in (_field(app, "http"), _field(app, "details")):
+    for holder in (_field(app, "http"),):
         for key in ("status", "status_code"):
             value = _field(holder, key)
             if isinstance(value, int) and not isinstance(value, bool):
