@@ -26,6 +26,7 @@ from .report import FAULT_CODES as FAULT_CODES
 from .report import WARNING_CODES as WARNING_CODES
 from .report import Evidence as Evidence
 from .report import Fault as Fault
+from .report import PoolReport as PoolReport
 from .report import Report as Report
 from .report import ReportWarning as ReportWarning
 from .report import Timings as Timings
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from .health import HealthApp as HealthApp
     from .health import health_app as health_app
     from .health import wait_until_ready as wait_until_ready
-    from .pool import PoolReport as PoolReport
     from .pool import probe_pool as probe_pool
 
 #: Public names imported at first access: name -> submodule.
@@ -46,7 +46,6 @@ _LAZY = {
     "HealthApp": "health",
     "health_app": "health",
     "wait_until_ready": "health",
-    "PoolReport": "pool",
     "probe_pool": "pool",
 }
 

@@ -26,13 +26,12 @@ from typing import Any, Literal
 
 import anyio
 from anyio.abc import SocketStream
-from pydantic import Field
 
 from ._errors import InvalidOption, InvalidTarget
-from ._frozen import Frozen
 from ._version import __version__
 from .classify import classify
-from .classify.database import db_error_code, server_name
+from .classify.database import db_error_code
+from .describe import server_name
 from .options import Options, make_options
 from .probes._context import ProbeContext
 from .probes._io import STREAM_ERRORS, elapsed_ms, stream_from_socket
@@ -45,57 +44,16 @@ from .probes.database import (
 )
 from .probes.dns import resolve
 from .probes.tcp import connect_address
-from .report import Fault
+from .report import ConnectionOutcome, Fault, PoolConnection, PoolReport
 from .steps import AddressAttempt, DatabaseResult, Step, TcpStep
 from .target import Target, parse_target
 
 __all__ = ["UNAUTHENTICATED_HOLD_CAP", "PoolConnection", "PoolReport", "probe_pool"]
 
+
 #: Longest hold of an unauthenticated MySQL/MariaDB connection: half MariaDB's default
 #: ``connect_timeout`` (10 s), so the server never times the handshake out (a connection error).
 UNAUTHENTICATED_HOLD_CAP: dict[str, float] = {"mysql": 5.0, "postgresql": 30.0}
-
-ConnectionOutcome = Literal["validated", "opened", "refused", "failed", "not_started"]
-
-
-class PoolConnection(Frozen):
-    """One connection of the pool."""
-
-    index: int = Field(description="1-based, in the order the connections were started.")
-    outcome: ConnectionOutcome
-    fault_code: str | None = None
-    detail: str | None = None
-    connect_ms: float | None = None
-    greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
-    validation_ms: float | None = None
-    held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
-    database: DatabaseResult | None = None
-    tcp: AddressAttempt | None = None
-
-
-class PoolReport(Frozen):
-    """The result of one pool probe. ``ok`` when every requested connection held and validated."""
-
-    ok: bool
-    target: Target
-    requested: int
-    opened: int = Field(description="Connections open at the same time, each validated.")
-    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
-    hold_s: float = Field(description="How long the connections were held (after any cap).")
-    held_ok: int | None = Field(None, description="Connections still valid after the hold.")
-    time_to_fill_ms: float | None = None
-    summary: str
-    fault: Fault | None = None
-    first_failure: int | None = Field(None, description="Index of the first failed connection.")
-    most_common_fault: str | None = None
-    fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
-    fd_open: int | None = None
-    fd_headroom: int | None = None
-    notes: tuple[str, ...] = Field(default_factory=tuple)
-    connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
-    started_at: datetime
-    netprobe_version: str
-
 
 ProgressCallback = Callable[[PoolConnection], None]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from .describe import describe_attempt, describe_echoes, witness_line
 from .report import Report
 from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
 
@@ -112,8 +113,6 @@ def _dns_line(step: DnsStep) -> str:
 
 
 def _icmp_line(step: IcmpStep) -> str:
-    from .classify.transport import describe_echoes
-
     if step.status == "skipped" or not step.results:
         return f"[dim]skipped: {escape(step.reason or '')}[/]"
     text = "; ".join(describe_echoes(r) for r in step.results)
@@ -122,16 +121,12 @@ def _icmp_line(step: IcmpStep) -> str:
 
 
 def _witness_lines(tcp: TcpStep, icmp: Step | None, port: int) -> list[str]:
-    """The liveness witness that decided a silent SYN (classify/transport.py)."""
-    from .classify.transport import witness_line
-
+    """The liveness witness that decided a silent SYN."""
     line = witness_line(tcp, icmp if isinstance(icmp, IcmpStep) else None, port)
     return [f"    [dim]witness:[/] {escape(line)}"] if line else []
 
 
 def _tcp_line(step: TcpStep) -> str:
-    from .classify.transport import describe_attempt
-
     return escape("; ".join(describe_attempt(a) for a in step.attempts))
 
 

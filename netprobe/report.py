@@ -12,15 +12,18 @@ from typing import Literal, TypeVar
 from pydantic import Field, computed_field
 
 from ._frozen import Frozen, FrozenMap
-from .steps import LocalHealth, Step, StepBase
+from .steps import AddressAttempt, DatabaseResult, LocalHealth, Step, StepBase
 from .target import Target
 
 __all__ = [
     "FAULT_CODES",
     "WARNING_CODES",
+    "ConnectionOutcome",
     "Evidence",
     "Fault",
     "Layer",
+    "PoolConnection",
+    "PoolReport",
     "Report",
     "ReportWarning",
     "Timings",
@@ -168,3 +171,47 @@ class Report(Frozen):
     def warning_codes(self) -> list[str]:
         """The codes of the warnings, in order (handy in assertions and alerts)."""
         return [w.code for w in self.warnings]
+
+
+# -- The pool probe's report ------------------------------------------------------------------
+
+ConnectionOutcome = Literal["validated", "opened", "refused", "failed", "not_started"]
+
+
+class PoolConnection(Frozen):
+    """One connection of the pool."""
+
+    index: int = Field(description="1-based, in the order the connections were started.")
+    outcome: ConnectionOutcome
+    fault_code: str | None = None
+    detail: str | None = None
+    connect_ms: float | None = None
+    greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
+    validation_ms: float | None = None
+    held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
+    database: DatabaseResult | None = None
+    tcp: AddressAttempt | None = None
+
+
+class PoolReport(Frozen):
+    """The result of one pool probe. ``ok`` when every requested connection held and validated."""
+
+    ok: bool
+    target: Target
+    requested: int
+    opened: int = Field(description="Connections open at the same time, each validated.")
+    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
+    hold_s: float = Field(description="How long the connections were held (after any cap).")
+    held_ok: int | None = Field(None, description="Connections still valid after the hold.")
+    time_to_fill_ms: float | None = None
+    summary: str
+    fault: Fault | None = None
+    first_failure: int | None = Field(None, description="Index of the first failed connection.")
+    most_common_fault: str | None = None
+    fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
+    fd_open: int | None = None
+    fd_headroom: int | None = None
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+    connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
+    started_at: datetime
+    netprobe_version: str

@@ -110,3 +110,25 @@ def test_no_import_cycle() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_words_and_rendering_depend_on_no_rule_and_no_probe() -> None:
+    """The ladder and the evidence sentences read observations and verdicts; they never call
+    back into the rules (``classify/``) nor the probes."""
+    graph = import_graph()
+    for module in ("netprobe.describe", "netprobe.render", "netprobe.render_pool"):
+        below = reachable(graph, module)
+        wrong = sorted(m for m in below if m.startswith(("netprobe.classify", "netprobe.probes")))
+        assert wrong == [], f"{module} imports {wrong}"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..describe import database_error, database_evidence, server_name
 from ..report import Evidence, Fault
 from ..steps import DatabaseResult
 from ._observations import Observations, fault
 
-__all__ = ["database_fault", "db_error_code", "server_name"]
+__all__ = ["database_fault", "db_error_code"]
 
 #: MySQL / MariaDB error numbers (include/mysqld_error.h) -> (fault code, what it means).
 MYSQL_ERRORS: dict[int, tuple[str, str]] = {
@@ -56,13 +57,6 @@ REDIS_ERRORS: dict[str, tuple[str, str]] = {
     "DENIED": ("db.access_denied", "protected mode refuses clients from other hosts"),
 }
 
-_SERVER_NAMES = {
-    "mariadb": "MariaDB",
-    "mysql": "MySQL",
-    "postgresql": "PostgreSQL",
-    "redis": "Redis",
-}
-
 _HINTS: dict[str, tuple[str, ...]] = {
     "db.too_many_connections": (
         "Count the connections per client (MySQL: SHOW PROCESSLIST; PostgreSQL: "
@@ -98,13 +92,6 @@ _SILENT_PEERS_HINT = (
     "A MySQL server speaks first; PostgreSQL, Redis and HTTP servers wait for the client and "
     "send no greeting either: check that this port is MySQL's."
 )
-
-
-def server_name(r: DatabaseResult) -> str:
-    if r.server is None and r.protocol == "mysql":
-        # An error sent instead of the greeting (1129, 1040) does not say which of the two.
-        return "MySQL/MariaDB"
-    return _SERVER_NAMES.get(r.server or r.protocol, r.protocol)
 
 
 def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
@@ -157,7 +144,7 @@ def database_fault(obs: Observations) -> Fault | None:
             return found
     if r.outcome in ("ready", "validated"):
         return None
-    ev = _evidence(r)
+    ev = database_evidence(r)
     if r.outcome == "timeout":
         what = {
             "greeting": "the greeting",
@@ -195,7 +182,7 @@ def database_fault(obs: Observations) -> Fault | None:
         if mapped is None:
             return None
         code, meaning = mapped
-        detail = _error_text(r)
+        detail = database_error(r)
         who = f" for user {r.login_user!r}" if r.authenticated and r.login_user else ""
         return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
     if r.outcome == "unavailable":
@@ -234,52 +221,5 @@ def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
     )
 
 
-def _error_text(r: DatabaseResult) -> str:
-    if r.protocol == "redis":
-        return f"-{r.error_message or r.error_code}"
-    return " ".join(part for part in (r.error_code, r.error_message) if part)
-
-
 def _fault(code: str, summary: str, ev: list[Evidence], hints: tuple[str, ...] = ()) -> Fault:
     return fault(code, summary, ev, hints or _HINTS.get(code, ()))
-
-
-def _evidence(r: DatabaseResult) -> list[Evidence]:
-    data: dict[str, str | int | float | bool | None] = {
-        "protocol": r.protocol,
-        "outcome": r.outcome,
-        "phase": r.phase,
-    }
-    for key in (
-        "server",
-        "version",
-        "error_code",
-        "error_errno",
-        "sqlstate",
-        "greeting_ms",
-        "looks_like",
-        "first_bytes",
-        "login_user",
-        "probe_user",
-    ):
-        value = getattr(r, key)
-        if value is not None:
-            data[key] = value
-    if r.error_fields.get("routine"):
-        data["routine"] = r.error_fields["routine"]
-    if r.outcome == "server_error":
-        text = f"{server_name(r)} sent error {_error_text(r)} during the {r.phase}"
-    elif r.outcome == "timeout":
-        text = f"nothing complete arrived during the {r.phase}"
-    elif r.outcome == "mismatch":
-        text = f"first bytes look like {r.looks_like}"
-        if r.error_message:  # the parser's reason: "a MySQL packet cannot be N bytes long"...
-            text += f"; {r.error_message}"
-    else:
-        text = f"{r.outcome} during the {r.phase}"
-    if r.error_fields.get("detail"):
-        text += f" (detail: {r.error_fields['detail']})"
-    out = [Evidence(step="application", observation=text, data=data)]
-    for note in r.notes:
-        out.append(Evidence(step="application", observation=note))
-    return out

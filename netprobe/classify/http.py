@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..describe import response_evidence
 from ..report import Evidence, Fault
 from ..steps import ApplicationStep, HttpResult
 from ._observations import Observations, fault
@@ -9,27 +10,10 @@ from ._observations import Observations, fault
 __all__ = ["http_fault"]
 
 
-def _response_evidence(http: HttpResult) -> Evidence:
-    shown = "; ".join(f"{k}: {v}" for k, v in http.headers.items())
-    return Evidence(
-        step="application",
-        observation=f"{http.method} {http.url} -> {http.status} {http.reason or ''}".rstrip()
-        + (f" ({shown})" if shown else ""),
-        data={
-            "status": http.status,
-            "reason": http.reason,
-            "http_version": http.http_version,
-            "location": http.location,
-            "retry_after": http.retry_after,
-            "body_preview": http.body_preview,
-        },
-    )
-
-
 def _status_fault(obs: Observations, http: HttpResult) -> Fault:
     status = http.status or 0
     where = f"{http.method} {http.url}"
-    ev = [_response_evidence(http)]
+    ev = [response_evidence(http)]
     if 500 <= status <= 599:
         retry = ""
         if http.retry_after is not None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..describe import cert_name, chain_evidence, days, describe_cert, verify_evidence
 from ..protocols.postgres import ssl_policy
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import CertificateInfo, TlsStep
+from ..steps import TlsStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["cert_name", "describe_cert", "tls_fault", "tls_warnings"]
+__all__ = ["tls_fault", "tls_warnings"]
 
 # X509_V_ERR_* codes (include/openssl/x509_vfy.h).
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -74,61 +75,6 @@ _ALERT_HINTS: dict[str, str] = {
 }
 
 
-def cert_name(cert: CertificateInfo) -> str:
-    """The name an operator knows a certificate by: its CN, else its first SAN, else subject."""
-    return cert.common_name or next(iter(cert.dns_names + cert.ip_addresses), cert.subject)
-
-
-def describe_cert(cert: CertificateInfo) -> str:
-    """``certificate for a.example (a.example, *.a.example), issued by CN=..., valid until ...``."""
-    names = cert.dns_names + cert.ip_addresses
-    who = cert_name(cert)
-    listed = f" ({', '.join(names)})" if names else " (no subjectAltName)"
-    return (
-        f"certificate for {who}{listed}, issued by {cert.issuer}, valid "
-        f"{cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC"
-    )
-
-
-def _cert_evidence(tls: TlsStep) -> list[Evidence]:
-    out = []
-    for i, cert in enumerate(tls.chain):
-        out.append(
-            Evidence(
-                step="tls",
-                observation=("presented " if i == 0 else f"chain[{i}]: ") + describe_cert(cert),
-                data={
-                    "subject": cert.subject,
-                    "issuer": cert.issuer,
-                    "not_before": cert.not_before.isoformat(),
-                    "not_after": cert.not_after.isoformat(),
-                    "days_left": cert.days_left,
-                    "serial": cert.serial,
-                    "sha256": cert.sha256,
-                    "dns_names": ", ".join(cert.dns_names),
-                    "ip_addresses": ", ".join(cert.ip_addresses),
-                },
-            )
-        )
-    return out
-
-
-def _verify_evidence(tls: TlsStep) -> Evidence:
-    return Evidence(
-        step="tls",
-        observation=f"verification failed: {tls.verify_message or 'unknown'} "
-        f"(X509_V_ERR code {tls.verify_code})",
-        data={"verify_code": tls.verify_code, "verify_message": tls.verify_message},
-    )
-
-
-def _days(days: float) -> str:
-    d = abs(days)
-    if d < 1:
-        return f"{d * 24:.0f} hours"
-    return f"{d:.0f} day{'s' if round(d) != 1 else ''}"
-
-
 def _expired(obs: Observations, tls: TlsStep) -> Fault:
     bad = [c for c in tls.chain if c.days_left < 0]
     cert = min(bad, key=lambda c: c.days_left) if bad else (tls.chain[0] if tls.chain else None)
@@ -138,13 +84,13 @@ def _expired(obs: Observations, tls: TlsStep) -> Fault:
         which = "The certificate" if cert is tls.chain[0] else "A certificate in the chain"
         summary = (
             f"{which} of {obs.target.netloc} ({cert_name(cert)}) expired "
-            f"{_days(cert.days_left)} ago, on {cert.not_after:%Y-%m-%d %H:%M} UTC; "
+            f"{days(cert.days_left)} ago, on {cert.not_after:%Y-%m-%d %H:%M} UTC; "
             f"issued by {cert.issuer}."
         )
     return fault(
         "tls.cert_expired",
         summary,
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         [
             "Renew the certificate on the server (and reload it), or check the server's "
             "automatic renewal (certbot, cert-manager).",
@@ -159,7 +105,7 @@ def _not_yet_valid(obs: Observations, tls: TlsStep) -> Fault:
     return fault(
         "tls.cert_not_yet_valid",
         f"The certificate of {obs.target.netloc} is not valid yet{when}.",
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         ["Check this host's clock (and NTP), then the server's certificate dates."],
     )
 
@@ -196,9 +142,9 @@ def _untrusted(obs: Observations, tls: TlsStep) -> Fault:
         "tls.cert_untrusted",
         f"The certificate of {obs.target.netloc} is not trusted: {why}{cert_text}.",
         [
-            _verify_evidence(tls),
+            verify_evidence(tls),
             Evidence(step="tls", observation=f"untrusted because: {kind}", data={"kind": kind}),
-            *_cert_evidence(tls),
+            *chain_evidence(tls),
         ],
         hints,
     )
@@ -223,7 +169,7 @@ def _mismatch(obs: Observations, tls: TlsStep) -> Fault:
     return fault(
         "tls.hostname_mismatch",
         summary,
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         hints,
     )
 
@@ -334,7 +280,7 @@ def _verify(obs: Observations, tls: TlsStep) -> Fault:
         "tls.cert_untrusted",
         f"The certificate of {obs.target.netloc} did not verify: "
         f"{tls.verify_message or 'unknown reason'}.",
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
     )
 
 
@@ -384,9 +330,9 @@ def tls_warnings(obs: Observations) -> list[ReportWarning]:
         if soon:
             c = min(soon, key=lambda c: c.days_left)
             state = (
-                f"expired {_days(c.days_left)} ago"
+                f"expired {days(c.days_left)} ago"
                 if c.days_left < 0
-                else f"expires in {_days(c.days_left)}"
+                else f"expires in {days(c.days_left)}"
             )
             out.append(
                 warning(

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from anyio.abc import ByteStream
 
+from ..describe import database_line
 from ..options import Options
 from ..protocols import mysql as my
 from ..protocols import postgres as pg
@@ -659,49 +660,10 @@ def to_step(ctx: ProbeContext, result: DatabaseResult) -> ApplicationStep:
     return ApplicationStep(
         status="ok" if ok else "failed",
         protocol=ctx.target.protocol,
-        reason=describe(result),
+        reason=database_line(result),
         duration_ms=(result.greeting_ms or 0.0) + (result.login_ms or 0.0) or None,
         database=result,
     )
-
-
-def describe(r: DatabaseResult) -> str:
-    """One line for the ladder: what the server said."""
-    server = {
-        "mariadb": "MariaDB",
-        "mysql": "MySQL",
-        "postgresql": "PostgreSQL",
-        "redis": "Redis",
-    }.get(r.server or r.protocol, r.protocol)
-    name = f"{server} {r.version}" if r.version else server
-    if r.outcome == "validated":
-        return f"{name}: logged in as {r.login_user or '?'}, {r.validation} ok"
-    if r.outcome == "ready":
-        extra = []
-        if r.connection_id is not None:
-            extra.append(f"connection id {r.connection_id}")
-        if r.auth_plugin:
-            extra.append(f"auth {r.auth_plugin}")
-        if r.tls_used:
-            extra.append("TLS")
-        elif r.tls_supported:
-            extra.append("TLS offered")
-        if r.error_code == "NOAUTH":
-            extra.append("password required")
-        return f"{name} is up" + (f" ({', '.join(extra)})" if extra else "")
-    if r.outcome == "server_error":
-        if r.protocol == "redis":
-            return f"{name}: -{r.error_message or r.error_code}"
-        return f"{name}: error {r.error_code or '(no code)'} {r.error_message or ''}".strip()
-    if r.outcome == "mismatch":
-        return f"not {server}: the peer sent {r.looks_like}"
-    if r.outcome == "timeout":
-        return f"no answer from {server} within the read timeout ({r.phase})"
-    if r.outcome == "tls_failed" and r.tls is not None:
-        return f"{name} offered TLS; the handshake failed (see tls): not logged in"
-    if r.outcome == "tls_failed":
-        return f"{name}: {r.error_message or 'TLS could not be negotiated'}"
-    return f"{name}: {r.outcome} {r.error_message or ''}".strip()
 
 
 # ---------------------------------------------------------------------------------------------
