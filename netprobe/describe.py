@@ -28,6 +28,7 @@ __all__ = [
     "attempt_evidence",
     "cert_name",
     "chain_evidence",
+    "connect_evidence",
     "database_error",
     "database_evidence",
     "database_line",
@@ -89,6 +90,26 @@ def attempt_evidence(attempts: Sequence[AddressAttempt]) -> list[Evidence]:
         )
         for a in attempts
     ]
+
+
+def connect_evidence(
+    tcp: TcpStep, icmp: IcmpStep | None, speaker: AddressAttempt
+) -> list[Evidence]:
+    """The evidence of a failed connect: every attempt, and what the echoes to the address
+    that speaks for the step met (an ICMP error names the router or firewall that sent it).
+    For a silent SYN the liveness witnesses say it instead (:func:`witnesses_of`)."""
+    evidence = attempt_evidence(tcp.attempts)
+    if icmp is not None and speaker.outcome != "timeout":
+        echoes = icmp.result_for(speaker.address)
+        if echoes is not None and echoes.sent:
+            evidence.append(
+                Evidence(
+                    step="icmp",
+                    observation=describe_echoes(echoes),
+                    data={"address": speaker.address, "unreachable": echoes.unreachable},
+                )
+            )
+    return evidence
 
 
 def describe_echoes(r: IcmpAddressResult) -> str:

@@ -19,18 +19,17 @@ from anyio.abc import ByteStream
 
 from ._version import __version__
 from .classify import classify
-from .classify.transport import local_warnings
 from .options import Options, make_options
 from .probes._context import ProbeContext
 from .probes.application import APP_PROBES
-from .probes.dns import resolve
+from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
 from .probes.tcp import TcpConnector
 from .probes.tls import start_tls
 from .probes.witness import Witness
-from .report import Report, ReportWarning, Timings
-from .steps import ApplicationStep, ErrorInfo, LocalHealth, Step, TlsStep
+from .report import Report, Timings
+from .steps import DeadlineCut, LocalHealth, Rung, Step
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
@@ -99,29 +98,60 @@ class _Diagnosis:
         self.ctx = ProbeContext(target=target, options=options)
         self.started_at = datetime.now(UTC)
         self.steps: dict[str, Step] = {}
+        self.resolver = Resolver(self.ctx)
         self.tcp: TcpConnector | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
         self.local: LocalHealth | None = None
         self.local_done = anyio.Event()
-        self.in_progress: str | None = None
 
     async def run(self) -> Report:
         # Only the redacted form of the target ever reaches a log record.
         logger.debug("diagnosing %s", self.ctx.target.url)
+        cut: DeadlineCut | None = None
         with anyio.move_on_after(self.ctx.options.timeout) as scope:
             await self._ladder()
-        report = self._report(deadline_hit=scope.cancelled_caught)
+        if scope.cancelled_caught:
+            cut = DeadlineCut(
+                rung=self._waiting_rung(),
+                timeout_s=self.ctx.options.timeout,
+                at_ms=round(self.ctx.elapsed_ms(), 3),
+            )
+        report = self._report(cut)
         if report.fault is None:
             logger.debug("%s: healthy in %.1f ms", report.target.url, report.timings_ms.total or 0)
         else:
             logger.debug("%s: %s: %s", report.target.url, report.fault.code, report.fault.summary)
         return report
 
+    def _waiting_rung(self) -> Rung | None:
+        """The rung waiting for an answer when the deadline fired: the first without one.
+        ``None`` once every rung the target needs has answered (or one failed, which ends
+        the ladder): then only the other addresses, the witnesses and the local read were
+        still running; for a plain TCP target, those are the TCP rung's."""
+        if "dns" not in self.steps:
+            return "dns"
+        if self.tcp is None or not self.tcp.connected:
+            return "tcp"
+        target = self.ctx.target
+        later: list[Rung] = []
+        if target.tls:
+            later.append("tls")
+        if target.protocol in APP_PROBES:
+            later.append("application")
+        if not later:
+            return "tcp"
+        for rung in later:
+            step = self.steps.get(rung)
+            if step is None:
+                return rung
+            if step.status != "ok":
+                return None
+        return None
+
     async def _ladder(self) -> None:
         ctx = self.ctx
-        self.in_progress = "dns"
-        dns = await resolve(ctx)
+        dns = await self.resolver.run()
         self.steps["dns"] = dns
         if dns.status != "skipped":
             ctx.mark("dns")
@@ -147,7 +177,6 @@ class _Diagnosis:
                     tg.start_soon(self._local, dns.addresses)
                 else:
                     self.local_done.set()
-                self.in_progress = "tcp"
                 if connect_inline:
                     await self.tcp.run()
                 if ctx.target.tls or ctx.target.protocol in APP_PROBES:
@@ -175,7 +204,6 @@ class _Diagnosis:
                 self.pinger.stop()
             self.witness.close()
             self.tcp.close_unclaimed()
-        self.in_progress = None
 
     async def _local(self, addresses: Sequence[str]) -> None:
         """This host's sockets toward the target, read alongside the connects (a worker
@@ -188,56 +216,32 @@ class _Diagnosis:
     async def _l7(self, stream: ByteStream) -> None:
         ctx = self.ctx
         if ctx.target.tls:
-            self.in_progress = "tls"
             tls_step, tls_stream = await start_tls(ctx, stream)
             self.steps["tls"] = tls_step
             if tls_step.status != "skipped":
                 ctx.mark("tls_handshake")
             if tls_stream is None:
-                self.in_progress = None
                 return
             stream = tls_stream
         probe = APP_PROBES.get(ctx.target.protocol)
         if probe is not None:
-            self.in_progress = "application"
             app = await probe(ctx, stream)
             self.steps["application"] = app
             inner = app.database.tls if app.database is not None else None
             if inner is not None and "tls" not in self.steps:
                 # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
                 self.steps["tls"] = inner
-        self.in_progress = None
 
-    def _report(self, *, deadline_hit: bool) -> Report:
+    def _report(self, cut: DeadlineCut | None) -> Report:
         ctx = self.ctx
-        if (
-            deadline_hit
-            and self.in_progress == "tcp"
-            and (ctx.target.tls or ctx.target.protocol in APP_PROBES)
-            and self.tcp is not None
-            and self.tcp.step().connected_to is not None
-        ):
-            # Connected, and cut before the next rung began: that rung is the one cut (else
-            # the report read healthy for an https:// or database target never checked).
-            self.in_progress = "tls" if ctx.target.tls else "application"
-        steps = self._ordered_steps(deadline_hit)
-        verdict = classify(ctx.target, ctx.options, steps)
-        warnings = list(verdict.warnings)
-        warnings.extend(local_warnings(self.local))
-        if deadline_hit:
-            warnings.append(
-                ReportWarning(
-                    code="diagnosis.deadline",
-                    message=f"The total deadline ({ctx.options.timeout:g} s) ended the diagnosis "
-                    f"during the {self.in_progress or 'last'} step: later rungs were not tried.",
-                )
-            )
+        steps = self._ordered_steps()
+        verdict = classify(ctx.target, ctx.options, steps, local=self.local, deadline=cut)
         ctx.mark("total")
         marks = ctx.marks
         return Report(
             target=ctx.target,
             fault=verdict.fault,
-            warnings=warnings,
+            warnings=verdict.warnings,
             timings_ms=Timings(
                 dns=marks.get("dns"),
                 tcp_connect=marks.get("tcp_connect"),
@@ -247,36 +251,19 @@ class _Diagnosis:
             ),
             steps=steps,
             local=self.local,
+            deadline=cut,
             started_at=self.started_at,
             netprobe_version=__version__,
         )
 
-    def _ordered_steps(self, deadline_hit: bool) -> list[Step]:
+    def _ordered_steps(self) -> list[Step]:
+        """Every rung's step in ladder order, as far as each probe got (a cut one included)."""
         steps = dict(self.steps)
+        steps.setdefault("dns", self.resolver.step())
         if self.pinger is not None:
             steps["icmp"] = self.pinger.step()
         if self.tcp is not None:
             tcp_step = self.tcp.step()
             steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
-        if deadline_hit and self.in_progress in ("tls", "application"):
-            err = ErrorInfo(type="Deadline", message="the total deadline was reached first")
-            reason = f"the total deadline ({self.ctx.options.timeout:g} s) was reached"
-            if self.in_progress == "tls":
-                steps["tls"] = TlsStep(
-                    status="failed", reason=reason, error=err, server_name=self.ctx.target.host
-                )
-            else:
-                steps["application"] = ApplicationStep(
-                    status="failed", reason=reason, error=err, protocol=self.ctx.target.protocol
-                )
-        if deadline_hit and self.in_progress == "dns" and "dns" not in steps:
-            from .steps import DnsStep
-
-            steps["dns"] = DnsStep(
-                status="failed",
-                reason="the total deadline was reached",
-                host=self.ctx.target.host,
-                rcode="TIMEOUT",
-            )
         order: Sequence[str] = ("dns", "icmp", "tcp", "tls", "application")
         return [steps[name] for name in order if name in steps]

@@ -31,6 +31,13 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
                 continue
             if rung == "icmp":
                 continue
+            cut = report.deadline
+            if cut is not None and cut.rung == rung:
+                what = f"the total deadline ({cut.timeout_s:g} s) was reached"
+                if rung == "application":
+                    what = f"{t.protocol}: {what}"
+                lines.append(f"  {_MARK['failed']} {rung:<11} {escape(what)}")
+                continue
             lines.append(f"  [dim]·[/] {rung:<11} [dim]not reached[/]")
             continue
         lines.append(f"  {_MARK[step.status]} {rung:<11} {step_line(step)}")

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, computed_field
 
 from ._frozen import Frozen, FrozenMap
-from .steps import AddressAttempt, DatabaseResult, LocalHealth, Step, StepBase
+from .steps import AddressAttempt, DatabaseResult, DeadlineCut, LocalHealth, Step, StepBase
 from .target import Target
 
 __all__ = [
@@ -151,6 +151,9 @@ class Report(Frozen):
     )
     local: LocalHealth | None = Field(
         None, description="This host's own health: sockets toward the target, ports, fds."
+    )
+    deadline: DeadlineCut | None = Field(
+        None, description="Set when the total deadline cut the diagnosis short (results partial)."
     )
     started_at: datetime
     netprobe_version: str

@@ -24,6 +24,7 @@ __all__ = [
     "DatabaseOutcome",
     "DatabasePhase",
     "DatabaseResult",
+    "DeadlineCut",
     "DnsStep",
     "ErrorInfo",
     "HttpFailure",
@@ -34,6 +35,7 @@ __all__ = [
     "LocalHealth",
     "NameserverAnswer",
     "Rcode",
+    "Rung",
     "Step",
     "StepBase",
     "StepStatus",
@@ -447,6 +449,30 @@ class LocalHealth(Frozen):
 
     def count(self, state: str) -> int:
         return self.states.get(state, 0)
+
+
+# -- The total deadline ------------------------------------------------------------------------
+
+#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP).
+Rung = Literal["dns", "tcp", "tls", "application"]
+
+
+class DeadlineCut(Frozen):
+    """The total deadline ended the diagnosis: which rung it cut, and when.
+
+    Recorded by the orchestrator when its own deadline (the ``timeout`` option) fired. The
+    rungs before ``rung`` are complete; ``rung`` itself has what its probe saw before the cut
+    (the DNS and TCP probes report their partial observations) or no step at all (the TLS
+    handshake and the application exchange, cut mid-way); the rungs after it never ran.
+    """
+
+    rung: Rung | None = Field(
+        description="The rung that was waiting for an answer; null when every rung had "
+        "answered and the diagnosis was still gathering the rest (other addresses' connects, "
+        "the liveness witnesses, this host's sockets)."
+    )
+    timeout_s: float = Field(description="The total deadline (the timeout option), seconds.")
+    at_ms: float = Field(description="When the deadline fired, ms from the start.")
 
 
 # -- Every rung ------------------------------------------------------------------------------

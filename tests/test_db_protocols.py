@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netprobe.classify import classify
 from netprobe.classify._observations import Observations
 from netprobe.classify.database import database_fault
 from netprobe.options import Options
@@ -178,7 +179,7 @@ def test_redis_command_roundtrip(args: list[str]) -> None:
 def _fault(result: DatabaseResult, target: str = "mysql://db:3306") -> str | None:
     t = parse_target(target)
     app = ApplicationStep(status="failed", protocol=t.protocol, database=result)
-    found = database_fault(Observations(target=t, options=Options(), application=app))
+    found = classify(t, Options(), [app]).fault
     return found.code if found else None
 
 

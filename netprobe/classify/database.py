@@ -6,14 +6,12 @@ the server gives a code: MySQL error numbers, PostgreSQL SQLSTATEs, Redis error 
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..describe import database_error, database_evidence, server_name
 from ..report import Evidence, Fault
 from ..steps import DatabaseResult
 from ._observations import Observations, fault
 
-__all__ = ["database_fault", "db_error_code"]
+__all__ = ["cut_conversation", "database_fault", "db_error_code"]
 
 #: MySQL / MariaDB error numbers (include/mysqld_error.h) -> (fault code, what it means).
 MYSQL_ERRORS: dict[int, tuple[str, str]] = {
@@ -130,18 +128,14 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
 
 
 def database_fault(obs: Observations) -> Fault | None:
+    """The ``db.*`` fault (or ``l7.connection_closed``) of a database conversation, or None.
+    A failed TLS handshake inside the protocol is TLS's verdict (classify/tls.py)."""
     app = obs.application
     if app is None or app.database is None:
         return None
     r = app.database
     where = obs.target.netloc
     name = server_name(r)
-    if r.tls is not None and r.tls.status == "failed":
-        from .tls import tls_fault
-
-        found = tls_fault(dataclasses.replace(obs, tls=r.tls))
-        if found is not None:
-            return found
     if r.outcome in ("ready", "validated"):
         return None
     ev = database_evidence(r)
@@ -171,12 +165,7 @@ def database_fault(obs: Observations) -> Fault | None:
             ev,
         )
     if r.outcome == "tls_failed":
-        return _fault(
-            "tls.not_tls",
-            f"{where}: {r.error_message or 'TLS could not be negotiated'}.",
-            ev,
-            hints=("Check sslmode and the server's ssl setting.",),
-        )
+        return None  # TLS's verdict (classify/tls.py)
     if r.outcome == "server_error":
         mapped = db_error_code(r)
         if mapped is None:
@@ -223,3 +212,13 @@ def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
 
 def _fault(code: str, summary: str, ev: list[Evidence], hints: tuple[str, ...] = ()) -> Fault:
     return fault(code, summary, ev, hints or _HINTS.get(code, ()))
+
+
+def cut_conversation(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis during the database conversation
+    (classify/deadline.py), before it recorded anything."""
+    return fault(
+        "l7.connection_closed",
+        f"{obs.target.netloc} accepted the connection but the {obs.target.protocol} exchange "
+        "failed: the total deadline was reached first.",
+    )

@@ -1,4 +1,12 @@
-"""TLS rules: verify codes, alerts and what the peer sent instead of a ServerHello.
+"""TLS rules: every TLS verdict, wherever the TLS was observed.
+
+* the TLS rung's handshake: verify codes, alerts, what the peer sent instead of a
+  ServerHello, silence, a close;
+* the handshake negotiated inside PostgreSQL's protocol (SSLRequest), and a server that
+  offers no TLS while ``sslmode`` requires it;
+* an alert after the handshake, on the first read of the HTTP answer (TLS 1.3 servers check
+  the client certificate then);
+* the warnings: verification turned off, a certificate about to expire.
 
 Decided by the observation's kind (``failure``), OpenSSL's ``verify_code`` (X509_V_ERR_*, see
 openssl-verify(1)) and ``SSLError.reason``, never by message text.
@@ -8,13 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..describe import cert_name, chain_evidence, days, describe_cert, verify_evidence
+from ..describe import (
+    cert_name,
+    chain_evidence,
+    database_evidence,
+    days,
+    describe_cert,
+    verify_evidence,
+)
 from ..protocols.postgres import ssl_policy
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import TlsStep
+from ..steps import HttpResult, TlsStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["tls_fault", "tls_warnings"]
+__all__ = ["cut_handshake", "tls_fault", "tls_warnings"]
 
 # X509_V_ERR_* codes (include/openssl/x509_vfy.h).
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -215,12 +230,16 @@ def _not_tls(obs: Observations, tls: TlsStep) -> Fault:
 
 
 def _timeout(obs: Observations, tls: TlsStep) -> Fault:
-    deadline = tls.error is not None and tls.error.type == "Deadline"
-    waited = (
-        "before the total deadline"
-        if deadline
-        else f"within {obs.options.read_timeout:g} s (read_timeout)"
-    )
+    waited = f"within {obs.options.read_timeout:g} s (read_timeout)"
+    return _unanswered(obs, waited, tls.duration_ms)
+
+
+def cut_handshake(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis during the handshake (classify/deadline.py)."""
+    return _unanswered(obs, "before the total deadline", None)
+
+
+def _unanswered(obs: Observations, waited: str, duration_ms: float | None) -> Fault:
     return fault(
         "tls.handshake_timeout",
         f"{obs.target.netloc} accepted the TCP connection but did not answer the ClientHello "
@@ -229,7 +248,7 @@ def _timeout(obs: Observations, tls: TlsStep) -> Fault:
             Evidence(
                 step="tls",
                 observation="connected (ESTABLISHED), ClientHello sent, no ServerHello back",
-                data={"duration_ms": tls.duration_ms},
+                data={"duration_ms": duration_ms},
             )
         ],
         [
@@ -284,7 +303,7 @@ def _verify(obs: Observations, tls: TlsStep) -> Fault:
     )
 
 
-#: failure kind -> rule. The orchestrator's total deadline shows up as a "Deadline" error.
+#: failure kind -> rule.
 _RULES: dict[str, Callable[[Observations, TlsStep], Fault]] = {
     "verify": _verify,
     "alert": _alert,
@@ -296,12 +315,43 @@ _RULES: dict[str, Callable[[Observations, TlsStep], Fault]] = {
 
 
 def tls_fault(obs: Observations) -> Fault | None:
+    """The ``tls.*`` fault (or ``l7.connection_closed`` during the handshake), or None."""
     tls = obs.tls
-    if tls is None or tls.status != "failed":
+    if tls is not None and tls.status == "failed":
+        return _RULES.get(tls.failure or "error", _error)(obs, tls)
+    app = obs.application
+    if app is None or app.status != "failed":
         return None
-    if tls.error is not None and tls.error.type == "Deadline":
-        return _timeout(obs, tls)
-    return _RULES.get(tls.failure or "error", _error)(obs, tls)
+    if app.http is not None and app.http.failure == "tls_alert":
+        return _alert_after_handshake(obs, app.http)
+    db = app.database
+    if db is not None and db.outcome == "tls_failed" and db.tls is None:
+        return fault(
+            "tls.not_tls",
+            f"{obs.target.netloc}: {db.error_message or 'TLS could not be negotiated'}.",
+            database_evidence(db),
+            ["Check sslmode and the server's ssl setting."],
+        )
+    return None
+
+
+def _alert_after_handshake(obs: Observations, http: HttpResult) -> Fault:
+    alert = http.tls_alert or "unknown"
+    meaning = _ALERT_TEXT.get(alert, f"alert {alert}")
+    return fault(
+        "tls.handshake_failed",
+        f"{obs.target.netloc} completed the TLS handshake, then refused the connection with a "
+        f"TLS alert: {meaning}.",
+        [
+            Evidence(
+                step="application",
+                observation=f"TLS alert {alert} when reading the response (TLS 1.3 servers "
+                "check the client certificate after the handshake)",
+                data={"alert": alert},
+            )
+        ],
+        [_ALERT_HINTS[alert]] if alert in _ALERT_HINTS else [],
+    )
 
 
 def _unverified_by_sslmode(obs: Observations) -> bool:
@@ -312,6 +362,7 @@ def _unverified_by_sslmode(obs: Observations) -> bool:
 
 
 def tls_warnings(obs: Observations) -> list[ReportWarning]:
+    """Verification turned off; a certificate of the chain about to expire."""
     tls = obs.tls
     if tls is None or tls.status == "skipped":
         return []

@@ -1,4 +1,8 @@
-"""L3/L4 and local rules: what the connect attempts (and the liveness witnesses) say."""
+"""L3/L4 rules: what the connect attempts (and the liveness witnesses) say about the path.
+
+A failed connect whose cause is this host's own limit (file descriptors, ports, a local
+firewall) is decided in ``local.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,26 @@ import contextlib
 import ipaddress
 from collections.abc import Sequence
 
-from ..describe import attempt_evidence, describe_attempt, describe_echoes, witnesses_of
+from ..describe import connect_evidence, describe_attempt, witnesses_of
 from ..report import Evidence, Fault, ReportWarning
 from ..steps import (
     AddressAttempt,
     ConnectOutcome,
     IcmpStep,
-    LocalHealth,
     TcpStep,
 )
 from ._observations import Observations, fault, warning
 
-__all__ = ["local_warnings", "representative", "transport_fault", "transport_warnings"]
+__all__ = ["LOCAL_OUTCOMES", "representative", "transport_fault", "transport_warnings"]
+
+#: Outcomes that are this host's own limit, whatever the peer (classify/local.py decides them).
+LOCAL_OUTCOMES: tuple[ConnectOutcome, ...] = ("fd_exhaustion", "port_exhaustion", "denied")
 
 # Which failed attempt speaks for the whole step when several addresses failed differently:
 # a local limit first (it is our own host's fault whatever the peer), then the most definite
 # answer from the network.
 _PRIORITY: tuple[ConnectOutcome, ...] = (
-    "fd_exhaustion",
-    "port_exhaustion",
-    "denied",
+    *LOCAL_OUTCOMES,
     "reset",
     "refused",
     "host_unreachable",
@@ -43,63 +47,18 @@ def representative(attempts: Sequence[AddressAttempt]) -> AddressAttempt:
 
 
 def transport_fault(obs: Observations) -> Fault | None:
-    """The ``l3.*``/``l4.*``/``local.*`` fault of a failed connect, decided with the witness."""
+    """The ``l3.*``/``l4.*`` fault of a failed connect (decided with the liveness witnesses),
+    or ``l7.connection_closed`` for a connection reset right after its handshake."""
     tcp = obs.tcp
     if tcp is None or tcp.status == "ok" or not tcp.attempts:
         return None
     rep = representative(tcp.attempts)
-    evidence = attempt_evidence(tcp.attempts)
-    if obs.icmp is not None and rep.outcome != "timeout":
-        echoes = obs.icmp.result_for(rep.address)
-        if echoes is not None and echoes.sent:
-            evidence.append(
-                Evidence(
-                    step="icmp",
-                    observation=describe_echoes(echoes),
-                    data={"address": rep.address, "unreachable": echoes.unreachable},
-                )
-            )
+    if rep.outcome in LOCAL_OUTCOMES:
+        return None  # this host's own limit: classify/local.py
+    evidence = connect_evidence(tcp, obs.icmp, rep)
     port = obs.target.port
     where = rep.endpoint
     match rep.outcome:
-        case "fd_exhaustion":
-            return fault(
-                "local.fd_exhaustion",
-                "This process (or host) has run out of file descriptors; the dependency was "
-                "never contacted.",
-                evidence,
-                [
-                    "Compare open fds with `ulimit -n` (ls /proc/PID/fd | wc -l); raise the limit.",
-                    "Look for leaked sockets or files in the application (CLOSE_WAIT, unclosed "
-                    "clients).",
-                    "System-wide: fs.file-max and /proc/sys/fs/file-nr.",
-                ],
-            )
-        case "port_exhaustion":
-            return fault(
-                "local.port_exhaustion",
-                f"This host has no free local port to connect to {where} (EADDRNOTAVAIL); the "
-                "dependency was never contacted.",
-                evidence,
-                [
-                    "Count TIME_WAIT sockets toward the target: ss -tan state time-wait | wc -l.",
-                    "Check net.ipv4.ip_local_port_range; reuse connections (pooling, keep-alive); "
-                    "consider net.ipv4.tcp_tw_reuse=1.",
-                ],
-            )
-        case "denied":
-            return fault(
-                "local.connect_denied",
-                f"This host's own firewall or security policy forbids connecting to {where} "
-                f"({rep.error.errno_name if rep.error else 'EPERM'}); no packet left.",
-                evidence,
-                [
-                    "Check this host's OUTPUT rules: nft list ruleset / iptables -S OUTPUT.",
-                    f"Check the route: ip route get {rep.address} (a 'prohibit' route "
-                    "gives EACCES).",
-                    "Check seccomp/SELinux/AppArmor policies and egress network policies.",
-                ],
-            )
         case "reset":
             return fault(
                 "l7.connection_closed",
@@ -309,56 +268,6 @@ def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:
                     "monitoring of this host will report it down.",
                 )
             )
-    return out
-
-
-#: CLOSE_WAIT sockets toward one target from which on they look like a leak, not a moment.
-CLOSE_WAIT_LEAK = 10
-#: TIME_WAIT toward one target at this share of the ephemeral port range is pressure.
-TIME_WAIT_SHARE = 0.5
-#: Open file descriptors at this share of the soft limit is pressure.
-FD_SHARE = 0.8
-
-
-def local_warnings(local: LocalHealth | None) -> list[ReportWarning]:
-    """Local host health: leaked CLOSE_WAIT, TIME_WAIT near the port range, fds near the limit."""
-    if local is None or not local.available:
-        return []
-    out: list[ReportWarning] = []
-    toward = ", ".join(local.toward)
-    cw = local.count("CLOSE_WAIT")
-    if cw >= CLOSE_WAIT_LEAK:
-        out.append(
-            warning(
-                "local.close_wait_leak",
-                f"{cw} sockets of this host toward {toward} are in CLOSE_WAIT: the peer closed "
-                "them but the application never called close() (leaked connections, e.g. "
-                "responses or pool connections not released). Find the owner: "
-                "ss -tanp state close-wait.",
-            )
-        )
-    tw = local.count("TIME_WAIT")
-    size = local.port_range_size
-    if size and tw >= max(2, TIME_WAIT_SHARE * size):
-        out.append(
-            warning(
-                "local.time_wait_pressure",
-                f"{tw} sockets toward {toward} are in TIME_WAIT, against {size} ephemeral ports "
-                f"({local.port_range[0]}-{local.port_range[1]}): new connections will soon "  # type: ignore[index]
-                "fail with EADDRNOTAVAIL. Reuse connections (keep-alive, pooling), widen "
-                "net.ipv4.ip_local_port_range, consider net.ipv4.tcp_tw_reuse=1.",
-            )
-        )
-    fds, limit = local.open_fds, local.fd_soft_limit
-    if fds is not None and limit and fds >= FD_SHARE * limit:
-        out.append(
-            warning(
-                "local.fd_pressure",
-                f"This process has {fds} file descriptors open, against a soft "
-                f"limit of {limit} (ulimit -n): raise the limit, or look for "
-                "leaked sockets and files.",
-            )
-        )
     return out
 
 

@@ -173,6 +173,11 @@ class TcpConnector:
     async def wait_done(self) -> None:
         await self._done.wait()
 
+    @property
+    def connected(self) -> bool:
+        """One address is established (set the moment its connect completes)."""
+        return self._chosen is not None
+
     def pending(self) -> list[str]:
         """Addresses whose connect has no outcome yet (their SYN is still unanswered)."""
         return [a for a in self._addresses if a not in self._results]
@@ -182,7 +187,9 @@ class TcpConnector:
         return self._timeout
 
     def step(self) -> TcpStep:
-        """The TCP step so far; attempts still pending at the deadline count as unanswered."""
+        """The TCP step so far. A connect still waiting is a SYN unanswered so far: its budget
+        was cut to the total deadline when it started, so a diagnosis that ends with it
+        pending ends at that budget (``timeout``, as its own timer would have said)."""
         attempts: list[AddressAttempt] = []
         for addr in self._addresses:
             result = self._results.get(addr)
@@ -193,7 +200,6 @@ class TcpConnector:
                     family="ipv6" if ":" in addr else "ipv4",
                     outcome="timeout",
                     connect_ms=elapsed_ms(self._start),
-                    error=ErrorInfo(type="Deadline", message="total deadline reached first"),
                 )
             attempts.append(result)
         ok = self._chosen is not None

@@ -21,7 +21,7 @@ import anyio
 import sniffio
 from anyio.abc import TaskGroup
 
-from ..steps import AddressAttempt, ErrorInfo, TcpStep
+from ..steps import AddressAttempt, TcpStep
 from ._context import ProbeContext
 from ._io import elapsed_ms
 from .icmp import Pinger
@@ -141,7 +141,8 @@ class Witness:
         await self._done.wait()
 
     def attempts(self) -> list[AddressAttempt]:
-        """Canary attempts so far; those cut short by the end of the diagnosis say so."""
+        """Canary attempts so far. One still waiting when the diagnosis ended is unanswered
+        within its budget (which ends with the connect's, cut to the total deadline)."""
         done = {(a.address, a.port) for a in self._attempts}
         out = list(self._attempts)
         elapsed = elapsed_ms(self._started) if self._started else None
@@ -154,7 +155,6 @@ class Witness:
                         family="ipv6" if ":" in address else "ipv4",
                         outcome="timeout",
                         connect_ms=elapsed,
-                        error=ErrorInfo(type="Deadline", message="the diagnosis ended first"),
                     )
                 )
         order = {key: i for i, key in enumerate(self._planned)}
