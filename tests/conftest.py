@@ -20,6 +20,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``backends`` run under asyncio and under trio: netprobe is written
+    against anyio and supports both (docs/api.md); the asyncio-only fast paths (ICMP
+    reader callback, canary timer) have their backend-neutral twin tested under trio."""
+    if "anyio_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "backends"
+    ):
+        metafunc.parametrize("anyio_backend", ["asyncio", "trio"])
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The namespace fault lab (nplab/topology.py), shared by every lab test module: its

@@ -132,3 +132,15 @@ def test_words_and_rendering_depend_on_no_rule_and_no_probe() -> None:
         below = reachable(graph, module)
         wrong = sorted(m for m in below if m.startswith(("netprobe.classify", "netprobe.probes")))
         assert wrong == [], f"{module} imports {wrong}"
+
+
+#: Private parts of dependencies that netprobe once used: none may come back.
+PRIVATE_APIS = ("anyio._backends", "find_root_task", "_ssl_object=", "TLSStream(")
+
+
+def test_no_private_api_of_a_dependency() -> None:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        found += [f"{path.name}: {api}" for api in PRIVATE_APIS if api in text]
+    assert found == []

@@ -13,7 +13,7 @@ import pytest
 
 import netprobe
 from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
-from netprobe.probes import icmp
+from netprobe.probes import icmp_sockets
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 def fd_count() -> int:
     """Open descriptors, the ICMP socket kept for the next diagnosis closed first (it is
     reused, not leaked: tests/test_icmp.py)."""
-    icmp.close_idle_sockets()
+    icmp_sockets.close_idle_sockets()
     return len(os.listdir("/proc/self/fd"))
 
 
