@@ -34,14 +34,10 @@ from .classify.database import db_error_code
 from .describe import server_name
 from .options import Options, make_options
 from .probes._context import ProbeContext
+from .probes._conversation import Conversation
 from .probes._io import STREAM_ERRORS, elapsed_ms, stream_from_socket
-from .probes.database import (
-    Conversation,
-    DriverLogin,
-    greeting_conversation,
-    has_credentials,
-    to_step,
-)
+from .probes.database import greeting_conversation, has_credentials, to_step
+from .probes.db_login import DriverLogin
 from .probes.dns import resolve
 from .probes.tcp import connect_address
 from .report import ConnectionOutcome, Fault, PoolConnection, PoolReport

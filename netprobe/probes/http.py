@@ -26,6 +26,7 @@ from ..steps import HEADERS_OF_INTEREST, ApplicationStep, HttpFailure, HttpHop, 
 from ..target import redact_query
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, StreamError, elapsed_ms, error_info, stream_error
+from .ssl_contexts import unused_context
 from .tls import alert_of
 
 __all__ = ["probe_http"]
@@ -176,23 +177,15 @@ class _Body(httpx.AsyncByteStream):
 class _OneConnectionTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one httpcore connection on the established stream."""
 
-    _dummy_context: ssl.SSLContext | None = None
-
     def __init__(self, stream: _Stream) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             # Never used for a handshake (start_tls is a no-op), but httpcore would build a
             # default one (loading the trust store) on every connection without it.
-            ssl_context=self._context(),
+            ssl_context=unused_context(),
             network_backend=_OneStreamBackend(stream),
             max_connections=1,
             retries=0,
         )
-
-    @classmethod
-    def _context(cls) -> ssl.SSLContext:
-        if cls._dummy_context is None:
-            cls._dummy_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        return cls._dummy_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)

@@ -15,8 +15,6 @@ On success the same stream carries the application rung.
 
 from __future__ import annotations
 
-import functools
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -24,14 +22,15 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import ByteStream
 
-from ..options import Options
+from ..protocols.postgres import SslPolicy
 from ..protocols.sniff import describe_bytes, looks_like_tls
 from ..steps import ErrorInfo, TlsFailure, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, StreamError, StreamFailure, TlsStream, elapsed_ms, stream_error
 from ._lazy import import_off_loop
+from .ssl_contexts import client_context
 
-__all__ = ["alert_of", "client_context", "start_tls"]
+__all__ = ["alert_of", "start_tls"]
 
 _PEEK = 64  # bytes of a non-TLS answer kept as evidence
 _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private 3.10-3.12 chain API
@@ -78,64 +77,21 @@ def alert_of(reason: str | None) -> str | None:
     return None
 
 
-def client_context(options: Options, *, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
-    """The client context for ``options``: the caller's ``ssl_context`` as is, else a cached one.
-
-    The default trusts the system store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured, as
-    OpenSSL's default verify paths do); ``ca_file`` replaces it. Contexts are cached per
-    configuration and per file modification time, so a renewed CA bundle is picked up.
-    """
-    if options.ssl_context is not None:
-        return options.ssl_context
-    files = (options.ca_file, options.client_cert, options.client_key)
-    key = (
-        options.verify,
-        *files,
-        *(_mtime(f) for f in files),
-        os.environ.get("SSL_CERT_FILE"),
-        os.environ.get("SSL_CERT_DIR"),
-        alpn,
-    )
-    return _build_context(key)
-
-
-def _mtime(path: str | None) -> int | None:
-    if path is None:
-        return None
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-@functools.lru_cache(maxsize=32)
-def _build_context(key: tuple[object, ...]) -> ssl.SSLContext:
-    verify, ca_file, client_cert, client_key = key[0], key[1], key[2], key[3]
-    alpn = key[-1]
-    if verify:
-        ctx = ssl.create_default_context(cafile=ca_file if isinstance(ca_file, str) else None)
-    else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if isinstance(client_cert, str):
-        ctx.load_cert_chain(client_cert, client_key if isinstance(client_key, str) else None)
-    if isinstance(alpn, tuple) and alpn:
-        ctx.set_alpn_protocols([str(a) for a in alpn])
-    return ctx
-
-
-async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, ByteStream | None]:
+async def start_tls(
+    ctx: ProbeContext, stream: ByteStream, *, sslmode: SslPolicy | None = None
+) -> tuple[TlsStep, ByteStream | None]:
     """Run the TLS handshake over ``stream``; return the step and the TLS stream (None on failure).
 
-    Never raises for a network or TLS fault; outer cancellation propagates.
+    ``sslmode``: the handshake is PostgreSQL's in-protocol one, verified as the DSN's
+    sslmode says (``ssl_contexts.client_context``). Never raises for a network or TLS
+    fault; outer cancellation propagates.
     """
     target = ctx.target
     server_name = None if target.is_ip else target.host
     start = time.perf_counter()
     alpn = ("http/1.1",) if target.protocol == "http" else ()
     try:
-        ssl_ctx = client_context(ctx.options, alpn=alpn)
+        ssl_ctx = client_context(ctx.options, alpn=alpn, sslmode=sslmode)
     except (OSError, ssl.SSLError) as exc:
         return (
             TlsStep(
