@@ -15,21 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream
 
 from ._version import __version__
 from .classify import classify
 from .options import Options, make_options
 from .probes._context import ProbeContext
-from .probes.application import APP_PROBES
+from .probes.connection import Connection
+from .probes.database import login_step
 from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
 from .probes.tcp import TcpConnector
-from .probes.tls import start_tls
 from .probes.witness import Witness
 from .report import Report, Timings
-from .steps import DeadlineCut, LocalHealth, Rung, Step
+from .steps import ApplicationStep, DeadlineCut, LocalHealth, Rung, Step
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
@@ -100,6 +99,9 @@ class _Diagnosis:
         self.steps: dict[str, Step] = {}
         self.resolver = Resolver(self.ctx)
         self.tcp: TcpConnector | None = None
+        self.connection: Connection | None = None
+        #: The application rung's step, once its exchange (and login) are over.
+        self.app: ApplicationStep | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
         self.local: LocalHealth | None = None
@@ -125,29 +127,19 @@ class _Diagnosis:
         return report
 
     def _waiting_rung(self) -> Rung | None:
-        """The rung waiting for an answer when the deadline fired: the first without one.
-        ``None`` once every rung the target needs has answered (or one failed, which ends
-        the ladder): then only the other addresses, the witnesses and the local read were
-        still running; for a plain TCP target, those are the TCP rung's."""
+        """The rung waiting for an answer when the deadline fired: the first without one
+        (``Connection.rung``). The application rung answers once its login (with
+        credentials) and its goodbye are done too. ``None`` once every rung the target
+        needs has answered, or one failed (which ends the ladder): then only the other
+        addresses, the witnesses and the local read were still running."""
         if "dns" not in self.steps:
             return "dns"
-        if self.tcp is None or not self.tcp.connected:
+        if self.connection is None:
             return "tcp"
-        target = self.ctx.target
-        later: list[Rung] = []
-        if target.tls:
-            later.append("tls")
-        if target.protocol in APP_PROBES:
-            later.append("application")
-        if not later:
-            return "tcp"
-        for rung in later:
-            step = self.steps.get(rung)
-            if step is None:
-                return rung
-            if step.status != "ok":
-                return None
-        return None
+        rung = self.connection.rung
+        if rung is None and self.connection.application is not None and self.app is None:
+            return "application"
+        return rung
 
     async def _ladder(self) -> None:
         ctx = self.ctx
@@ -158,6 +150,7 @@ class _Diagnosis:
         if not dns.addresses:
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
+        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
         try:
@@ -179,16 +172,13 @@ class _Diagnosis:
                     self.local_done.set()
                 if connect_inline:
                     await self.tcp.run()
-                if ctx.target.tls or ctx.target.protocol in APP_PROBES:
-                    stream = await self.tcp.first_established()
-                    if stream is not None:
-                        async with stream:
-                            await self._l7(stream)
-                else:
-                    # Plain TCP: established is the whole answer, no stream to set up.
-                    sock = await self.tcp.first_socket()
-                    if sock is not None:
-                        sock.close()
+                # TLS and the application's opening on the first address established.
+                async with self.connection:
+                    await self.connection.open()
+                app = self.connection.application
+                if app is not None:
+                    # With credentials, the database login after its greeting.
+                    self.app = await login_step(ctx, app)
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
@@ -212,25 +202,6 @@ class _Diagnosis:
             self.local = await gather_local(addresses, self.ctx.target.port)
         finally:
             self.local_done.set()
-
-    async def _l7(self, stream: ByteStream) -> None:
-        ctx = self.ctx
-        if ctx.target.tls:
-            tls_step, tls_stream = await start_tls(ctx, stream)
-            self.steps["tls"] = tls_step
-            if tls_step.status != "skipped":
-                ctx.mark("tls_handshake")
-            if tls_stream is None:
-                return
-            stream = tls_stream
-        probe = APP_PROBES.get(ctx.target.protocol)
-        if probe is not None:
-            app = await probe(ctx, stream)
-            self.steps["application"] = app
-            inner = app.database.tls if app.database is not None else None
-            if inner is not None and "tls" not in self.steps:
-                # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
-                self.steps["tls"] = inner
 
     def _report(self, cut: DeadlineCut | None) -> Report:
         ctx = self.ctx
@@ -265,5 +236,13 @@ class _Diagnosis:
         if self.tcp is not None:
             tcp_step = self.tcp.step()
             steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
+        if self.connection is not None and self.connection.tls is not None:
+            steps["tls"] = self.connection.tls
+        if self.app is not None:
+            steps["application"] = self.app
+            inner = self.app.database.tls if self.app.database is not None else None
+            if inner is not None and "tls" not in steps:
+                # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
+                steps["tls"] = inner
         order: Sequence[str] = ("dns", "icmp", "tcp", "tls", "application")
         return [steps[name] for name in order if name in steps]

@@ -144,3 +144,53 @@ def test_no_private_api_of_a_dependency() -> None:
         text = path.read_text()
         found += [f"{path.name}: {api}" for api in PRIVATE_APIS if api in text]
     assert found == []
+
+
+def test_verdicts_are_decided_in_classify_only() -> None:
+    """A fault or a warning is built only by the rules: any other module that builds one
+    (the orchestrator, a probe, the pool) would be a second place where faults are decided."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("classify/") or rel in ("report.py",):
+            continue
+        text = path.read_text()
+        found += [f"{rel}: {c}" for c in ("Fault(", "ReportWarning(") if c in text]
+    assert found == []
+
+
+def test_probes_and_rules_stay_apart() -> None:
+    """Probes observe (they never import a rule); rules are pure (they import no probe and
+    no event loop)."""
+    graph = import_graph()
+    for module, deps in graph.items():
+        if module.startswith("netprobe.probes"):
+            assert not any(d.startswith("netprobe.classify") for d in deps), module
+        if module.startswith("netprobe.classify"):
+            assert not any(d.startswith("netprobe.probes") for d in deps), module
+    for path in (PACKAGE / "classify").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and not node.level
+        }
+        # (socket's constants, e.g. getaddrinfo's EAI_* codes, are data, not I/O)
+        assert not imported & {"anyio", "asyncio", "sniffio", "ssl", "trio"}, path.name
+
+
+def test_rule_files_share_no_private_name() -> None:
+    """Rule files import each other's public functions only (``from .tls import _ALERTS``
+    would tie one rule to another's internals)."""
+    for path in (PACKAGE / "classify").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                if node.module.startswith("_"):
+                    continue  # the shared input of every rule (_observations.py)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert private == [], f"{path.name} imports {private} from {node.module}"

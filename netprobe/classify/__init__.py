@@ -8,7 +8,8 @@ Every verdict netprobe gives is decided here, one file per concern, findable by 
 * ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
 * ``http.py``: the HTTP answer (``http.*``);
 * ``database.py``: the database's greeting, errors and login (``db.*``);
-* ``deadline.py``: the total deadline cut the diagnosis (``diagnosis.deadline``).
+* ``deadline.py``: the total deadline cut the diagnosis (``diagnosis.deadline``);
+* ``pool.py``: a pool probe's connections, one by one and taken together.
 
 The first rung that failed holds the fault: once TCP is ESTABLISHED the network is proven
 fine, so a TLS or application failure is never reported as L3/L4, and vice versa. Rules

@@ -21,10 +21,11 @@ from .redis import RedisGreeting
 
 __all__ = [
     "GREETINGS",
+    "DatabaseExchange",
     "greeting_conversation",
     "has_credentials",
     "login_after",
-    "probe_database",
+    "login_step",
     "to_step",
 ]
 
@@ -46,14 +47,31 @@ def has_credentials(ctx: ProbeContext) -> bool:
     return t.username is not None or t.password is not None
 
 
-async def probe_database(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
-    """The application rung of a database target: greeting, then the login when credentialed."""
-    conv = greeting_conversation(ctx, stream)
-    try:
-        result = await conv.open()
-    finally:
-        result = await _shielded_close(conv)
-    return to_step(ctx, await login_after(ctx, result))
+class DatabaseExchange:
+    """The greeting conversation of the target's database, as the application rung's
+    exchange (``application.py``): the step follows the conversation through its open,
+    validations and goodbye."""
+
+    def __init__(self, ctx: ProbeContext, stream: ByteStream) -> None:
+        self._ctx = ctx
+        self._conversation = greeting_conversation(ctx, stream)
+
+    async def open(self) -> ApplicationStep:
+        return to_step(self._ctx, await self._conversation.open())
+
+    async def validate(self) -> ApplicationStep | None:
+        return to_step(self._ctx, await self._conversation.validate())
+
+    async def close(self) -> ApplicationStep | None:
+        return to_step(self._ctx, await _shielded_close(self._conversation))
+
+
+async def login_step(ctx: ProbeContext, step: ApplicationStep) -> ApplicationStep:
+    """The application rung's step after the login, for a database target with credentials
+    whose greeting was answered (``login_after``); any other step as it is."""
+    if step.database is None:
+        return step
+    return to_step(ctx, await login_after(ctx, step.database))
 
 
 async def login_after(ctx: ProbeContext, greeting: DatabaseResult) -> DatabaseResult:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
+import sniffio
 
 from ..options import parse_nameserver
 from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
@@ -36,6 +37,7 @@ _MAX_ADDRESSES = 16
 #: What asking a name server directly imports (dnspython), at its first use.
 _QUERY_MODULES = (
     "dns.name",
+    "dns.asyncbackend",
     "dns.asyncquery",
     "dns.exception",
     "dns.flags",
@@ -194,6 +196,7 @@ def _in_order(
 
 
 async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> NameserverAnswer:
+    import dns.asyncbackend
     import dns.asyncquery
     import dns.exception
     import dns.flags
@@ -202,6 +205,9 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
     import dns.rdatatype
 
     address, port = parse_nameserver(ns)
+    # The running loop's backend, named: dnspython's default is the first one it sniffed,
+    # kept for the life of the process (asyncio, then trio, in one process would fail).
+    backend = dns.asyncbackend.get_backend(sniffio.current_async_library())
     query = dns.message.make_query(name, dns.rdatatype.from_text(qtype))
     start = time.perf_counter()
     rcode: Rcode
@@ -209,9 +215,13 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
     addresses: list[str] = []
     try:
         with anyio.fail_after(max(budget, 0.01)):
-            response = await dns.asyncquery.udp(query, address, port=port, timeout=budget)
+            response = await dns.asyncquery.udp(
+                query, address, port=port, timeout=budget, backend=backend
+            )
             if response.flags & dns.flags.TC:
-                response = await dns.asyncquery.tcp(query, address, port=port, timeout=budget)
+                response = await dns.asyncquery.tcp(
+                    query, address, port=port, timeout=budget, backend=backend
+                )
     except (TimeoutError, dns.exception.Timeout):
         rcode = "TIMEOUT"
         detail = f"no answer in {budget:.1f}s"

@@ -174,6 +174,11 @@ class TcpConnector:
         await self._done.wait()
 
     @property
+    def addresses(self) -> list[str]:
+        """The addresses tried, in order."""
+        return list(self._addresses)
+
+    @property
     def connected(self) -> bool:
         """One address is established (set the moment its connect completes)."""
         return self._chosen is not None
