@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import anyio
@@ -16,11 +17,14 @@ import click
 from rich.console import Console
 
 from ._errors import NetprobeError
+from .options import Options
 
 __all__ = [
     "EXIT_FAULT",
     "EXIT_OK",
     "EXIT_USAGE",
+    "SHARED_OPTIONS",
+    "CliOption",
     "console",
     "diagnosis_options",
     "options_from_cli",
@@ -42,66 +46,93 @@ def usage_error(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+@dataclass(frozen=True)
+class CliOption:
+    """One shared command-line option: its flag and the :class:`Options` field it sets. The
+    type, the help text and the default shown come from the field (one definition)."""
+
+    flag: str
+    field: str
+    #: A flag that turns the (boolean, on by default) field off: ``--no-icmp``.
+    turns_off: bool = False
+    metavar: str | None = None
+    #: Given several times, the values make the field's tuple (``--nameserver``).
+    repeatable: bool = False
+
+    @property
+    def param(self) -> str:
+        """click's parameter name (the keyword the command receives)."""
+        return self.field if self.repeatable else self.flag.lstrip("-").replace("-", "_")
+
+    def help(self) -> str:
+        info = Options.model_fields[self.field]
+        text = (info.description or self.field).rstrip(".") + "."
+        if self.turns_off:
+            return f"{text} On by default: this flag turns it off."
+        if self.repeatable:
+            text += " Repeatable."
+        if isinstance(info.default, int | float) and not isinstance(info.default, bool):
+            text += f" [default: {info.default:g}]"
+        return text
+
+    def decorator(self) -> Callable[[F], F]:
+        annotation = Options.model_fields[self.field].annotation
+        kind: Any = None
+        if self.turns_off:
+            return click.option(self.flag, is_flag=True, help=self.help())
+        if annotation in (float, float | None):
+            kind = click.FLOAT
+        elif self.metavar == "PATH":
+            kind = click.Path(dir_okay=False)
+        return click.option(
+            self.flag,
+            self.param,
+            type=kind,
+            multiple=self.repeatable,
+            metavar=self.metavar,
+            help=self.help(),
+        )
+
+
+#: The options every probing command shares, in the order ``--help`` lists them.
+SHARED_OPTIONS: tuple[CliOption, ...] = (
+    CliOption("--timeout", "timeout", metavar="SECONDS"),
+    CliOption("--connect-timeout", "connect_timeout", metavar="SECONDS"),
+    CliOption("--dns-timeout", "dns_timeout", metavar="SECONDS"),
+    CliOption("--read-timeout", "read_timeout", metavar="SECONDS"),
+    CliOption("--nameserver", "nameservers", metavar="IP[:PORT]", repeatable=True),
+    CliOption("--no-icmp", "icmp", turns_off=True),
+    CliOption("--no-canary", "canary", turns_off=True),
+    CliOption("--ca-file", "ca_file", metavar="PATH"),
+    CliOption("--insecure", "verify", turns_off=True),
+    CliOption("--client-cert", "client_cert", metavar="PATH"),
+    CliOption("--client-key", "client_key", metavar="PATH"),
+)
+
+
 def diagnosis_options(fn: F) -> F:
-    """The options every probing command shares (they mirror diagnose()'s keywords)."""
-    decorators = [
-        click.option("--timeout", type=float, help="Total deadline of a diagnosis, seconds [10]."),
-        click.option("--connect-timeout", type=float, help="TCP connect timeout, seconds [3]."),
-        click.option("--dns-timeout", type=float, help="DNS budget, seconds [2]."),
-        click.option("--read-timeout", type=float, help="L7 answer timeout, seconds [3]."),
-        click.option(
-            "--nameserver",
-            "nameservers",
-            multiple=True,
-            help="Resolve with this name server (IP or IP:port); repeatable.",
-        ),
-        click.option("--no-icmp", is_flag=True, help="Do not send ICMP echoes."),
-        click.option(
-            "--no-canary",
-            is_flag=True,
-            help="No extra connect to a closed port as a liveness witness.",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(dir_okay=False),
-            help="CA bundle (PEM) to verify TLS certificates against.",
-        ),
-        click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
-        click.option(
-            "--client-cert",
-            type=click.Path(dir_okay=False),
-            help="Client certificate (PEM) for servers that require one (mTLS).",
-        ),
-        click.option(
-            "--client-key",
-            type=click.Path(dir_okay=False),
-            help="Key of the client certificate (PEM), if not in --client-cert.",
-        ),
-    ]
-    for d in reversed(decorators):
-        fn = d(fn)
+    """The options every probing command shares (:data:`SHARED_OPTIONS`, derived from the
+    :class:`Options` fields they set)."""
+    for option in reversed(SHARED_OPTIONS):
+        fn = option.decorator()(fn)
     return fn
 
 
 def options_from_cli(kw: dict[str, Any]) -> dict[str, Any]:
-    """Pop the shared diagnosis options out of click's keywords as ``diagnose()`` keywords."""
-    opts: dict[str, Any] = {
-        "timeout": kw.pop("timeout", None),
-        "connect_timeout": kw.pop("connect_timeout", None),
-        "dns_timeout": kw.pop("dns_timeout", None),
-        "read_timeout": kw.pop("read_timeout", None),
-        "nameservers": tuple(kw.pop("nameservers", ())) or None,
-        "ca_file": kw.pop("ca_file", None),
-        "client_cert": kw.pop("client_cert", None),
-        "client_key": kw.pop("client_key", None),
-    }
-    if kw.pop("no_icmp", False):
-        opts["icmp"] = False
-    if kw.pop("no_canary", False):
-        opts["canary"] = False
-    if kw.pop("insecure", False):
-        opts["verify"] = False
-    return {k: v for k, v in opts.items() if v is not None}
+    """Pop the shared diagnosis options out of click's keywords as ``diagnose()`` keywords
+    (only those given: the others keep their :class:`Options` default)."""
+    opts: dict[str, Any] = {}
+    for option in SHARED_OPTIONS:
+        value = kw.pop(option.param, None)
+        if option.turns_off:
+            if value:
+                opts[option.field] = False
+        elif option.repeatable:
+            if value:
+                opts[option.field] = tuple(value)
+        elif value is not None:
+            opts[option.field] = value
+    return opts
 
 
 def run_async(fn: Callable[[], Any]) -> Any:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Unpack
 
 import anyio
 
 from ._version import __version__
 from .classify import classify
-from .options import Options, make_options
+from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes.connection import Connection
 from .probes.database import login_step
@@ -37,7 +37,7 @@ logger = logging.getLogger("netprobe")
 
 
 async def diagnose(
-    target: str | Target, *, options: Options | None = None, **kwargs: Any
+    target: str | Target, *, options: Options | None = None, **kwargs: Unpack[OptionsKwargs]
 ) -> Report:
     """Diagnose the path to one dependency, from DNS to the application.
 
@@ -49,7 +49,7 @@ async def diagnose(
         target: ``host:port``, a URL or a DSN (see the target grammar).
         options: an :class:`Options` to start from.
         **kwargs: any :class:`Options` field, e.g. ``timeout=5``, ``connect_timeout=1``,
-            ``nameservers=["10.0.0.2"]``.
+            ``nameservers=["10.0.0.2"]`` (typed: see :class:`OptionsKwargs`).
 
     Raises:
         InvalidTarget: the target is malformed (before any I/O).
@@ -65,7 +65,7 @@ async def diagnose_many(
     *,
     concurrency: int = 50,
     options: Options | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[OptionsKwargs],
 ) -> list[Report]:
     """Diagnose many targets, at most ``concurrency`` at a time; reports in the input order.
 

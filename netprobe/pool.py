@@ -20,7 +20,7 @@ import resource
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Unpack
 
 import anyio
 
@@ -28,7 +28,7 @@ from ._errors import InvalidOption, InvalidTarget
 from ._version import __version__
 from .classify import classify
 from .classify.pool import connection_verdict, held_detail, pool_verdict
-from .options import Options, make_options
+from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
 from .probes.connection import Connection
@@ -56,7 +56,7 @@ async def probe_pool(
     hold: float = 0.0,
     options: Options | None = None,
     on_progress: ProgressCallback | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[OptionsKwargs],
 ) -> PoolReport:
     """Open ``size`` connections concurrently, hold them, validate each, close them cleanly.
 

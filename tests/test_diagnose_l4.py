@@ -174,7 +174,7 @@ async def test_bad_option_raises_before_io() -> None:
     with pytest.raises(netprobe.InvalidOption, match="connect_timeout"):
         await netprobe.diagnose("127.0.0.1:1", connect_timeout=-1)
     with pytest.raises(netprobe.InvalidOption, match="unknown option 'conect_timeout'"):
-        await netprobe.diagnose("127.0.0.1:1", conect_timeout=1)
+        await netprobe.diagnose("127.0.0.1:1", conect_timeout=1)  # type: ignore[call-arg]
     with pytest.raises(netprobe.InvalidOption, match="name server"):
         await netprobe.diagnose("127.0.0.1:1", nameservers=["dns.example"])
 
