@@ -33,7 +33,7 @@ from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
 from .probes.connection import Connection
 from .probes.database import has_credentials, to_step
-from .probes.db_login import DriverLogin
+from .probes.db_login import DriverSession
 from .probes.dns import resolve
 from .report import Fault, PoolConnection, PoolReport
 from .steps import AddressAttempt, Step, TcpStep
@@ -200,7 +200,7 @@ class _Pool:
     ) -> None:
         """One real session, logged in by the database's driver (credentials given)."""
         ctx = self._ctx()
-        login = DriverLogin(ctx)
+        login = DriverSession(ctx)
         try:
             try:
                 result = await login.open()

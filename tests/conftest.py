@@ -24,8 +24,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``backends`` run under asyncio and under trio: netprobe is written
     against anyio and supports both (docs/api.md); the asyncio-only fast paths (ICMP
     reader callback, canary timer) have their backend-neutral twin tested under trio."""
-    if "anyio_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "backends"
+    definition = metafunc.definition
+    if (
+        "anyio_backend" in metafunc.fixturenames
+        and definition.get_closest_marker("backends") is not None
+        and definition.get_closest_marker("asyncio_only") is None
     ):
         metafunc.parametrize("anyio_backend", ["asyncio", "trio"])
 

@@ -18,7 +18,7 @@ from netprobe.steps import ApplicationStep, DatabaseResult, TlsStep
 from nplab.dbservers import *  # noqa: F403 - session fixtures
 from nplab.require import require_binary
 
-pytestmark = [pytest.mark.anyio, pytest.mark.servers]
+pytestmark = [pytest.mark.anyio, pytest.mark.backends, pytest.mark.servers]
 
 
 async def diag(target: str, **kw: Any) -> netprobe.Report:

@@ -26,7 +26,7 @@ from netprobe.steps import (
 )
 from netprobe.target import parse_target
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends]
 
 #: Every rung's own budget far beyond the total deadline: the deadline is what ends it.
 CUT: dict[str, Any] = {

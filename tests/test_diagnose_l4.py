@@ -15,7 +15,7 @@ from netprobe.demo.servers import DnsServer, SilentPort, TcpServer, closed_port
 from netprobe.steps import DnsStep, TcpStep
 from nplab.require import require
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends]
 
 
 async def test_open_port_is_healthy(tcp_server: TcpServer) -> None:

@@ -26,6 +26,9 @@ from netprobe.probes._io import (
 )
 from netprobe.steps import AddressAttempt
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 
 def _broken(cause: BaseException | None) -> anyio.BrokenResourceError:
     exc = anyio.BrokenResourceError()

@@ -7,6 +7,9 @@ import pytest
 from netprobe import probe_pool
 from netprobe.demo.servers import DnsServer, TcpServer
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.anyio
 async def test_refused_pool_summary_reads_as_one_sentence() -> None:
@@ -25,7 +28,6 @@ async def test_tcp_pool_opens_every_connection(tcp_server: TcpServer) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.backends
 async def test_every_resolved_address_is_tried(dns_server: DnsServer) -> None:
     """dual.netprobe.test resolves to 127.0.0.1 then ::1; only ::1 listens. Each pool
     connection tries both addresses, as a diagnosis does, and keeps the one that answers

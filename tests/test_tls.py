@@ -23,6 +23,9 @@ from netprobe.report import Report
 from netprobe.steps import CertificateInfo, DeadlineCut, TlsStep
 from netprobe.target import parse_target
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 FAST: dict[str, Any] = {"read_timeout": 0.5, "timeout": 5.0, "icmp": False}
 
 

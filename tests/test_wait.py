@@ -20,6 +20,9 @@ from netprobe.health.wait import backoff_delay
 from netprobe.report import Report
 from netprobe.target import Target
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 
 @contextlib.contextmanager
 def late_server(delay: float) -> Iterator[int]:

@@ -5,7 +5,8 @@ one of a handful of exceptions (``STREAM_ERRORS``), which :func:`stream_error` m
 :class:`StreamError` (what happened, and the OS or TLS error behind it as plain data), the
 way httpcore maps its backends' exceptions at one place. The errno of a failed ``connect()``
 maps to its outcome here too (:data:`CONNECT_OUTCOMES`), and durations are measured with one
-helper (:func:`elapsed_ms`).
+helper (:func:`elapsed_ms`); :func:`on_asyncio` says whether the asyncio-only fast paths
+may be taken.
 
 :class:`TlsStream` is TLS over any byte stream, driven through an ``ssl.SSLObject`` and two
 memory BIOs (the way ``anyio.streams.tls`` and trio's ``SSLStream`` work), with the handshake
@@ -14,6 +15,7 @@ exposed as a step of its own so that the TLS rung can watch the bytes the peer s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import socket
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
+import sniffio
 from anyio.abc import ByteStream, SocketStream
 
 from ..steps import ConnectOutcome, ErrorInfo
@@ -36,11 +39,22 @@ __all__ = [
     "connect_outcome",
     "elapsed_ms",
     "error_info",
+    "on_asyncio",
     "stream_error",
     "stream_from_socket",
 ]
 
 T = TypeVar("T")
+
+
+def on_asyncio() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, when the current async library is asyncio (else None)."""
+    try:
+        if sniffio.current_async_library() != "asyncio":
+            return None
+        return asyncio.get_running_loop()
+    except (RuntimeError, sniffio.AsyncLibraryNotFoundError):
+        return None
 
 
 def elapsed_ms(since: float) -> float:

@@ -14,7 +14,7 @@ from ..describe import database_line
 from ..steps import ApplicationStep, DatabaseResult
 from ._context import ProbeContext
 from ._conversation import Conversation
-from .db_login import DriverLogin
+from .db_login import login_once
 from .mysql import MysqlGreeting
 from .postgres import PostgresGreeting
 from .redis import RedisGreeting
@@ -79,11 +79,7 @@ async def login_after(ctx: ProbeContext, greeting: DatabaseResult) -> DatabaseRe
     validation query), merged with what the greeting learned. Else the greeting as is."""
     if not has_credentials(ctx) or greeting.outcome != "ready":
         return greeting
-    login = DriverLogin(ctx)
-    try:
-        return _merge(greeting, await login.open())
-    finally:
-        await login.close()
+    return _merge(greeting, await login_once(ctx))
 
 
 async def _shielded_close(conv: Conversation) -> DatabaseResult:

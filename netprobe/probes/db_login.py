@@ -3,25 +3,84 @@ query, the way a connection pool does. The ecosystem's drivers log in (asyncpg, 
 redis-py); we never write authentication by hand. Their TLS is configured from the same
 options as the greeting's (``ssl_contexts.py``).
 
-The drivers are asyncio-only: under another backend (trio) the login reports
-``unavailable``, as when the driver is not installed.
+The drivers are asyncio-only: under another backend (trio) a session runs on an asyncio loop
+of its own in a worker thread (:class:`DriverSession`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.to_thread
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..protocols import postgres as pg
 from ..steps import DatabaseResult, ErrorInfo
 from ._context import ProbeContext
-from ._io import elapsed_ms
+from ._io import elapsed_ms, on_asyncio
 from .ssl_contexts import asyncpg_ssl, redis_connection
 
-__all__ = ["DriverLogin"]
+__all__ = ["DriverLogin", "DriverSession", "login_once"]
+
+
+async def login_once(ctx: ProbeContext) -> DatabaseResult:
+    """One authenticated check: log in, run the validation query, log out."""
+    session = DriverSession(ctx)
+    try:
+        return await session.open()
+    finally:
+        await session.close()
+
+
+class DriverSession:
+    """A :class:`DriverLogin` on an asyncio event loop, whatever the caller's backend.
+
+    The drivers are asyncio-only. On asyncio the session runs on the caller's loop. Under
+    another backend (trio) it runs on an asyncio loop of its own, in a worker thread (anyio's
+    blocking portal), for as long as the session is open: a pool can hold it, validate it
+    and close it like any other. A cancellation abandons the call in progress, which ends
+    within the login's own timeouts; ``close()`` always stops the loop and its thread.
+    """
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.login = DriverLogin(ctx)
+        self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+
+    async def open(self) -> DatabaseResult:
+        if on_asyncio() is not None:
+            return await self.login.open()
+        self._portal_cm = start_blocking_portal("asyncio")
+        self._portal = await anyio.to_thread.run_sync(self._portal_cm.__enter__)
+        return await self._call(self.login.open)
+
+    async def validate(self) -> DatabaseResult:
+        if self._portal is None:
+            return await self.login.validate()
+        return await self._call(self.login.validate)
+
+    async def close(self) -> DatabaseResult:
+        """Log out (bounded), and stop the session's own loop if it has one."""
+        portal_cm, portal = self._portal_cm, self._portal
+        self._portal_cm = self._portal = None
+        if portal is None:
+            return await self.login.close()
+        result = self.login.result
+        with anyio.CancelScope(shield=True):
+            try:
+                result = await anyio.to_thread.run_sync(portal.call, self.login.close)
+            finally:
+                assert portal_cm is not None
+                await anyio.to_thread.run_sync(portal_cm.__exit__, None, None, None)
+        return result
+
+    async def _call(self, method: Callable[[], Awaitable[DatabaseResult]]) -> DatabaseResult:
+        assert self._portal is not None
+        return await anyio.to_thread.run_sync(self._portal.call, method, abandon_on_cancel=True)
 
 
 class DriverLogin:
@@ -46,6 +105,7 @@ class DriverLogin:
         )
 
     async def open(self) -> DatabaseResult:
+        """Log in and validate (on an asyncio loop: see :class:`DriverSession`)."""
         proto = self.ctx.target.protocol
         start = time.perf_counter()
         try:

@@ -28,13 +28,13 @@ import anyio
 
 from ..steps import IcmpAddressResult, IcmpStep
 from ._context import ProbeContext
+from ._io import on_asyncio
 from .icmp_engines import (
     ECHO_TIMEOUT_S,
     EchoResult,
     IcmpEngine,
     IcmpUnavailable,
     SharedSocket,
-    on_asyncio,
 )
 from .icmp_sockets import REGISTRY, Key, open_engine
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import anyio
-import sniffio
 
 from ..protocols import icmp as codec
+from ._io import on_asyncio
 
 __all__ = [
     "ECHO_TIMEOUT_S",
@@ -123,16 +123,6 @@ class _Waiter:
                 self.reading.cancel()
             if self.on_result is not None:
                 self.on_result(result)
-
-
-def on_asyncio() -> asyncio.AbstractEventLoop | None:
-    """The running asyncio loop, when the current async library is asyncio (else None)."""
-    try:
-        if sniffio.current_async_library() != "asyncio":
-            return None
-        return asyncio.get_running_loop()
-    except (RuntimeError, sniffio.AsyncLibraryNotFoundError):
-        return None
 
 
 @dataclass

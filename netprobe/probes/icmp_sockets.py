@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import anyio.lowlevel
 
 from ..protocols.icmp import IP_RECVERR, IPV6_RECVERR
-from .icmp_engines import AiopingEngine, IcmpEngine, IcmpUnavailable, SharedSocket, on_asyncio
+from ._io import on_asyncio
+from .icmp_engines import AiopingEngine, IcmpEngine, IcmpUnavailable, SharedSocket
 
 __all__ = [
     "KEEP_IDLE_S",
