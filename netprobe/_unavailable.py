@@ -24,14 +24,12 @@ class DependencyUnavailable(NetprobeError):
 
     def __init__(self, reports: Sequence[Report], *, timeout: float | None = None) -> None:
         self.reports: list[Report] = list(reports)
-        self.failing: list[Report] = [r for r in self.reports if not r.ok]
+        self.failing: list[Report] = [r for r in self.reports if r.fault is not None]
         self.timeout = timeout
         within = f" within {timeout:g} s" if timeout is not None else ""
         lines = [f"{len(self.failing)} of {len(self.reports)} dependencies not ready{within}:"]
         for r in self.failing:
-            if r.fault is not None:
-                f = r.fault
-                lines.append(f"  {r.target.url}: [{f.layer}] {f.code}: {f.summary}")
-            else:  # pragma: no cover - a report that is not ok always has a fault
-                lines.append(f"  {r.target.url}: not ok")
+            f = r.fault
+            assert f is not None
+            lines.append(f"  {r.target.url}: [{f.layer}] {f.code}: {f.summary}")
         super().__init__("\n".join(lines))

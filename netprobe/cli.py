@@ -19,9 +19,7 @@ from ._cliutil import (
     diagnosis_options,
     options_from_cli,
     run_async,
-    usage_error,
 )
-from ._errors import NetprobeError
 from .health._cli import WaitCommand
 from .render import render_ladder
 from .report import Report
@@ -162,14 +160,7 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `netprobe` command."""
-    try:
-        cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="netprobe",
-            standalone_mode=True,
-        )
-    except NetprobeError as exc:  # pragma: no cover - run_async already maps these
-        usage_error(str(exc))
+    cli.main(args=list(argv) if argv is not None else None, prog_name="netprobe")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import contextlib
 import socket
 import struct
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import anyio.lowlevel
@@ -148,7 +148,7 @@ class SocketRegistry:
             shared.watch()
             kept = self._kept[key] = _Kept(shared)
             if shared.loop is not None:
-                kept.keepable = self._close_when_the_loop_ends(key, kept)
+                self._close_when_the_loop_ends(key, kept)
         kept.shared.users += 1
         return key, kept.shared
 
@@ -185,7 +185,7 @@ class SocketRegistry:
         kept.shared.close()
         watcher, kept.watcher = kept.watcher, None
         if watcher is not None:
-            _finish(watcher.aclose())
+            _run_to_yield(watcher.aclose())
 
     def _idle_check(self, key: Key, kept: _Kept) -> None:
         kept.idle_timer = None
@@ -198,10 +198,9 @@ class SocketRegistry:
         else:
             self._discard(key, kept)
 
-    def _close_when_the_loop_ends(self, key: Key, kept: _Kept) -> bool:
+    def _close_when_the_loop_ends(self, key: Key, kept: _Kept) -> None:
         """Arrange for ``kept`` to be closed when the event loop shuts down (module
-        docstring); False if that cannot be arranged (then it is not kept past its last
-        user)."""
+        docstring): then it may be kept past its last user."""
 
         async def until_the_loop_ends() -> AsyncGenerator[None, None]:
             try:
@@ -215,23 +214,16 @@ class SocketRegistry:
         watcher = until_the_loop_ends()
         # The first step registers the generator with the running loop (its firstiter
         # hook) and runs it to its yield, where it waits for the loop's finalization.
-        if not _finish(watcher.asend(None)):
-            return False
+        _run_to_yield(watcher.asend(None))
         kept.watcher = watcher
-        return True
+        kept.keepable = True
 
 
-def _finish(step: object) -> bool:
-    """Run one step of an async generator that does not await (``asend``/``aclose``)
-    synchronously: True when it reached its ``yield`` or its end."""
-    send = getattr(step, "send", None)
-    if send is None:  # pragma: no cover - every asend/aclose object has send()
-        return False
-    try:
-        send(None)
-    except (StopIteration, StopAsyncIteration):
-        return True
-    return False  # pragma: no cover - it awaited: not a generator of this module
+def _run_to_yield(step: Awaitable[object]) -> None:
+    """Run one step of an async generator that never awaits (its ``asend`` or ``aclose``)
+    synchronously, to its next ``yield`` or to its end."""
+    with contextlib.suppress(StopIteration, StopAsyncIteration):
+        step.__await__().send(None)
 
 
 #: The process's shared ICMP sockets.

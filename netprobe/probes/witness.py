@@ -18,12 +18,11 @@ import asyncio
 import time
 
 import anyio
-import sniffio
 from anyio.abc import TaskGroup
 
 from ..steps import AddressAttempt, TcpStep
 from ._context import ProbeContext
-from ._io import elapsed_ms
+from ._io import elapsed_ms, on_asyncio
 from .icmp import Pinger
 from .tcp import TcpConnector, connect_address
 
@@ -55,17 +54,13 @@ class Witness:
 
     def start(self, tg: TaskGroup) -> None:
         """Start watching the connect. On asyncio a loop timer spawns the canary task only
-        once the SYN has been silent for the delay (a healthy connect costs no task);
-        elsewhere ``run()`` in a task of ``tg``."""
+        once the SYN has been silent for the delay (a healthy connect costs no task:
+        benchmarks/RESULTS-overhead.md); the timer lives no longer than the diagnosis, whose
+        ``finally`` calls ``close()``. Elsewhere (trio) ``run()`` in a task of ``tg``."""
         if not self._ctx.options.canary:
             self._done.set()
             return
-        try:
-            loop = (
-                asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
-            )
-        except (RuntimeError, sniffio.AsyncLibraryNotFoundError):
-            loop = None
+        loop = on_asyncio()
         if loop is None:
             tg.start_soon(self.run)
             return
