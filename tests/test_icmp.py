@@ -334,7 +334,9 @@ def test_kept_socket_closed_after_idle(tcp_server: object, monkeypatch: pytest.M
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_canary_rst_proves_host_alive(silent_port: object) -> None:
+    """On asyncio the canary starts from a loop timer, under trio from a task: same verdict."""
     report = await netprobe.diagnose(
         f"tcp://{silent_port.address}",  # type: ignore[attr-defined]
         connect_timeout=0.6,
@@ -350,6 +352,7 @@ async def test_canary_rst_proves_host_alive(silent_port: object) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_ping_reply_proves_host_alive(silent_port: object) -> None:
     require_icmp()
     report = await netprobe.diagnose(
@@ -364,6 +367,7 @@ async def test_ping_reply_proves_host_alive(silent_port: object) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_icmp_adds_nothing_to_a_healthy_diagnosis(tcp_server: object) -> None:
     require_icmp()
     report = await netprobe.diagnose(f"tcp://{tcp_server.address}")  # type: ignore[attr-defined]
