@@ -173,8 +173,10 @@ class _Diagnosis:
                 if connect_inline:
                     await self.tcp.run()
                 # TLS and the application's opening on the first address established.
-                async with self.connection:
+                try:
                     await self.connection.open()
+                finally:
+                    await self.connection.aclose()
                 app = self.connection.application
                 if app is not None:
                     # With credentials, the database login after its greeting.

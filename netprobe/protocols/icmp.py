@@ -21,6 +21,7 @@ import socket
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ECHO_MAGIC",
@@ -115,8 +116,7 @@ def echo_request(
     return header + payload
 
 
-@dataclass(frozen=True)
-class EchoReply:
+class EchoReply(NamedTuple):
     """An echo reply: its identifier, sequence number and whether it carries our payload."""
 
     ident: int
@@ -124,8 +124,7 @@ class EchoReply:
     ours: bool
 
 
-@dataclass(frozen=True)
-class QuotedError:
+class QuotedError(NamedTuple):
     """An ICMP error quoting one of our echo requests (raw sockets)."""
 
     destination: str
