@@ -25,7 +25,8 @@ from typing import Any
 
 import anyio
 
-from netprobe.probes.icmp import IcmpUnavailable, open_engine
+from netprobe.probes.icmp_engines import IcmpUnavailable
+from netprobe.probes.icmp_sockets import open_engine
 from nplab.topology import Lab, build_lab
 
 

@@ -1,14 +1,11 @@
-"""Exceptions raised for user mistakes. Network faults are never raised: they are verdicts."""
+"""Exceptions raised for user mistakes. Network faults are never raised: they are verdicts.
+
+This module imports nothing of netprobe: every other module may raise these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .report import Report
-
-__all__ = ["DependencyUnavailable", "InvalidOption", "InvalidTarget", "NetprobeError"]
+__all__ = ["InvalidOption", "InvalidTarget", "NetprobeError"]
 
 
 class NetprobeError(Exception):
@@ -21,26 +18,3 @@ class InvalidTarget(NetprobeError, ValueError):
 
 class InvalidOption(NetprobeError, ValueError):
     """An option has a bad name or value; raised before any I/O."""
-
-
-class DependencyUnavailable(NetprobeError):
-    """``wait_until_ready()`` reached its deadline with dependencies still failing.
-
-    The message is the last diagnosis of each failing dependency (target, layer, code,
-    summary); ``reports`` holds the last report of every dependency, in the input order, and
-    ``failing`` those that were not ok.
-    """
-
-    def __init__(self, reports: Sequence[Report], *, timeout: float | None = None) -> None:
-        self.reports: list[Report] = list(reports)
-        self.failing: list[Report] = [r for r in self.reports if not r.ok]
-        self.timeout = timeout
-        within = f" within {timeout:g} s" if timeout is not None else ""
-        lines = [f"{len(self.failing)} of {len(self.reports)} dependencies not ready{within}:"]
-        for r in self.failing:
-            if r.fault is not None:
-                f = r.fault
-                lines.append(f"  {r.target.url}: [{f.layer}] {f.code}: {f.summary}")
-            else:  # pragma: no cover - a report that is not ok always has a fault
-                lines.append(f"  {r.target.url}: not ok")
-        super().__init__("\n".join(lines))

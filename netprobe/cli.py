@@ -7,104 +7,24 @@ COMMAND and ends with its status.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-import anyio
 import click
-from rich.console import Console
 
-from ._errors import NetprobeError
+from ._cliutil import (
+    EXIT_FAULT,
+    EXIT_OK,
+    console,
+    diagnosis_options,
+    options_from_cli,
+    run_async,
+)
 from .health._cli import WaitCommand
 from .render import render_ladder
 from .report import Report
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def _usage_error(message: str) -> NoReturn:
-    _console(stderr=True).print(f"[red]netprobe: error:[/] {message}", markup=True)
-    sys.exit(EXIT_USAGE)
-
-
-def diagnosis_options(fn: F) -> F:
-    """The options every probing command shares (they mirror diagnose()'s keywords)."""
-    decorators = [
-        click.option("--timeout", type=float, help="Total deadline of a diagnosis, seconds [10]."),
-        click.option("--connect-timeout", type=float, help="TCP connect timeout, seconds [3]."),
-        click.option("--dns-timeout", type=float, help="DNS budget, seconds [2]."),
-        click.option("--read-timeout", type=float, help="L7 answer timeout, seconds [3]."),
-        click.option(
-            "--nameserver",
-            "nameservers",
-            multiple=True,
-            help="Resolve with this name server (IP or IP:port); repeatable.",
-        ),
-        click.option("--no-icmp", is_flag=True, help="Do not send ICMP echoes."),
-        click.option(
-            "--no-canary",
-            is_flag=True,
-            help="No extra connect to a closed port as a liveness witness.",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(dir_okay=False),
-            help="CA bundle (PEM) to verify TLS certificates against.",
-        ),
-        click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
-        click.option(
-            "--client-cert",
-            type=click.Path(dir_okay=False),
-            help="Client certificate (PEM) for servers that require one (mTLS).",
-        ),
-        click.option(
-            "--client-key",
-            type=click.Path(dir_okay=False),
-            help="Key of the client certificate (PEM), if not in --client-cert.",
-        ),
-    ]
-    for d in reversed(decorators):
-        fn = d(fn)
-    return fn
-
-
-def options_from_cli(kw: dict[str, Any]) -> dict[str, Any]:
-    """Pop the shared diagnosis options out of click's keywords as ``diagnose()`` keywords."""
-    opts: dict[str, Any] = {
-        "timeout": kw.pop("timeout", None),
-        "connect_timeout": kw.pop("connect_timeout", None),
-        "dns_timeout": kw.pop("dns_timeout", None),
-        "read_timeout": kw.pop("read_timeout", None),
-        "nameservers": tuple(kw.pop("nameservers", ())) or None,
-        "ca_file": kw.pop("ca_file", None),
-        "client_cert": kw.pop("client_cert", None),
-        "client_key": kw.pop("client_key", None),
-    }
-    if kw.pop("no_icmp", False):
-        opts["icmp"] = False
-    if kw.pop("no_canary", False):
-        opts["canary"] = False
-    if kw.pop("insecure", False):
-        opts["verify"] = False
-    return {k: v for k, v in opts.items() if v is not None}
-
-
-def run_async(fn: Callable[[], Any]) -> Any:
-    """Run a coroutine function; user mistakes become one line and exit code 2."""
-    try:
-        return anyio.run(fn)
-    except NetprobeError as exc:
-        _usage_error(str(exc))
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 def print_report(report: Report, *, as_json: bool, verbose: bool = False) -> None:
@@ -112,9 +32,9 @@ def print_report(report: Report, *, as_json: bool, verbose: bool = False) -> Non
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
-    console = _console()
+    out = console()
     for line in render_ladder(report, verbose=verbose):
-        console.print(line)
+        out.print(line)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,14 +72,14 @@ def demo(as_json: bool) -> None:
     if as_json:
         click.echo("[" + ",\n".join(r.model_dump_json(indent=2) for _, r in results) + "]")
     else:
-        console = _console()
+        out = console()
         for case, report in results:
-            console.print(f"\n[bold magenta]# {case.title}[/]")
+            out.print(f"\n[bold magenta]# {case.title}[/]")
             for line in render_ladder(report):
-                console.print(line)
+                out.print(line)
     mismatched = [c for c, r in results if (r.fault.code if r.fault else None) != c.expect]
     for case in mismatched:
-        _console(stderr=True).print(f"[red]demo case did not show its fault:[/] {case.title}")
+        console(stderr=True).print(f"[red]demo case did not show its fault:[/] {case.title}")
     sys.exit(EXIT_FAULT if mismatched else EXIT_OK)
 
 
@@ -210,15 +130,15 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
     from .render_pool import render_pool
 
     options = options_from_cli(kw)
-    console = _console(stderr=True)
-    show_progress = not as_json and console.is_terminal
+    err = console(stderr=True)
+    show_progress = not as_json and err.is_terminal
 
     async def go() -> Any:
         if not show_progress:
             return await probe_pool(target, size=size, hold=hold, **options)
         from rich.progress import Progress
 
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=err, transient=True) as progress:
             task = progress.add_task("opening connections", total=size)
             return await probe_pool(
                 target,
@@ -232,7 +152,7 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
-        out = _console()
+        out = console()
         for line in render_pool(report, verbose=verbose):
             out.print(line)
     sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
@@ -240,14 +160,7 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `netprobe` command."""
-    try:
-        cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="netprobe",
-            standalone_mode=True,
-        )
-    except NetprobeError as exc:  # pragma: no cover - run_async already maps these
-        _usage_error(str(exc))
+    cli.main(args=list(argv) if argv is not None else None, prog_name="netprobe")
 
 
 if __name__ == "__main__":

@@ -12,26 +12,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Unpack
 
 import anyio
-from anyio.abc import ByteStream
 
-from . import __version__
+from ._version import __version__
 from .classify import classify
-from .classify.transport import local_warnings
-from .options import Options, make_options
+from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
-from .probes.application import APP_PROBES
-from .probes.dns import resolve
+from .probes.connection import Connection
+from .probes.database import login_step
+from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
 from .probes.tcp import TcpConnector
-from .probes.tls import start_tls
 from .probes.witness import Witness
-from .report import Report, ReportWarning, Timings
-from .steps import ApplicationStep, ErrorInfo, Step, TlsStep
-from .steps.local import LocalHealth
+from .report import Report, Timings
+from .steps import ApplicationStep, DeadlineCut, LocalHealth, Rung, Step
 from .target import Target, parse_target
 
 __all__ = ["diagnose", "diagnose_many"]
@@ -40,7 +37,7 @@ logger = logging.getLogger("netprobe")
 
 
 async def diagnose(
-    target: str | Target, *, options: Options | None = None, **kwargs: Any
+    target: str | Target, *, options: Options | None = None, **kwargs: Unpack[OptionsKwargs]
 ) -> Report:
     """Diagnose the path to one dependency, from DNS to the application.
 
@@ -52,7 +49,7 @@ async def diagnose(
         target: ``host:port``, a URL or a DSN (see the target grammar).
         options: an :class:`Options` to start from.
         **kwargs: any :class:`Options` field, e.g. ``timeout=5``, ``connect_timeout=1``,
-            ``nameservers=["10.0.0.2"]``.
+            ``nameservers=["10.0.0.2"]`` (typed: see :class:`OptionsKwargs`).
 
     Raises:
         InvalidTarget: the target is malformed (before any I/O).
@@ -68,7 +65,7 @@ async def diagnose_many(
     *,
     concurrency: int = 50,
     options: Options | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[OptionsKwargs],
 ) -> list[Report]:
     """Diagnose many targets, at most ``concurrency`` at a time; reports in the input order.
 
@@ -100,35 +97,60 @@ class _Diagnosis:
         self.ctx = ProbeContext(target=target, options=options)
         self.started_at = datetime.now(UTC)
         self.steps: dict[str, Step] = {}
+        self.resolver = Resolver(self.ctx)
         self.tcp: TcpConnector | None = None
+        self.connection: Connection | None = None
+        #: The application rung's step, once its exchange (and login) are over.
+        self.app: ApplicationStep | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
         self.local: LocalHealth | None = None
         self.local_done = anyio.Event()
-        self.in_progress: str | None = None
 
     async def run(self) -> Report:
         # Only the redacted form of the target ever reaches a log record.
         logger.debug("diagnosing %s", self.ctx.target.url)
+        cut: DeadlineCut | None = None
         with anyio.move_on_after(self.ctx.options.timeout) as scope:
             await self._ladder()
-        report = self._report(deadline_hit=scope.cancelled_caught)
+        if scope.cancelled_caught:
+            cut = DeadlineCut(
+                rung=self._waiting_rung(),
+                timeout_s=self.ctx.options.timeout,
+                at_ms=round(self.ctx.elapsed_ms(), 3),
+            )
+        report = self._report(cut)
         if report.fault is None:
             logger.debug("%s: healthy in %.1f ms", report.target.url, report.timings_ms.total or 0)
         else:
             logger.debug("%s: %s: %s", report.target.url, report.fault.code, report.fault.summary)
         return report
 
+    def _waiting_rung(self) -> Rung | None:
+        """The rung waiting for an answer when the deadline fired: the first without one
+        (``Connection.rung``). The application rung answers once its login (with
+        credentials) and its goodbye are done too. ``None`` once every rung the target
+        needs has answered, or one failed (which ends the ladder): then only the other
+        addresses, the witnesses and the local read were still running."""
+        if "dns" not in self.steps:
+            return "dns"
+        if self.connection is None:
+            return "tcp"
+        rung = self.connection.rung
+        if rung is None and self.connection.application is not None and self.app is None:
+            return "application"
+        return rung
+
     async def _ladder(self) -> None:
         ctx = self.ctx
-        self.in_progress = "dns"
-        dns = await resolve(ctx)
+        dns = await self.resolver.run()
         self.steps["dns"] = dns
         if dns.status != "skipped":
             ctx.mark("dns")
         if not dns.addresses:
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
+        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
         try:
@@ -148,19 +170,17 @@ class _Diagnosis:
                     tg.start_soon(self._local, dns.addresses)
                 else:
                     self.local_done.set()
-                self.in_progress = "tcp"
                 if connect_inline:
                     await self.tcp.run()
-                if ctx.target.tls or ctx.target.protocol in APP_PROBES:
-                    stream = await self.tcp.first_established()
-                    if stream is not None:
-                        async with stream:
-                            await self._l7(stream)
-                else:
-                    # Plain TCP: established is the whole answer, no stream to set up.
-                    sock = await self.tcp.first_socket()
-                    if sock is not None:
-                        sock.close()
+                # TLS and the application's opening on the first address established.
+                try:
+                    await self.connection.open()
+                finally:
+                    await self.connection.aclose()
+                app = self.connection.application
+                if app is not None:
+                    # With credentials, the database login after its greeting.
+                    self.app = await login_step(ctx, app)
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
@@ -176,9 +196,8 @@ class _Diagnosis:
                 self.pinger.stop()
             self.witness.close()
             self.tcp.close_unclaimed()
-        self.in_progress = None
 
-    async def _local(self, addresses: list[str]) -> None:
+    async def _local(self, addresses: Sequence[str]) -> None:
         """This host's sockets toward the target, read alongside the connects (a worker
         thread; one read shared by concurrent diagnoses, see probes/local.py)."""
         try:
@@ -186,60 +205,16 @@ class _Diagnosis:
         finally:
             self.local_done.set()
 
-    async def _l7(self, stream: ByteStream) -> None:
+    def _report(self, cut: DeadlineCut | None) -> Report:
         ctx = self.ctx
-        if ctx.target.tls:
-            self.in_progress = "tls"
-            tls_step, tls_stream = await start_tls(ctx, stream)
-            self.steps["tls"] = tls_step
-            if tls_step.status != "skipped":
-                ctx.mark("tls_handshake")
-            if tls_stream is None:
-                self.in_progress = None
-                return
-            stream = tls_stream
-        probe = APP_PROBES.get(ctx.target.protocol)
-        if probe is not None:
-            self.in_progress = "application"
-            app = await probe(ctx, stream)
-            self.steps["application"] = app
-            inner = app.database.tls if app.database is not None else None
-            if inner is not None and "tls" not in self.steps:
-                # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
-                self.steps["tls"] = inner
-        self.in_progress = None
-
-    def _report(self, *, deadline_hit: bool) -> Report:
-        ctx = self.ctx
-        if (
-            deadline_hit
-            and self.in_progress == "tcp"
-            and (ctx.target.tls or ctx.target.protocol in APP_PROBES)
-            and self.tcp is not None
-            and self.tcp.step().connected_to is not None
-        ):
-            # Connected, and cut before the next rung began: that rung is the one cut (else
-            # the report read healthy for an https:// or database target never checked).
-            self.in_progress = "tls" if ctx.target.tls else "application"
-        steps = self._ordered_steps(deadline_hit)
-        verdict = classify(ctx.target, ctx.options, steps)
-        warnings = list(verdict.warnings)
-        warnings.extend(local_warnings(self.local))
-        if deadline_hit:
-            warnings.append(
-                ReportWarning(
-                    code="diagnosis.deadline",
-                    message=f"The total deadline ({ctx.options.timeout:g} s) ended the diagnosis "
-                    f"during the {self.in_progress or 'last'} step: later rungs were not tried.",
-                )
-            )
+        steps = self._ordered_steps()
+        verdict = classify(ctx.target, ctx.options, steps, local=self.local, deadline=cut)
         ctx.mark("total")
         marks = ctx.marks
         return Report(
-            ok=verdict.fault is None,
             target=ctx.target,
             fault=verdict.fault,
-            warnings=warnings,
+            warnings=verdict.warnings,
             timings_ms=Timings(
                 dns=marks.get("dns"),
                 tcp_connect=marks.get("tcp_connect"),
@@ -249,36 +224,27 @@ class _Diagnosis:
             ),
             steps=steps,
             local=self.local,
+            deadline=cut,
             started_at=self.started_at,
             netprobe_version=__version__,
         )
 
-    def _ordered_steps(self, deadline_hit: bool) -> list[Step]:
+    def _ordered_steps(self) -> list[Step]:
+        """Every rung's step in ladder order, as far as each probe got (a cut one included)."""
         steps = dict(self.steps)
+        steps.setdefault("dns", self.resolver.step())
         if self.pinger is not None:
             steps["icmp"] = self.pinger.step()
         if self.tcp is not None:
             tcp_step = self.tcp.step()
             steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
-        if deadline_hit and self.in_progress in ("tls", "application"):
-            err = ErrorInfo(type="Deadline", message="the total deadline was reached first")
-            reason = f"the total deadline ({self.ctx.options.timeout:g} s) was reached"
-            if self.in_progress == "tls":
-                steps["tls"] = TlsStep(
-                    status="failed", reason=reason, error=err, server_name=self.ctx.target.host
-                )
-            else:
-                steps["application"] = ApplicationStep(
-                    status="failed", reason=reason, error=err, protocol=self.ctx.target.protocol
-                )
-        if deadline_hit and self.in_progress == "dns" and "dns" not in steps:
-            from .steps import DnsStep
-
-            steps["dns"] = DnsStep(
-                status="failed",
-                reason="the total deadline was reached",
-                host=self.ctx.target.host,
-                rcode="TIMEOUT",
-            )
+        if self.connection is not None and self.connection.tls is not None:
+            steps["tls"] = self.connection.tls
+        if self.app is not None:
+            steps["application"] = self.app
+            inner = self.app.database.tls if self.app.database is not None else None
+            if inner is not None and "tls" not in steps:
+                # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
+                steps["tls"] = inner
         order: Sequence[str] = ("dns", "icmp", "tcp", "tls", "application")
         return [steps[name] for name in order if name in steps]

@@ -6,8 +6,8 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -21,7 +21,14 @@ from pydantic import (
 
 from ._errors import InvalidOption
 
-__all__ = ["Options", "make_options", "parse_nameserver"]
+__all__ = [
+    "WIDER_KEYWORDS",
+    "Options",
+    "OptionsKwargs",
+    "RungOptionsKwargs",
+    "make_options",
+    "parse_nameserver",
+]
 
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -67,7 +74,10 @@ class Options(BaseModel):
     # ICMP and the liveness witness (L3).
     icmp: bool = Field(True, description="Send ICMP echoes alongside the TCP connect.")
     icmp_count: int = Field(3, ge=1, le=20, description="Echo requests per address.")
-    icmp_engine: Literal["builtin", "aioping"] = "builtin"
+    icmp_engine: Literal["builtin", "aioping"] = Field(
+        "builtin",
+        description="The ICMP engine: netprobe's own, or aioping (GPLv2, asyncio only).",
+    )
     canary: bool = Field(
         True,
         description="When the SYN goes unanswered, connect to a port that is almost "
@@ -83,12 +93,17 @@ class Options(BaseModel):
     expiry_warning_days: float = Field(14, ge=0, description="Warn when a cert expires within.")
 
     # HTTP.
-    method: str = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    method: str = Field("GET", description="HTTP method of the request.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP request headers (their values never appear in a report or a log).",
+    )
     expect_status: tuple[int, ...] | None = Field(
         None, description="Statuses that count as healthy (default: 2xx and 3xx)."
     )
-    follow_redirects: bool = False
+    follow_redirects: bool = Field(
+        False, description="Follow redirects to the same origin (at most 5)."
+    )
 
     # Databases.
     probe_user: str = Field(
@@ -156,6 +171,50 @@ class Options(BaseModel):
             if not 100 <= status <= 599:
                 raise ValueError(f"HTTP status {status} is not in 100-599")
         return v
+
+
+class RungOptionsKwargs(TypedDict, total=False):
+    """:class:`OptionsKwargs` without ``timeout``: the keywords of ``wait_until_ready()``,
+    whose own ``timeout`` is its overall deadline (each attempt's total deadline is
+    ``options.timeout``)."""
+
+    connect_timeout: float
+    dns_timeout: float
+    read_timeout: float
+    nameservers: Sequence[str] | str | None
+    icmp: bool
+    icmp_count: int
+    icmp_engine: Literal["builtin", "aioping"]
+    canary: bool
+    verify: bool
+    ca_file: str | None
+    ssl_context: ssl.SSLContext | None
+    client_cert: str | None
+    client_key: str | None
+    expiry_warning_days: float
+    method: str
+    headers: Mapping[str, str]
+    expect_status: Sequence[int] | None
+    follow_redirects: bool
+    probe_user: str
+
+
+class OptionsKwargs(RungOptionsKwargs, total=False):
+    """The keyword options of ``diagnose()``, ``diagnose_many()`` and ``probe_pool()``: every
+    :class:`Options` field, with the types a caller may pass (a list where the field keeps a
+    tuple). Typed with PEP 692's ``Unpack``, so that a misspelt option (``timout=5``) or a
+    wrong type fails type checking, not only at run time (``InvalidOption``).
+    ``tests/test_options.py`` keeps it equal to :class:`Options`."""
+
+    timeout: float
+
+
+#: Fields whose keyword accepts more than the field keeps (the validators convert).
+WIDER_KEYWORDS: dict[str, object] = {
+    "nameservers": Sequence[str] | str | None,
+    "headers": Mapping[str, str],
+    "expect_status": Sequence[int] | None,
+}
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:

@@ -15,90 +15,36 @@ connection finishes its handshake (1045 for the probe user, which counts no erro
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Unpack
 
 import anyio
-from anyio.abc import SocketStream
-from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__
 from ._errors import InvalidOption, InvalidTarget
+from ._version import __version__
 from .classify import classify
-from .classify.database import db_error_code, server_name
-from .options import Options, make_options
+from .classify.pool import connection_verdict, held_detail, pool_verdict
+from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
-from .probes.database import (
-    Conversation,
-    DriverLogin,
-    greeting_conversation,
-    has_credentials,
-    to_step,
-)
+from .probes._io import elapsed_ms
+from .probes.connection import Connection
+from .probes.database import has_credentials, to_step
+from .probes.db_login import DriverSession
 from .probes.dns import resolve
-from .probes.tcp import connect_address, stream_from_socket
-from .report import Fault
+from .report import Fault, PoolConnection, PoolReport
 from .steps import AddressAttempt, Step, TcpStep
-from .steps.database import DatabaseResult
 from .target import Target, parse_target
 
 __all__ = ["UNAUTHENTICATED_HOLD_CAP", "PoolConnection", "PoolReport", "probe_pool"]
 
+
 #: Longest hold of an unauthenticated MySQL/MariaDB connection: half MariaDB's default
 #: ``connect_timeout`` (10 s), so the server never times the handshake out (a connection error).
 UNAUTHENTICATED_HOLD_CAP: dict[str, float] = {"mysql": 5.0, "postgresql": 30.0}
-
-ConnectionOutcome = Literal["validated", "opened", "refused", "failed", "not_started"]
-
-
-class PoolConnection(BaseModel):
-    """One connection of the pool."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int = Field(description="1-based, in the order the connections were started.")
-    outcome: ConnectionOutcome
-    fault_code: str | None = None
-    detail: str | None = None
-    connect_ms: float | None = None
-    greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
-    validation_ms: float | None = None
-    held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
-    database: DatabaseResult | None = None
-    tcp: AddressAttempt | None = None
-
-
-class PoolReport(BaseModel):
-    """The result of one pool probe. ``ok`` when every requested connection held and validated."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ok: bool
-    target: Target
-    requested: int
-    opened: int = Field(description="Connections open at the same time, each validated.")
-    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
-    hold_s: float = Field(description="How long the connections were held (after any cap).")
-    held_ok: int | None = Field(None, description="Connections still valid after the hold.")
-    time_to_fill_ms: float | None = None
-    summary: str
-    fault: Fault | None = None
-    first_failure: int | None = Field(None, description="Index of the first failed connection.")
-    most_common_fault: str | None = None
-    fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
-    fd_open: int | None = None
-    fd_headroom: int | None = None
-    notes: list[str] = Field(default_factory=list)
-    connections: list[PoolConnection] = Field(default_factory=list)
-    started_at: datetime
-    netprobe_version: str
-
 
 ProgressCallback = Callable[[PoolConnection], None]
 
@@ -110,7 +56,7 @@ async def probe_pool(
     hold: float = 0.0,
     options: Options | None = None,
     on_progress: ProgressCallback | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[OptionsKwargs],
 ) -> PoolReport:
     """Open ``size`` connections concurrently, hold them, validate each, close them cleanly.
 
@@ -144,9 +90,6 @@ class _Slot:
     def __init__(self, index: int) -> None:
         self.index = index
         self.conn: PoolConnection = PoolConnection(index=index, outcome="not_started")
-        self.conversation: Conversation | None = None
-        self.login: DriverLogin | None = None
-        self.stream: SocketStream | Any = None
 
 
 class _Pool:
@@ -174,6 +117,7 @@ class _Pool:
         self.hold = hold
         self.on_progress = on_progress
         self.slots = [_Slot(i + 1) for i in range(size)]
+        self.addresses: list[str] = []
         self.started_at = datetime.now(UTC)
 
     def _ctx(self) -> ProbeContext:
@@ -193,150 +137,104 @@ class _Pool:
         if not dns.addresses:
             verdict = classify(self.target, self.options, [dns])
             return self._report(None, fd_limit, fd_open, dns_fault=verdict.fault)
-        address = dns.addresses[0]
+        # Every connection tries every address, as a diagnosis does: the first established
+        # is kept.
+        self.addresses = list(dns.addresses)
         start = time.perf_counter()
         opened = anyio.Event()
         remaining = [self.size]
         validate_now = anyio.Event()
         fill_ms: list[float] = []
 
-        def settled() -> None:
+        def settled(slot: _Slot) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
-                fill_ms.append(round((time.perf_counter() - start) * 1000.0, 3))
+                fill_ms.append(elapsed_ms(start))
                 opened.set()
+            if self.on_progress is not None:
+                self.on_progress(slot.conn)
 
         async with anyio.create_task_group() as tg:
             for slot in self.slots:
-                tg.start_soon(self._one, slot, address, settled, validate_now)
+                one = self._session if self.authenticated else self._connection
+                tg.start_soon(one, slot, settled, validate_now)
             await opened.wait()
             if self.hold > 0 and any(s.conn.outcome == "validated" for s in self.slots):
                 await anyio.sleep(self.hold)
             validate_now.set()
         return self._report(fill_ms[0] if fill_ms else None, fd_limit, fd_open)
 
-    async def _one(
-        self,
-        slot: _Slot,
-        address: str,
-        settled: Callable[[], None],
-        validate_now: anyio.Event,
+    async def _connection(
+        self, slot: _Slot, settled: Callable[[_Slot], None], validate_now: anyio.Event
     ) -> None:
-        try:
+        """One connection through the rungs (the per-connection probe), held until the
+        pool is full, validated again after the hold, closed with the protocol's goodbye."""
+        ctx = self._ctx()
+        async with Connection(ctx, self.addresses) as conn:
             try:
-                await self._open(slot, address)
+                await conn.open()
+                slot.conn = self._verdict(slot, conn.steps())
             finally:
-                settled()
-                if self.on_progress is not None:
-                    self.on_progress(slot.conn)
+                settled(slot)
             await validate_now.wait()
             if self.hold > 0 and slot.conn.outcome == "validated":
-                await self._revalidate(slot)
-        finally:
-            await self._close(slot)
-
-    async def _open(self, slot: _Slot, address: str) -> None:
-        ctx = self._ctx()
-        if self.authenticated:
-            slot.login = DriverLogin(ctx)
-            result = await slot.login.open()
-            self._set_result(slot, ctx, result, None)
-            return
-        attempt, sock = await connect_address(
-            address, self.target.port, ctx.budget(self.options.connect_timeout)
-        )
-        if sock is None:
-            self._set_result(slot, ctx, None, attempt)
-            return
-        ctx.mark("tcp_connect")
-        stream: Any = await stream_from_socket(sock)
-        slot.stream = stream
-        if self.target.tls:
-            from .probes.tls import start_tls
-
-            tls_step, tls_stream = await start_tls(ctx, stream)
-            if tls_stream is None:
-                tls_fault = classify(self.target, self.options, [_tcp(attempt), tls_step]).fault
-                slot.conn = PoolConnection(
-                    index=slot.index,
-                    outcome="failed",
-                    tcp=attempt,
-                    connect_ms=attempt.connect_ms,
-                    fault_code=tls_fault.code if tls_fault else None,
-                    detail=tls_step.reason,
+                step = await conn.validate()
+                db = step.database if step is not None else None
+                if db is None:
+                    slot.conn = slot.conn.replace(held_ok=True)
+                else:
+                    detail = held_detail(db)
+                    slot.conn = slot.conn.replace(
+                        held_ok=detail is None, database=db, detail=detail
+                    )
+        closed = conn.application.database if conn.application is not None else None
+        if closed is not None and slot.conn.database is not None:
+            slot.conn = slot.conn.replace(
+                database=slot.conn.database.replace(
+                    closed_cleanly=closed.closed_cleanly, notes=closed.notes
                 )
-                return
-            slot.stream = stream = tls_stream
-        if self.target.protocol == "tcp":
-            slot.conn = PoolConnection(
-                index=slot.index, outcome="validated", tcp=attempt, connect_ms=attempt.connect_ms
             )
-            return
-        slot.conversation = greeting_conversation(ctx, stream)
-        result = await slot.conversation.open()
-        self._set_result(slot, ctx, result, attempt)
 
-    def _set_result(
-        self,
-        slot: _Slot,
-        ctx: ProbeContext,
-        result: DatabaseResult | None,
-        attempt: AddressAttempt | None,
+    async def _session(
+        self, slot: _Slot, settled: Callable[[_Slot], None], validate_now: anyio.Event
     ) -> None:
-        steps: list[Step] = []
-        if attempt is not None:
-            steps.append(_tcp(attempt))
-        if result is not None:
-            steps.append(to_step(ctx, result))
-        verdict = classify(self.target, self.options, steps)
-        fault_code = verdict.fault.code if verdict.fault else None
-        if fault_code is None:
-            outcome: ConnectionOutcome = "validated"
-        elif result is not None and result.outcome == "server_error":
-            outcome = "refused"
-        else:
-            outcome = "failed"
-        slot.conn = PoolConnection(
+        """One real session, logged in by the database's driver (credentials given)."""
+        ctx = self._ctx()
+        login = DriverSession(ctx)
+        try:
+            try:
+                result = await login.open()
+                slot.conn = self._verdict(slot, [to_step(ctx, result)])
+            finally:
+                settled(slot)
+            await validate_now.wait()
+            if self.hold > 0 and slot.conn.outcome == "validated":
+                result = await login.validate()
+                detail = held_detail(result)
+                slot.conn = slot.conn.replace(
+                    held_ok=detail is None, database=result, detail=detail
+                )
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(3.0):
+                await login.close()
+
+    def _verdict(self, slot: _Slot, steps: list[Step]) -> PoolConnection:
+        verdict = connection_verdict(self.target, self.options, steps)
+        tcp = next((s for s in steps if isinstance(s, TcpStep)), None)
+        attempt = _kept_attempt(tcp) if tcp is not None else None
+        app = next((s for s in steps if s.name == "application"), None)
+        result = getattr(app, "database", None)
+        return PoolConnection(
             index=slot.index,
-            outcome=outcome,
-            fault_code=fault_code,
-            detail=_detail(result) if fault_code and result else
-            (verdict.fault.summary if verdict.fault else None),
+            outcome=verdict.outcome,
+            fault_code=verdict.fault_code,
+            detail=verdict.detail,
             connect_ms=attempt.connect_ms if attempt else None,
             greeting_ms=(result.greeting_ms or result.login_ms) if result else None,
             validation_ms=result.validation_ms if result else None,
             database=result,
             tcp=attempt,
-        )  # fmt: skip
-
-    async def _revalidate(self, slot: _Slot) -> None:
-        if slot.login is not None:
-            result = await slot.login.validate()
-        elif slot.conversation is not None:
-            result = await slot.conversation.validate()
-        else:
-            slot.conn = slot.conn.model_copy(update={"held_ok": True})
-            return
-        ok = result.outcome in ("ready", "validated")
-        slot.conn = slot.conn.model_copy(
-            update={"held_ok": ok, "database": result, "detail": None if ok else _detail(result)}
         )
-
-    async def _close(self, slot: _Slot) -> None:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(3.0):
-            if slot.login is not None:
-                await slot.login.close()
-            if slot.conversation is not None:
-                result = await slot.conversation.close()
-                if slot.conn.database is not None:
-                    slot.conn = slot.conn.model_copy(
-                        update={"database": slot.conn.database.model_copy(
-                            update={"closed_cleanly": result.closed_cleanly,
-                                    "notes": result.notes})}
-                    )  # fmt: skip
-            if slot.stream is not None:
-                with contextlib.suppress(OSError, anyio.BrokenResourceError):
-                    await slot.stream.aclose()
 
     def _report(
         self,
@@ -348,26 +246,17 @@ class _Pool:
     ) -> PoolReport:
         conns = [s.conn for s in self.slots]
         opened = sum(1 for c in conns if c.outcome == "validated")
-        failed = [c for c in conns if c.outcome in ("refused", "failed")]
-        counts = Counter(c.fault_code for c in failed if c.fault_code)
-        common = counts.most_common(1)[0][0] if counts else None
         held_ok = (
             sum(1 for c in conns if c.held_ok) if self.hold > 0 and dns_fault is None else None
         )
-        fault = dns_fault
-        if fault is None and common is not None:
-            first = next(c for c in failed if c.fault_code == common)
-            fault = Fault(
-                layer="l7" if common.startswith(("db.", "tls.", "l7.")) else _layer(common),
-                code=common,
-                summary=_summary(self.target, conns, opened, common),
-                evidence=[],
-                hints=[],
-            )
-            fault = _with_detail(fault, first)
-        summary = fault.summary if fault else _summary(self.target, conns, opened, None)
-        if held_ok is not None and held_ok < opened:
-            summary += f" After holding {self.hold:g} s, only {held_ok} still answered."
+        verdict = pool_verdict(
+            self.target,
+            conns,
+            requested=self.size,
+            hold_s=self.hold,
+            held_ok=held_ok,
+            dns_fault=dns_fault,
+        )
         notes = list(self.notes)
         if not self.authenticated and self.target.protocol == "mysql":
             notes.append(
@@ -377,9 +266,8 @@ class _Pool:
                 "max_connections for ordinary users at login and keeps one extra slot for "
                 "administrators)"
             )
-        ok = fault is None and opened == self.size and (held_ok is None or held_ok == opened)
         return PoolReport(
-            ok=ok,
+            ok=verdict.ok,
             target=self.target,
             requested=self.size,
             opened=opened,
@@ -387,10 +275,10 @@ class _Pool:
             hold_s=self.hold,
             held_ok=held_ok,
             time_to_fill_ms=fill_ms,
-            summary=summary,
-            fault=fault,
-            first_failure=failed[0].index if failed else None,
-            most_common_fault=common,
+            summary=verdict.summary,
+            fault=verdict.fault,
+            first_failure=verdict.first_failure,
+            most_common_fault=verdict.most_common_fault,
             fd_limit=fd_limit,
             fd_open=fd_open,
             fd_headroom=(fd_limit - fd_open) if fd_limit is not None and fd_open is not None
@@ -402,94 +290,12 @@ class _Pool:
         )  # fmt: skip
 
 
-def _tcp(attempt: AddressAttempt) -> TcpStep:
-    ok = attempt.outcome == "established"
-    return TcpStep(
-        status="ok" if ok else "failed",
-        timeout_s=0.0,
-        attempts=[attempt],
-        connected_to=attempt.endpoint if ok else None,
-        reason=None if ok else attempt.outcome,
-    )
-
-
-def _layer(code: str) -> Literal["dns", "l3", "l4", "l7", "local"]:
-    from .report import FAULT_CODES
-
-    return FAULT_CODES[code][0] if code in FAULT_CODES else "l7"
-
-
-def _detail(r: DatabaseResult) -> str:
-    """``MariaDB 1040 Too many connections (max_connections reached)``."""
-    mapped = db_error_code(r)
-    meaning = f" ({mapped[1]})" if mapped else ""
-    if r.outcome == "server_error":
-        text = r.error_message or ""
-        if r.protocol == "redis":
-            return f"{server_name(r)} -{text}{meaning}"
-        return f"{server_name(r)} {r.error_code} {text}{meaning}"
-    if r.outcome == "mismatch":
-        return f"not {server_name(r)}: {r.looks_like}"
-    if r.outcome == "timeout":
-        return f"no answer from {server_name(r)} during the {r.phase}"
-    return f"{server_name(r)}: {r.outcome} {r.error_message or ''}".strip()
-
-
-def _ranges(indices: list[int]) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(indices):
-        j = i
-        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
-            j += 1
-        out.append(str(indices[i]) if i == j else f"{indices[i]}–{indices[j]}")
-        i = j + 1
-    return ", ".join(out)
-
-
-_VERBS = {
-    "db.too_many_connections": "were refused by the server",
-    "db.host_blocked": "were refused by the server",
-    "db.access_denied": "were denied by the server",
-    "db.auth_failed": "failed to log in",
-    "db.not_ready": "found the server not ready",
-    "db.greeting_timeout": "got no greeting in time",
-}
-
-
-def _summary(target: Target, conns: list[PoolConnection], opened: int, common: str | None) -> str:
-    n = len(conns)
-    text = f"{opened} of {n} opened"
-    if common is None:
-        return text + f" and validated at the same time on {target.netloc}."
-    idx = [c.index for c in conns if c.fault_code == common]
-    verb = _VERBS.get(common, f"failed ({common})")
-    first = next(c for c in conns if c.fault_code == common)
-    # An error packet sent instead of the greeting does not name the product: take it from
-    # a sibling connection that got a greeting.
-    known = next((c.database.server for c in conns if c.database and c.database.server), None)
-    db = first.database
-    if db is not None and db.server is None and known is not None:
-        db = db.model_copy(update={"server": known})
-    # A connection that failed before any database byte carries its fault's summary, which
-    # ends with its own full stop.
-    detail = _detail(db) if db else (first.detail or common).rstrip(".")
-    text += f"; {_ranges(idx)} {verb}: {detail}"
-    others = [c for c in conns if c.fault_code not in (None, common)]
-    if others:
-        text += f"; {len(others)} more failed otherwise"
-    return text + "."
-
-
-def _with_detail(fault: Fault, first: PoolConnection) -> Fault:
-    from .report import Evidence
-
-    ev = Evidence(
-        step="application" if first.database else "tcp",
-        observation=f"connection {first.index}: {first.detail or first.outcome}",
-        data={"index": first.index, "outcome": first.outcome, "fault_code": first.fault_code},
-    )
-    return fault.model_copy(update={"evidence": [ev]})
+def _kept_attempt(tcp: TcpStep) -> AddressAttempt | None:
+    """The attempt that speaks for a connection: the address kept, else the first tried."""
+    for attempt in tcp.attempts:
+        if attempt.endpoint == tcp.connected_to:
+            return attempt
+    return tcp.attempts[0] if tcp.attempts else None
 
 
 def _fd_usage() -> tuple[int | None, int | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from .describe import describe_attempt, describe_echoes, witness_line
 from .report import Report
 from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
 
@@ -29,6 +30,13 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
             if rung == "application" and t.protocol == "tcp":
                 continue
             if rung == "icmp":
+                continue
+            cut = report.deadline
+            if cut is not None and cut.rung == rung:
+                what = f"the total deadline ({cut.timeout_s:g} s) was reached"
+                if rung == "application":
+                    what = f"{t.protocol}: {what}"
+                lines.append(f"  {_MARK['failed']} {rung:<11} {escape(what)}")
                 continue
             lines.append(f"  [dim]·[/] {rung:<11} [dim]not reached[/]")
             continue
@@ -112,8 +120,6 @@ def _dns_line(step: DnsStep) -> str:
 
 
 def _icmp_line(step: IcmpStep) -> str:
-    from .classify.transport import describe_echoes
-
     if step.status == "skipped" or not step.results:
         return f"[dim]skipped: {escape(step.reason or '')}[/]"
     text = "; ".join(describe_echoes(r) for r in step.results)
@@ -122,16 +128,12 @@ def _icmp_line(step: IcmpStep) -> str:
 
 
 def _witness_lines(tcp: TcpStep, icmp: Step | None, port: int) -> list[str]:
-    """The liveness witness that decided a silent SYN (classify/transport.py)."""
-    from .classify.transport import witness_line
-
+    """The liveness witness that decided a silent SYN."""
     line = witness_line(tcp, icmp if isinstance(icmp, IcmpStep) else None, port)
     return [f"    [dim]witness:[/] {escape(line)}"] if line else []
 
 
 def _tcp_line(step: TcpStep) -> str:
-    from .classify.transport import describe_attempt
-
     return escape("; ".join(describe_attempt(a) for a in step.attempts))
 
 

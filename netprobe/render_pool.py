@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from .pool import PoolConnection, PoolReport
+from .report import PoolConnection, PoolReport
 
 __all__ = ["connection_line", "render_pool"]
 

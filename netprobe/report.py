@@ -9,18 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, computed_field
 
-from .steps import Step, StepBase
-from .steps.local import LocalHealth
+from ._frozen import Frozen, FrozenMap
+from .steps import AddressAttempt, DatabaseResult, DeadlineCut, LocalHealth, Step, StepBase
 from .target import Target
 
 __all__ = [
     "FAULT_CODES",
     "WARNING_CODES",
+    "ConnectionOutcome",
     "Evidence",
     "Fault",
     "Layer",
+    "PoolConnection",
+    "PoolReport",
     "Report",
     "ReportWarning",
     "Timings",
@@ -88,48 +91,40 @@ WARNING_CODES: dict[str, str] = {
 JsonScalar = str | int | float | bool | None
 
 
-class Evidence(BaseModel):
+class Evidence(Frozen):
     """One observation behind a verdict: what was sent, what came back, how long it took."""
-
-    model_config = ConfigDict(frozen=True)
 
     step: str = Field(
         description="The rung that observed it: dns, icmp, tcp, tls, application, local."
     )
     observation: str = Field(description="The observation, in words.")
-    data: dict[str, JsonScalar] = Field(default_factory=dict)
+    data: FrozenMap[str, JsonScalar] = Field(default_factory=FrozenMap)
 
 
-class Fault(BaseModel):
+class Fault(Frozen):
     """The verdict when something is wrong: which layer, which code, and why."""
-
-    model_config = ConfigDict(frozen=True)
 
     layer: Layer
     code: str = Field(description="A stable dotted code, see FAULT_CODES.")
     summary: str = Field(description="One sentence an on-call engineer can act on.")
-    evidence: list[Evidence] = Field(default_factory=list)
-    hints: list[str] = Field(default_factory=list, description="What to check next.")
+    evidence: tuple[Evidence, ...] = Field(default_factory=tuple)
+    hints: tuple[str, ...] = Field(default_factory=tuple, description="What to check next.")
 
 
-class ReportWarning(BaseModel):
+class ReportWarning(Frozen):
     """Not a fault, but it matters."""
-
-    model_config = ConfigDict(frozen=True)
 
     code: str
     message: str
 
 
-class Timings(BaseModel):
+class Timings(Frozen):
     """Milliseconds from the start of the diagnosis, the way curl's ``-w`` times are.
 
     ``dns`` is curl's ``time_namelookup``, ``tcp_connect`` its ``time_connect``,
     ``tls_handshake`` its ``time_appconnect``, ``first_byte`` its ``time_starttransfer`` and
     ``total`` its ``time_total``. Each is present only where it was measured.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     dns: float | None = None
     tcp_connect: float | None = None
@@ -141,22 +136,33 @@ class Timings(BaseModel):
 _S = TypeVar("_S", bound=StepBase)
 
 
-class Report(BaseModel):
-    """The result of one diagnosis. ``ok`` is true when no fault was found."""
+class Report(Frozen):
+    """The result of one diagnosis. ``ok`` is true when no fault was found.
 
-    model_config = ConfigDict(frozen=True)
+    Immutable all the way down: tuples and read-only maps, never lists or dicts.
+    """
 
-    ok: bool
     target: Target
     fault: Fault | None = None
-    warnings: list[ReportWarning] = Field(default_factory=list)
+    warnings: tuple[ReportWarning, ...] = Field(default_factory=tuple)
     timings_ms: Timings = Field(default_factory=Timings)
-    steps: list[Step] = Field(default_factory=list, description="Per-rung results in ladder order.")
+    steps: tuple[Step, ...] = Field(
+        default_factory=tuple, description="Per-rung results in ladder order."
+    )
     local: LocalHealth | None = Field(
         None, description="This host's own health: sockets toward the target, ports, fds."
     )
+    deadline: DeadlineCut | None = Field(
+        None, description="Set when the total deadline cut the diagnosis short (results partial)."
+    )
     started_at: datetime
     netprobe_version: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """No fault was found (warnings do not count)."""
+        return self.fault is None
 
     def step(self, kind: type[_S]) -> _S | None:
         """The step of the given model class, e.g. ``report.step(TcpStep)``, or ``None``."""
@@ -168,3 +174,47 @@ class Report(BaseModel):
     def warning_codes(self) -> list[str]:
         """The codes of the warnings, in order (handy in assertions and alerts)."""
         return [w.code for w in self.warnings]
+
+
+# -- The pool probe's report ------------------------------------------------------------------
+
+ConnectionOutcome = Literal["validated", "opened", "refused", "failed", "not_started"]
+
+
+class PoolConnection(Frozen):
+    """One connection of the pool."""
+
+    index: int = Field(description="1-based, in the order the connections were started.")
+    outcome: ConnectionOutcome
+    fault_code: str | None = None
+    detail: str | None = None
+    connect_ms: float | None = None
+    greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
+    validation_ms: float | None = None
+    held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
+    database: DatabaseResult | None = None
+    tcp: AddressAttempt | None = None
+
+
+class PoolReport(Frozen):
+    """The result of one pool probe. ``ok`` when every requested connection held and validated."""
+
+    ok: bool
+    target: Target
+    requested: int
+    opened: int = Field(description="Connections open at the same time, each validated.")
+    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
+    hold_s: float = Field(description="How long the connections were held (after any cap).")
+    held_ok: int | None = Field(None, description="Connections still valid after the hold.")
+    time_to_fill_ms: float | None = None
+    summary: str
+    fault: Fault | None = None
+    first_failure: int | None = Field(None, description="Index of the first failed connection.")
+    most_common_fault: str | None = None
+    fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
+    fd_open: int | None = None
+    fd_headroom: int | None = None
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+    connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
+    started_at: datetime
+    netprobe_version: str

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote
 
 import idna
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_serializer
+from pydantic import Field, SecretStr, computed_field, field_serializer
 
 from ._errors import InvalidTarget
+from ._frozen import Frozen, FrozenMap
 from .protocols.postgres import SSLMODES
 
 __all__ = [
@@ -122,10 +123,8 @@ def redact_query(text: str) -> str:
     return f"{head}?{'&'.join(items)}{hash_sep}{fragment}"
 
 
-class Target(BaseModel):
+class Target(Frozen):
     """A parsed, validated target. ``str()`` and the JSON form never show a password."""
-
-    model_config = ConfigDict(frozen=True)
 
     scheme: Scheme = Field(
         description="The scheme as written (lower-cased), or the one implied by the port."
@@ -140,21 +139,23 @@ class Target(BaseModel):
     path: str = Field("", description="HTTP path and query, or the database name/number of a DSN.")
     username: str | None = None
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
-    params: dict[str, str] = Field(default_factory=dict, description="DSN query parameters.")
+    params: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="DSN query parameters."
+    )
 
     @field_serializer("path")
     def _redacted_path(self, path: str) -> str:
         return redact_query(path)
 
     @field_serializer("params")
-    def _redacted_params(self, params: dict[str, str]) -> dict[str, str]:
+    def _redacted_params(self, params: Mapping[str, str]) -> dict[str, str]:
         return {k: "***" if is_secret_param(k) else v for k, v in params.items()}
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             if name == "path" and isinstance(value, str):
                 value = redact_query(value)
-            elif name == "params" and isinstance(value, dict):
+            elif name == "params" and isinstance(value, Mapping):
                 value = {k: "***" if is_secret_param(k) else v for k, v in value.items()}
             yield name, value
 

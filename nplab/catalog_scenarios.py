@@ -70,12 +70,13 @@ _PORT_RANGE = {"net.ipv4.ip_local_port_range": "40000 40003"}
 def cli_options(scenario: Scenario) -> dict[str, Any]:
     """The ``diagnose()`` keywords of a scenario's CLI flags (parsed by the CLI's own parser)."""
     from netprobe import cli
+    from netprobe._cliutil import options_from_cli
 
     ctx = cli.diagnose.make_context("diagnose", [scenario.target, *scenario.cli_args])
     kw = dict(ctx.params)
     for name in ("target", "as_json", "verbose"):
         kw.pop(name, None)
-    return cli.options_from_cli(kw)
+    return options_from_cli(kw)
 
 
 def is_exclusive(scenario: Scenario) -> bool:

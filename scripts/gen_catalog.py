@@ -375,11 +375,7 @@ def _normalise_value(value: Any, key: str = "") -> Any:
     if key in _VOLATILE_KEYS or key.endswith("_ms"):
         return "<volatile>"
     if isinstance(value, dict):
-        out = {
-            k: _normalise_value(v, k)
-            for k, v in value.items()
-            if not (k == "error" and isinstance(v, dict) and v.get("type") == "Deadline")
-        }
+        out = {k: _normalise_value(v, k) for k, v in value.items()}
         if value.get("name") == "icmp":  # whether an echo beat the verdict: a race
             out["status"] = out["reason"] = "<volatile>"
         return out

@@ -20,6 +20,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``backends`` run under asyncio and under trio: netprobe is written
+    against anyio and supports both (docs/api.md); the asyncio-only fast paths (ICMP
+    reader callback, canary timer) have their backend-neutral twin tested under trio."""
+    definition = metafunc.definition
+    if (
+        "anyio_backend" in metafunc.fixturenames
+        and definition.get_closest_marker("backends") is not None
+        and definition.get_closest_marker("asyncio_only") is None
+    ):
+        metafunc.parametrize("anyio_backend", ["asyncio", "trio"])
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The namespace fault lab (nplab/topology.py), shared by every lab test module: its

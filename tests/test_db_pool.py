@@ -13,6 +13,9 @@ import netprobe
 from nplab.dbservers import *  # noqa: F403 - session fixtures
 from nplab.require import require_binary
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netprobe.classify import classify
 from netprobe.classify._observations import Observations
 from netprobe.classify.database import database_fault
 from netprobe.options import Options
@@ -19,8 +20,7 @@ from netprobe.protocols import mysql as my
 from netprobe.protocols import postgres as pg
 from netprobe.protocols import redis as rd
 from netprobe.protocols.mismatch import ProtocolMismatch
-from netprobe.steps import ApplicationStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult
 from netprobe.target import parse_target
 
 FIX = Path(__file__).parent / "fixtures" / "db"
@@ -179,7 +179,7 @@ def test_redis_command_roundtrip(args: list[str]) -> None:
 def _fault(result: DatabaseResult, target: str = "mysql://db:3306") -> str | None:
     t = parse_target(target)
     app = ApplicationStep(status="failed", protocol=t.protocol, database=result)
-    found = database_fault(Observations(target=t, options=Options(), application=app))
+    found = classify(t, Options(), [app]).fault
     return found.code if found else None
 
 

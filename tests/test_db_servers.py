@@ -14,12 +14,11 @@ import anyio
 import pytest
 
 import netprobe
-from netprobe.steps import ApplicationStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult
 from nplab.dbservers import *  # noqa: F403 - session fixtures
 from nplab.require import require_binary
 
-pytestmark = [pytest.mark.anyio, pytest.mark.servers]
+pytestmark = [pytest.mark.anyio, pytest.mark.backends, pytest.mark.servers]
 
 
 def db_of(report: netprobe.Report) -> DatabaseResult:
@@ -93,6 +92,7 @@ async def test_mariadb_host_not_allowed_is_access_denied(mariadb: MariaDB) -> No
     assert db_of(report).error_code == "1130"
 
 
+@pytest.mark.asyncio_only("fills MariaDB with asyncmy sessions (asyncio-only)")
 async def test_mariadb_too_many_connections(mariadb: MariaDB) -> None:  # noqa: F405
     mariadb.sql("SET GLOBAL max_connections = 10")  # MariaDB's minimum
     extra: socket.socket | None = None
@@ -112,6 +112,7 @@ async def test_mariadb_too_many_connections(mariadb: MariaDB) -> None:  # noqa: 
         mariadb.sql("SET GLOBAL max_connections = 20")
 
 
+@pytest.mark.asyncio_only("fills MariaDB with asyncmy sessions (asyncio-only)")
 async def test_pool_against_filled_mariadb(mariadb: MariaDB) -> None:  # noqa: F405
     mariadb.sql("SET GLOBAL max_connections = 10")  # MariaDB's minimum
     try:
@@ -129,6 +130,7 @@ async def test_pool_against_filled_mariadb(mariadb: MariaDB) -> None:  # noqa: F
     assert "1040" in pool.summary and f"{pool.opened} of 4 opened" in pool.summary
 
 
+@pytest.mark.asyncio_only("fills MariaDB with asyncmy sessions (asyncio-only)")
 async def test_pool_fills_partially_like_the_issue_example(mariadb: MariaDB) -> None:  # noqa: F405
     mariadb.sql("SET GLOBAL max_connections = 10")
     try:
@@ -323,6 +325,7 @@ async def test_postgres_greeting_names_the_dsn_user(postgres: Postgres) -> None:
         await _reload_hba(postgres, original, None)
 
 
+@pytest.mark.asyncio_only("fills PostgreSQL with asyncpg sessions (asyncio-only)")
 async def test_postgres_too_many_connections(postgres: Postgres) -> None:  # noqa: F405
     import asyncpg
 

@@ -7,16 +7,18 @@ The TLS rung's taxonomy and certificate facts apply: the TlsStep is in the repor
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import netprobe
-from netprobe.steps import ApplicationStep, TlsStep
-from netprobe.steps.database import DatabaseResult
+from netprobe.steps import ApplicationStep, DatabaseResult, TlsStep
+from netprobe.testing import closed_port
 from nplab.dbservers import *  # noqa: F403 - session fixtures
+from nplab.require import require_binary
 
-pytestmark = [pytest.mark.anyio, pytest.mark.servers]
+pytestmark = [pytest.mark.anyio, pytest.mark.backends, pytest.mark.servers]
 
 
 async def diag(target: str, **kw: Any) -> netprobe.Report:
@@ -156,3 +158,85 @@ async def test_rediss_on_the_plain_port_waits(redis_tls: TlsRedis) -> None:  # n
     fault = report.fault
     assert fault is not None and fault.code == "tls.handshake_timeout", fault
     assert any("not speak TLS" in h for h in fault.hints)
+
+
+# ------------------------------------------------------------- Redis login with mTLS
+
+
+class MtlsRedis(RedisServer):  # noqa: F405
+    """redis-server whose TLS port requires a client certificate and a password."""
+
+    PASSWORD = "redis-mtls-pw"
+
+    def __init__(self) -> None:
+        import os
+
+        import trustme
+
+        super().__init__()
+        self.tls_port = closed_port()
+        while self.tls_port == self.port:  # bounded in practice: the kernel rotates ports
+            self.tls_port = closed_port()
+        self.ca = trustme.CA(organization_name="netprobe test Redis mTLS CA")
+        server = self.ca.issue_cert("localhost", "127.0.0.1")
+        client = self.ca.issue_cert("netprobe-client")
+        names = ("ca.pem", "c.pem", "k.pem", "client.pem", "client-key.pem")
+        files = {name: os.path.join(self.dir, name) for name in names}
+        self.ca.cert_pem.write_to_path(files["ca.pem"])
+        server.cert_chain_pems[0].write_to_path(files["c.pem"])
+        server.private_key_pem.write_to_path(files["k.pem"])
+        client.cert_chain_pems[0].write_to_path(files["client.pem"])
+        client.private_key_pem.write_to_path(files["client-key.pem"])
+        self.ca_file, self.client_cert = files["ca.pem"], files["client.pem"]
+        self.client_key = files["client-key.pem"]
+        self.args = (
+            "--tls-port", str(self.tls_port), "--tls-cert-file", files["c.pem"],
+            "--tls-key-file", files["k.pem"], "--tls-ca-cert-file", files["ca.pem"],
+            "--tls-auth-clients", "yes", "--requirepass", self.PASSWORD,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def redis_mtls() -> Iterator[MtlsRedis]:
+    require_binary("redis-server")
+    server = MtlsRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_login_uses_the_client_certificate(redis_mtls: MtlsRedis) -> None:
+    """The greeting and the driver's login both present the client certificate (the login
+    used to ignore client_cert / client_key and failed where the greeting passed)."""
+    report = await diag(
+        f"rediss://:{MtlsRedis.PASSWORD}@127.0.0.1:{redis_mtls.tls_port}",
+        ca_file=redis_mtls.ca_file,
+        client_cert=redis_mtls.client_cert,
+        client_key=redis_mtls.client_key,
+    )
+    assert report.ok, report.fault
+    db = db_of(report)
+    assert db.outcome == "validated" and db.authenticated and db.validation == "PING"
+
+
+async def test_redis_login_uses_the_callers_ssl_context(redis_mtls: MtlsRedis) -> None:
+    import ssl
+
+    context = ssl.create_default_context(cafile=redis_mtls.ca_file)
+    context.load_cert_chain(redis_mtls.client_cert, redis_mtls.client_key)
+    report = await diag(
+        f"rediss://:{MtlsRedis.PASSWORD}@127.0.0.1:{redis_mtls.tls_port}", ssl_context=context
+    )
+    assert report.ok, report.fault
+    assert db_of(report).outcome == "validated"
+
+
+async def test_redis_without_the_client_certificate_fails_at_tls(redis_mtls: MtlsRedis) -> None:
+    report = await diag(
+        f"rediss://:{MtlsRedis.PASSWORD}@127.0.0.1:{redis_mtls.tls_port}",
+        ca_file=redis_mtls.ca_file,
+    )
+    assert report.fault is not None and report.fault.layer == "l7"
+    assert report.fault.code.startswith(("tls.", "l7.")), report.fault

@@ -15,7 +15,7 @@ from netprobe.steps import DnsStep, TcpStep
 from netprobe.testing import DnsServer, SilentPort, TcpServer, closed_port
 from nplab.require import require
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends]
 
 
 async def test_open_port_is_healthy(tcp_server: TcpServer) -> None:
@@ -109,7 +109,7 @@ async def test_name_resolved_by_a_real_name_server(dns_server: DnsServer) -> Non
         )
     assert report.ok, report.fault
     dns = report.step(DnsStep)
-    assert dns is not None and dns.addresses == ["127.0.0.1"] and dns.source == "nameservers"
+    assert dns is not None and dns.addresses == ("127.0.0.1",) and dns.source == "nameservers"
     assert report.timings_ms.dns is not None
 
 
@@ -174,7 +174,7 @@ async def test_bad_option_raises_before_io() -> None:
     with pytest.raises(netprobe.InvalidOption, match="connect_timeout"):
         await netprobe.diagnose("127.0.0.1:1", connect_timeout=-1)
     with pytest.raises(netprobe.InvalidOption, match="unknown option 'conect_timeout'"):
-        await netprobe.diagnose("127.0.0.1:1", conect_timeout=1)
+        await netprobe.diagnose("127.0.0.1:1", conect_timeout=1)  # type: ignore[call-arg]
     with pytest.raises(netprobe.InvalidOption, match="name server"):
         await netprobe.diagnose("127.0.0.1:1", nameservers=["dns.example"])
 

@@ -24,6 +24,12 @@ def test_fault_table_is_current() -> None:
     assert current == gen.fault_table(), "run: .venv/bin/python scripts/gen_docs.py"  # type: ignore[attr-defined]
 
 
+def test_cli_options_table_is_current() -> None:
+    gen = _gen_docs()
+    current = (ROOT / "docs" / "cli-options-table.md").read_text()
+    assert current == gen.cli_options_table(), "run: .venv/bin/python scripts/gen_docs.py"  # type: ignore[attr-defined]
+
+
 def test_json_schema_is_current() -> None:
     gen = _gen_docs()
     current = (ROOT / "docs" / "schema" / "report.schema.json").read_text()

@@ -15,9 +15,12 @@ from netprobe.classify import classify
 from netprobe.options import Options
 from netprobe.render import render_ladder
 from netprobe.report import Report
-from netprobe.steps import ApplicationStep, ErrorInfo, HttpResult
+from netprobe.steps import ApplicationStep, DeadlineCut, ErrorInfo, HttpResult, Step
 from netprobe.target import parse_target
 from netprobe.testing import CertBook, L7Server
+
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
 
 FAST: dict[str, Any] = {"read_timeout": 0.5, "timeout": 5.0, "icmp": False}
 
@@ -206,12 +209,17 @@ async def test_bare_port_443_style_target_uses_https(https: L7Server, pki: CertB
             None,
             "tls.handshake_failed",
         ),
-        (None, ErrorInfo(type="Deadline", message="deadline"), "http.timeout"),
+        (None, None, "http.timeout"),  # the total deadline cut the exchange (below)
     ],
 )
 def test_classification_rows(http: HttpResult | None, error: ErrorInfo | None, code: str) -> None:
-    step = ApplicationStep(status="failed", protocol="http", http=http, error=error)
-    verdict = classify(parse_target("https://api.example/health"), Options(), [step])
+    steps: list[Step] = []
+    cut = None
+    if http is None:
+        cut = DeadlineCut(rung="application", timeout_s=10.0, at_ms=10000.0)
+    else:
+        steps = [ApplicationStep(status="failed", protocol="http", http=http, error=error)]
+    verdict = classify(parse_target("https://api.example/health"), Options(), steps, deadline=cut)
     assert verdict.fault is not None and verdict.fault.code == code
 
 

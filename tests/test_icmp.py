@@ -23,9 +23,11 @@ import pytest
 import netprobe
 from netprobe.classify import classify
 from netprobe.options import Options
-from netprobe.probes import icmp as icmp_mod
+from netprobe.probes import icmp_sockets
 from netprobe.probes._context import ProbeContext
-from netprobe.probes.icmp import Pinger, open_engine
+from netprobe.probes.icmp import Pinger
+from netprobe.probes.icmp_engines import EchoResult, SharedSocket
+from netprobe.probes.icmp_sockets import REGISTRY, close_idle_sockets, open_engine
 from netprobe.render import render_ladder
 from netprobe.steps import (
     AddressAttempt,
@@ -65,17 +67,17 @@ def _open_fds() -> int:
 @pytest.fixture(autouse=True)
 def _no_kept_socket() -> Iterator[None]:
     """Each test starts without a shared socket kept from an earlier one (fd counts)."""
-    icmp_mod.close_idle_sockets()
+    close_idle_sockets()
     yield
-    icmp_mod.close_idle_sockets()
+    close_idle_sockets()
 
 
 def _released() -> bool:
     """No echo holds a shared socket any more: at most kept for the next diagnosis (asyncio),
     and closed by close_idle_sockets()."""
-    in_use = [s for s in icmp_mod._SHARED.values() if s.users]
-    icmp_mod.close_idle_sockets()
-    return not in_use and not icmp_mod._SHARED
+    in_use = [s for s in REGISTRY.sockets() if s.users]
+    close_idle_sockets()
+    return not in_use and not REGISTRY.sockets()
 
 
 # -- witness rules: plain data, no sockets ------------------------------------------------
@@ -214,6 +216,7 @@ def test_loss_counts_exclude_pending() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
 async def test_echo_to_loopback(address: str) -> None:
     require_icmp()
@@ -225,10 +228,13 @@ async def test_echo_to_loopback(address: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_thousand_concurrent_echoes_share_one_socket(reader: str) -> None:
+@pytest.mark.backends
+async def test_thousand_concurrent_echoes_share_one_socket() -> None:
+    """Both receive paths: the asyncio loop reader callback, and under trio the echoes
+    taking turns reading."""
     require_icmp()
     before = _open_fds()
-    results: list[icmp_mod.EchoResult] = []
+    results: list[EchoResult] = []
     async with open_engine(socket.AF_INET) as engine:
         during = _open_fds()
 
@@ -244,16 +250,9 @@ async def test_thousand_concurrent_echoes_share_one_socket(reader: str) -> None:
     assert _released() and _open_fds() == before
 
 
-@pytest.fixture(params=["loop-reader", "take-turns"])
-def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both receive paths: the asyncio loop callback (one task per Pinger) and the
-    backend-neutral one (a task per echo, echoes take turns reading)."""
-    monkeypatch.setattr(icmp_mod, "LOOP_READER", request.param == "loop-reader")
-    return str(request.param)
-
-
 @pytest.mark.anyio
-async def test_pinger_reports_rtt_per_address(reader: str) -> None:
+@pytest.mark.backends
+async def test_pinger_reports_rtt_per_address() -> None:
     require_icmp()
     ctx = ProbeContext(parse_target("localhost:1"), Options(icmp_count=3))
     pinger = Pinger(ctx, ["127.0.0.1", "::1"], interval=0.01)
@@ -267,7 +266,8 @@ async def test_pinger_reports_rtt_per_address(reader: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_cancelled_pinger_reports_pending_and_closes_its_socket(reader: str) -> None:
+@pytest.mark.backends
+async def test_cancelled_pinger_reports_pending_and_closes_its_socket() -> None:
     require_icmp()
     before = _open_fds()
     ctx = ProbeContext(parse_target("localhost:1"), Options(icmp_count=3))
@@ -301,31 +301,31 @@ def test_socket_kept_for_the_next_diagnosis_and_closed_when_the_run_ends(
     loop's main task returns: no fd outlives ``anyio.run()``."""
     require_icmp()
     target = f"tcp://{tcp_server.address}"  # type: ignore[attr-defined]
-    seen: list[icmp_mod._SharedSocket] = []
+    seen: list[SharedSocket] = []
 
     async def main() -> None:
         for _ in range(3):
             report = await netprobe.diagnose(target)
             icmp = report.step(IcmpStep)
             assert report.ok and icmp is not None and icmp.results[0].sent == 1
-            kept = list(icmp_mod._SHARED.values())
+            kept = REGISTRY.sockets()
             assert len(kept) == 1 and kept[0].users == 0 and not kept[0].closed
             seen.append(kept[0])
 
     anyio.run(main)
     assert seen[0] is seen[1] is seen[2]  # opened once
-    assert not icmp_mod._SHARED and seen[0].closed and seen[0].sock.fileno() == -1
+    assert not REGISTRY.sockets() and seen[0].closed and seen[0].sock.fileno() == -1
 
 
 def test_kept_socket_closed_after_idle(tcp_server: object, monkeypatch: pytest.MonkeyPatch) -> None:
     require_icmp()
-    monkeypatch.setattr(icmp_mod, "KEEP_IDLE_S", 0.05)
+    monkeypatch.setattr(icmp_sockets, "KEEP_IDLE_S", 0.05)
 
     async def main() -> None:
         await netprobe.diagnose(f"tcp://{tcp_server.address}")  # type: ignore[attr-defined]
-        (kept,) = icmp_mod._SHARED.values()
+        (kept,) = REGISTRY.sockets()
         await anyio.sleep(0.3)  # the loop is alive, the socket unused for longer than that
-        assert not icmp_mod._SHARED and kept.closed and kept.sock.fileno() == -1
+        assert not REGISTRY.sockets() and kept.closed and kept.sock.fileno() == -1
 
     anyio.run(main)
 
@@ -334,7 +334,9 @@ def test_kept_socket_closed_after_idle(tcp_server: object, monkeypatch: pytest.M
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_canary_rst_proves_host_alive(silent_port: object) -> None:
+    """On asyncio the canary starts from a loop timer, under trio from a task: same verdict."""
     report = await netprobe.diagnose(
         f"tcp://{silent_port.address}",  # type: ignore[attr-defined]
         connect_timeout=0.6,
@@ -350,6 +352,7 @@ async def test_canary_rst_proves_host_alive(silent_port: object) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_ping_reply_proves_host_alive(silent_port: object) -> None:
     require_icmp()
     report = await netprobe.diagnose(
@@ -364,6 +367,7 @@ async def test_ping_reply_proves_host_alive(silent_port: object) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_icmp_adds_nothing_to_a_healthy_diagnosis(tcp_server: object) -> None:
     require_icmp()
     report = await netprobe.diagnose(f"tcp://{tcp_server.address}")  # type: ignore[attr-defined]

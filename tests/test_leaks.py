@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import netprobe
-from netprobe.probes import icmp
+from netprobe.probes import icmp_sockets
 from netprobe.testing import DnsServer, SilentPort, TcpServer, closed_port
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 def fd_count() -> int:
     """Open descriptors, the ICMP socket kept for the next diagnosis closed first (it is
     reused, not leaked: tests/test_icmp.py)."""
-    icmp.close_idle_sockets()
+    icmp_sockets.close_idle_sockets()
     return len(os.listdir("/proc/self/fd"))
 
 

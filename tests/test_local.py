@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import netprobe.probes.local as local_mod
-from netprobe.classify.transport import local_warnings
+from netprobe.classify import classify
+from netprobe.options import Options
 from netprobe.probes.local import (
     DiagUnavailable,
     collect_local,
@@ -25,7 +26,8 @@ from netprobe.probes.local import (
     proc_key,
     query_diag,
 )
-from netprobe.steps.local import LocalHealth
+from netprobe.steps import LocalHealth
+from netprobe.target import parse_target
 from nplab.require import require
 
 PROC_TCP = """\
@@ -67,7 +69,8 @@ def test_collect_local_skips_huge_tables(tmp_path: Path) -> None:
 
 
 def _codes(local: LocalHealth) -> list[str]:
-    return [w.code for w in local_warnings(local)]
+    verdict = classify(parse_target("db:5432"), Options(), [], local=local)
+    return [w.code for w in verdict.warnings]
 
 
 def test_local_warning_rules() -> None:
@@ -85,7 +88,7 @@ def test_local_warning_rules() -> None:
     assert _codes(tw) == ["local.time_wait_pressure"]
     fds = quiet.model_copy(update={"open_fds": 900})
     assert _codes(fds) == ["local.fd_pressure"]
-    assert local_warnings(LocalHealth(available=False, reason="not Linux")) == []
+    assert _codes(LocalHealth(available=False, reason="not Linux")) == []
 
 
 # -- sock_diag (netlink): the kernel filters by remote address and port ---------------------

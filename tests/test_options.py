@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import netprobe
 from netprobe.options import make_options
 
 SECRET = "Bearer s3cr3t-T0ken"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
@@ -78,3 +80,53 @@ async def test_wait_rejects_non_finite_durations_before_io(kwargs: dict[str, Any
     """timeout=inf used to wait forever and max_interval=inf to sleep until the deadline."""
     with pytest.raises(netprobe.InvalidOption, match="finite number greater than 0"):
         await netprobe.wait_until_ready(["127.0.0.1:1"], **kwargs)
+
+
+# -- the keyword options are typed, end to end ------------------------------------------------
+
+
+def test_the_keyword_types_are_the_options() -> None:
+    """OptionsKwargs (what diagnose(**kwargs) accepts) holds every Options field, with the
+    field's own type, or a wider one the field's validator converts (WIDER_KEYWORDS)."""
+    from typing import get_type_hints
+
+    from netprobe.options import WIDER_KEYWORDS, Options, OptionsKwargs, RungOptionsKwargs
+
+    keywords = get_type_hints(OptionsKwargs)
+    assert set(keywords) == set(Options.model_fields)
+    assert set(get_type_hints(RungOptionsKwargs)) == set(Options.model_fields) - {"timeout"}
+    for name, field in Options.model_fields.items():
+        expected = WIDER_KEYWORDS.get(name, field.annotation)
+        assert keywords[name] == expected, name
+
+
+MISTAKES = """
+import netprobe
+
+async def main() -> None:
+    await netprobe.diagnose("db:5432", timeout=5, nameservers=["10.0.0.2"])  # fine
+    await netprobe.diagnose("db:5432", timout=5)
+    await netprobe.diagnose("db:5432", connect_timeout="3")
+    await netprobe.diagnose_many(["db:5432"], canary=1.5)
+    await netprobe.probe_pool("db:5432", size=3, icmp_count="3")
+    await netprobe.wait_until_ready("db:5432", timeout=5, verfy=False)
+"""
+
+
+def test_a_misspelt_or_mistyped_option_fails_mypy_strict(tmp_path: Path) -> None:
+    """diagnose("db:5432", timout=5) is a type error, not only an InvalidOption at run time."""
+    import subprocess
+    import sys
+
+    snippet = tmp_path / "mistakes.py"
+    snippet.write_text(MISTAKES)
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(ROOT / "pyproject.toml"),
+         "--cache-dir", str(ROOT / ".mypy_cache"), str(snippet)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    lines = {int(line.split(":")[1]) for line in errors}
+    assert lines == {6, 7, 8, 9, 10}, out.stdout  # every mistake, and the fine call passes
+    assert 'Unexpected keyword argument "timout"' in out.stdout
+    assert 'Unexpected keyword argument "verfy"' in out.stdout

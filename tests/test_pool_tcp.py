@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from netprobe import probe_pool
-from netprobe.testing import TcpServer
+from netprobe.testing import DnsServer, TcpServer
+
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
 
 
 @pytest.mark.anyio
@@ -22,3 +25,20 @@ async def test_tcp_pool_opens_every_connection(tcp_server: TcpServer) -> None:
     report = await probe_pool(f"tcp://127.0.0.1:{tcp_server.port}", size=4, icmp=False)
     assert report.ok and report.opened == 4, report.summary
     assert all(c.outcome == "validated" for c in report.connections)
+
+
+@pytest.mark.anyio
+async def test_every_resolved_address_is_tried(dns_server: DnsServer) -> None:
+    """dual.netprobe.test resolves to 127.0.0.1 then ::1; only ::1 listens. Each pool
+    connection tries both addresses, as a diagnosis does, and keeps the one that answers
+    (the pool used to connect to the first address only: 0 of 3)."""
+    with TcpServer(host="::1") as server:
+        report = await probe_pool(
+            f"tcp://dual.netprobe.test:{server.port}",
+            size=3,
+            nameservers=[dns_server.address],
+            icmp=False,
+        )
+    assert report.ok and report.opened == 3, report.summary
+    for c in report.connections:
+        assert c.tcp is not None and c.tcp.address == "::1" and c.tcp.outcome == "established"

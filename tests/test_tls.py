@@ -19,9 +19,12 @@ from netprobe.options import Options
 from netprobe.protocols.sniff import describe_bytes, looks_like_tls
 from netprobe.render import render_ladder
 from netprobe.report import Report
-from netprobe.steps import CertificateInfo, ErrorInfo, TlsStep
+from netprobe.steps import CertificateInfo, DeadlineCut, TlsStep
 from netprobe.target import parse_target
 from netprobe.testing import CertBook, L7Server
+
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
 
 FAST: dict[str, Any] = {"read_timeout": 0.5, "timeout": 5.0, "icmp": False}
 
@@ -313,15 +316,13 @@ def _cert(days_left: float) -> CertificateInfo:
         ),
         (TlsStep(status="failed", failure="timeout"), "tls.handshake_timeout"),
         (TlsStep(status="failed", failure="closed"), "l7.connection_closed"),
-        (
-            TlsStep(status="failed", error=ErrorInfo(type="Deadline", message="deadline")),
-            "tls.handshake_timeout",
-        ),
+        (None, "tls.handshake_timeout"),  # the total deadline cut the handshake (below)
     ],
 )
-def test_classification_rows(step: TlsStep, code: str) -> None:
+def test_classification_rows(step: TlsStep | None, code: str) -> None:
     target = parse_target("https://api.example/health")
-    verdict = classify(target, Options(), [step])
+    cut = None if step else DeadlineCut(rung="tls", timeout_s=10.0, at_ms=10000.0)
+    verdict = classify(target, Options(), [step] if step else [], deadline=cut)
     assert verdict.fault is not None and verdict.fault.code == code
 
 
@@ -331,7 +332,7 @@ def test_expiring_threshold_is_configurable() -> None:
     assert [w.code for w in classify(target, Options(), [step]).warnings] == [
         "tls.cert_expiring_soon"
     ]
-    assert classify(target, Options(expiry_warning_days=7), [step]).warnings == []
+    assert classify(target, Options(expiry_warning_days=7), [step]).warnings == ()
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,9 @@ from netprobe.report import Report
 from netprobe.target import Target
 from netprobe.testing import TcpServer, closed_port
 
+#: The network tests of this module run under asyncio and under trio (conftest.py).
+pytestmark = pytest.mark.backends
+
 
 @contextlib.contextmanager
 def late_server(delay: float) -> Iterator[int]:

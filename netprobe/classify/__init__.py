@@ -1,38 +1,71 @@
-"""Classification is pure: ``classify(observations) -> Verdict``, a table of rules by rung.
+"""Classification is pure: ``classify(observations) -> Verdict``, tables of rules by rung.
+
+Every verdict netprobe gives is decided here, one file per concern, findable by name:
+
+* ``dns.py``: the name did not resolve (``dns.*``);
+* ``local.py``: this host's own limits and socket health (``local.*``);
+* ``transport.py``: the connect was refused, silent, unreachable or reset (``l3.*``, ``l4.*``);
+* ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
+* ``http.py``: the HTTP answer (``http.*``);
+* ``database.py``: the database's greeting, errors and login (``db.*``);
+* ``deadline.py``: the total deadline cut the diagnosis (``diagnosis.deadline``);
+* ``pool.py``: a pool probe's connections, one by one and taken together.
 
 The first rung that failed holds the fault: once TCP is ESTABLISHED the network is proven
-fine, so a TLS or application failure is never reported as L3/L4, and vice versa.
+fine, so a TLS or application failure is never reported as L3/L4, and vice versa. Rules
+import each other's public functions only, never their private tables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..options import Options
 from ..report import Fault, ReportWarning
-from ..steps import Step
+from ..steps import DeadlineCut, LocalHealth, Step
 from ..target import Target
 from ._observations import Observations
-from .application import application_fault, application_warnings
+from .database import database_fault
+from .deadline import deadline_fault, deadline_warnings
 from .dns import dns_fault
+from .http import http_fault
+from .local import local_fault, local_warnings
 from .tls import tls_fault, tls_warnings
 from .transport import transport_fault, transport_warnings
 
-__all__ = ["Observations", "Verdict", "classify"]
+__all__ = ["FAULT_RULES", "WARNING_RULES", "Observations", "Verdict", "classify"]
 
 FaultRule = Callable[[Observations], Fault | None]
 WarningRule = Callable[[Observations], list[ReportWarning]]
 
-#: Ladder order: the lowest failing rung wins.
-FAULT_RULES: tuple[FaultRule, ...] = (dns_fault, transport_fault, tls_fault, application_fault)
-WARNING_RULES: tuple[WarningRule, ...] = (transport_warnings, tls_warnings, application_warnings)
+#: Ladder order: the lowest failing rung wins. This host's own limits come before the
+#: network's answer (they fail the connect whatever the peer); the deadline's rule last (it
+#: speaks only for a rung cut before it answered).
+FAULT_RULES: tuple[FaultRule, ...] = (
+    dns_fault,
+    local_fault,
+    transport_fault,
+    tls_fault,
+    http_fault,
+    database_fault,
+    deadline_fault,
+)
+#: Every warning rule, in the order the warnings are listed.
+WARNING_RULES: tuple[WarningRule, ...] = (
+    transport_warnings,
+    tls_warnings,
+    local_warnings,
+    deadline_warnings,
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """At most one fault, and any warnings."""
+
     fault: Fault | None
-    warnings: list[ReportWarning] = field(default_factory=list)
+    warnings: tuple[ReportWarning, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -40,9 +73,24 @@ class Verdict:
         return self.fault is None
 
 
-def classify(target: Target, options: Options, steps: Sequence[Step]) -> Verdict:
-    """Turn observed steps into a verdict: at most one fault, and any warnings."""
-    obs = Observations.of(target, options, steps)
+def classify(
+    target: Target,
+    options: Options,
+    steps: Sequence[Step],
+    *,
+    local: LocalHealth | None = None,
+    deadline: DeadlineCut | None = None,
+) -> Verdict:
+    """Turn what one diagnosis observed into a verdict: at most one fault, and any warnings.
+
+    Args:
+        target: the target diagnosed.
+        options: the options it ran with (timeouts and thresholds appear in the wording).
+        steps: the steps observed, any order.
+        local: this host's socket health toward the target, if read.
+        deadline: where the total deadline cut the diagnosis, if it did.
+    """
+    obs = Observations.of(target, options, steps, local=local, deadline=deadline)
     found: Fault | None = None
     for rule in FAULT_RULES:
         found = rule(obs)
@@ -51,4 +99,4 @@ def classify(target: Target, options: Options, steps: Sequence[Step]) -> Verdict
     warnings: list[ReportWarning] = []
     for wrule in WARNING_RULES:
         warnings.extend(wrule(obs))
-    return Verdict(fault=found, warnings=warnings)
+    return Verdict(fault=found, warnings=tuple(warnings))

@@ -6,13 +6,12 @@ the server gives a code: MySQL error numbers, PostgreSQL SQLSTATEs, Redis error 
 
 from __future__ import annotations
 
-import dataclasses
-
+from ..describe import database_error, database_evidence, server_name
 from ..report import Evidence, Fault
-from ..steps.database import DatabaseResult
+from ..steps import DatabaseResult
 from ._observations import Observations, fault
 
-__all__ = ["database_fault", "db_error_code", "server_name"]
+__all__ = ["cut_conversation", "database_fault", "db_error_code"]
 
 #: MySQL / MariaDB error numbers (include/mysqld_error.h) -> (fault code, what it means).
 MYSQL_ERRORS: dict[int, tuple[str, str]] = {
@@ -56,13 +55,6 @@ REDIS_ERRORS: dict[str, tuple[str, str]] = {
     "DENIED": ("db.access_denied", "protected mode refuses clients from other hosts"),
 }
 
-_SERVER_NAMES = {
-    "mariadb": "MariaDB",
-    "mysql": "MySQL",
-    "postgresql": "PostgreSQL",
-    "redis": "Redis",
-}
-
 _HINTS: dict[str, tuple[str, ...]] = {
     "db.too_many_connections": (
         "Count the connections per client (MySQL: SHOW PROCESSLIST; PostgreSQL: "
@@ -98,13 +90,6 @@ _SILENT_PEERS_HINT = (
     "A MySQL server speaks first; PostgreSQL, Redis and HTTP servers wait for the client and "
     "send no greeting either: check that this port is MySQL's."
 )
-
-
-def server_name(r: DatabaseResult) -> str:
-    if r.server is None and r.protocol == "mysql":
-        # An error sent instead of the greeting (1129, 1040) does not say which of the two.
-        return "MySQL/MariaDB"
-    return _SERVER_NAMES.get(r.server or r.protocol, r.protocol)
 
 
 def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
@@ -143,21 +128,17 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
 
 
 def database_fault(obs: Observations) -> Fault | None:
+    """The ``db.*`` fault (or ``l7.connection_closed``) of a database conversation, or None.
+    A failed TLS handshake inside the protocol is TLS's verdict (classify/tls.py)."""
     app = obs.application
     if app is None or app.database is None:
         return None
     r = app.database
     where = obs.target.netloc
     name = server_name(r)
-    if r.tls is not None and r.tls.status == "failed":
-        from .tls import tls_fault
-
-        found = tls_fault(dataclasses.replace(obs, tls=r.tls))
-        if found is not None:
-            return found
     if r.outcome in ("ready", "validated"):
         return None
-    ev = _evidence(r)
+    ev = database_evidence(r)
     if r.outcome == "timeout":
         what = {
             "greeting": "the greeting",
@@ -184,18 +165,13 @@ def database_fault(obs: Observations) -> Fault | None:
             ev,
         )
     if r.outcome == "tls_failed":
-        return _fault(
-            "tls.not_tls",
-            f"{where}: {r.error_message or 'TLS could not be negotiated'}.",
-            ev,
-            hints=("Check sslmode and the server's ssl setting.",),
-        )
+        return None  # TLS's verdict (classify/tls.py)
     if r.outcome == "server_error":
         mapped = db_error_code(r)
         if mapped is None:
             return None
         code, meaning = mapped
-        detail = _error_text(r)
+        detail = database_error(r)
         who = f" for user {r.login_user!r}" if r.authenticated and r.login_user else ""
         return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
     if r.outcome == "unavailable":
@@ -234,52 +210,15 @@ def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
     )
 
 
-def _error_text(r: DatabaseResult) -> str:
-    if r.protocol == "redis":
-        return f"-{r.error_message or r.error_code}"
-    return " ".join(part for part in (r.error_code, r.error_message) if part)
-
-
 def _fault(code: str, summary: str, ev: list[Evidence], hints: tuple[str, ...] = ()) -> Fault:
     return fault(code, summary, ev, hints or _HINTS.get(code, ()))
 
 
-def _evidence(r: DatabaseResult) -> list[Evidence]:
-    data: dict[str, str | int | float | bool | None] = {
-        "protocol": r.protocol,
-        "outcome": r.outcome,
-        "phase": r.phase,
-    }
-    for key in (
-        "server",
-        "version",
-        "error_code",
-        "error_errno",
-        "sqlstate",
-        "greeting_ms",
-        "looks_like",
-        "first_bytes",
-        "login_user",
-        "probe_user",
-    ):
-        value = getattr(r, key)
-        if value is not None:
-            data[key] = value
-    if r.error_fields.get("routine"):
-        data["routine"] = r.error_fields["routine"]
-    if r.outcome == "server_error":
-        text = f"{server_name(r)} sent error {_error_text(r)} during the {r.phase}"
-    elif r.outcome == "timeout":
-        text = f"nothing complete arrived during the {r.phase}"
-    elif r.outcome == "mismatch":
-        text = f"first bytes look like {r.looks_like}"
-        if r.error_message:  # the parser's reason: "a MySQL packet cannot be N bytes long"...
-            text += f"; {r.error_message}"
-    else:
-        text = f"{r.outcome} during the {r.phase}"
-    if r.error_fields.get("detail"):
-        text += f" (detail: {r.error_fields['detail']})"
-    out = [Evidence(step="application", observation=text, data=data)]
-    for note in r.notes:
-        out.append(Evidence(step="application", observation=note))
-    return out
+def cut_conversation(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis during the database conversation
+    (classify/deadline.py), before it recorded anything."""
+    return fault(
+        "l7.connection_closed",
+        f"{obs.target.netloc} accepted the connection but the {obs.target.protocol} exchange "
+        "failed: the total deadline was reached first.",
+    )

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
+from ..describe import response_evidence
 from ..report import Evidence, Fault
-from ..steps import ApplicationStep, HttpResult
+from ..steps import HttpResult
 from ._observations import Observations, fault
 
-__all__ = ["http_fault"]
-
-
-def _response_evidence(http: HttpResult) -> Evidence:
-    shown = "; ".join(f"{k}: {v}" for k, v in http.headers.items())
-    return Evidence(
-        step="application",
-        observation=f"{http.method} {http.url} -> {http.status} {http.reason or ''}".rstrip()
-        + (f" ({shown})" if shown else ""),
-        data={
-            "status": http.status,
-            "reason": http.reason,
-            "http_version": http.http_version,
-            "location": http.location,
-            "retry_after": http.retry_after,
-            "body_preview": http.body_preview,
-        },
-    )
+__all__ = ["cut_exchange", "http_fault"]
 
 
 def _status_fault(obs: Observations, http: HttpResult) -> Fault:
     status = http.status or 0
     where = f"{http.method} {http.url}"
-    ev = [_response_evidence(http)]
+    ev = [response_evidence(http)]
     if 500 <= status <= 599:
         retry = ""
         if http.retry_after is not None:
@@ -84,53 +68,25 @@ def _status_fault(obs: Observations, http: HttpResult) -> Fault:
     )
 
 
-def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
-    """The fault of a failed HTTP exchange (``app.http`` is set, ``app.status`` failed)."""
-    if app.status != "failed":
+def http_fault(obs: Observations) -> Fault | None:
+    """The fault of a failed HTTP exchange, or None. A TLS alert on the first read of the
+    answer is TLS's verdict (classify/tls.py)."""
+    app = obs.application
+    if app is None or app.http is None or app.status != "failed":
         return None
     t = obs.target
-    deadline = app.error is not None and app.error.type == "Deadline"
     http = app.http
-    if http is None:
-        # The orchestrator's total deadline ended the exchange: no response headers in time.
-        http = HttpResult(
-            method=obs.options.method, url=t.url, failure="timeout" if deadline else "error"
-        )
     if http.failure is None:
         return _status_fault(obs, http)
     if http.failure == "timeout":
         # Bytes that came but never completed the headers: a slow drip (slowloris), or a
         # server that stalls mid-answer.
         partial = "only part of the " if http.peer_bytes else "no "
-        waited = (
-            "before the total deadline"
-            if deadline
-            else (f"within {obs.options.read_timeout:g} s (read_timeout)")
-        )
-        accepted = f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''}"
-        summary = (
-            # Cut before the exchange recorded anything: the request may not even have gone.
-            f"{accepted}, but the total deadline ({obs.options.timeout:g} s) ended the "
-            "diagnosis before the HTTP exchange got an answer."
-            if deadline and app.http is None
-            else f"{accepted} and the request, but sent {partial}response headers {waited}."
-        )
-        return fault(
-            "http.timeout",
-            summary,
-            [
-                Evidence(
-                    step="application",
-                    observation=f"{http.method} {http.url} sent, "
-                    + ("an incomplete answer" if http.peer_bytes else "no answer"),
-                    data={"read_timeout_s": obs.options.read_timeout}
-                    | ({"peer_bytes": http.peer_bytes} if http.peer_bytes else {}),
-                )
-            ],
-            [
-                "The service is stuck (a deadlock, an exhausted worker pool, a slow "
-                "dependency of its own): look at its threads and its own dependencies.",
-            ],
+        waited = f"within {obs.options.read_timeout:g} s (read_timeout)"
+        return _no_answer(
+            obs,
+            f"{_accepted(obs)} and the request, but sent {partial}response headers {waited}.",
+            http,
         )
     if http.failure == "protocol":
         return fault(
@@ -147,24 +103,7 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
             ["Check the port: another protocol listens there."],
         )
     if http.failure == "tls_alert":
-        from .tls import _ALERT_HINTS, _ALERT_TEXT
-
-        alert = http.tls_alert or "unknown"
-        meaning = _ALERT_TEXT.get(alert, f"alert {alert}")
-        return fault(
-            "tls.handshake_failed",
-            f"{t.netloc} completed the TLS handshake, then refused the connection with a TLS "
-            f"alert: {meaning}.",
-            [
-                Evidence(
-                    step="application",
-                    observation=f"TLS alert {alert} when reading the response (TLS 1.3 servers "
-                    "check the client certificate after the handshake)",
-                    data={"alert": alert},
-                )
-            ],
-            [_ALERT_HINTS[alert]] if alert in _ALERT_HINTS else [],
-        )
+        return None
     if http.failure == "closed":
         err = app.error
         how = "reset" if err is not None and err.errno_name == "ECONNRESET" else "closed"
@@ -184,6 +123,43 @@ def http_fault(obs: Observations, app: ApplicationStep) -> Fault | None:
     return fault(
         "l7.connection_closed",
         f"The HTTP exchange with {t.netloc} failed: {msg}.",
+    )
+
+
+def cut_exchange(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis during the HTTP exchange (classify/deadline.py):
+    the request may not even have gone, and no answer was recorded."""
+    timeout = obs.deadline.timeout_s if obs.deadline else obs.options.timeout
+    return _no_answer(
+        obs,
+        f"{_accepted(obs)}, but the total deadline ({timeout:g} s) ended the diagnosis "
+        "before the HTTP exchange got an answer.",
+        HttpResult(method=obs.options.method, url=obs.target.url),
+    )
+
+
+def _accepted(obs: Observations) -> str:
+    t = obs.target
+    return f"{t.netloc} accepted the connection{' and the TLS handshake' if t.tls else ''}"
+
+
+def _no_answer(obs: Observations, summary: str, http: HttpResult) -> Fault:
+    return fault(
+        "http.timeout",
+        summary,
+        [
+            Evidence(
+                step="application",
+                observation=f"{http.method} {http.url} sent, "
+                + ("an incomplete answer" if http.peer_bytes else "no answer"),
+                data={"read_timeout_s": obs.options.read_timeout}
+                | ({"peer_bytes": http.peer_bytes} if http.peer_bytes else {}),
+            )
+        ],
+        [
+            "The service is stuck (a deadlock, an exhausted worker pool, a slow "
+            "dependency of its own): look at its threads and its own dependencies.",
+        ],
     )
 
 

@@ -1,4 +1,12 @@
-"""TLS rules: verify codes, alerts and what the peer sent instead of a ServerHello.
+"""TLS rules: every TLS verdict, wherever the TLS was observed.
+
+* the TLS rung's handshake: verify codes, alerts, what the peer sent instead of a
+  ServerHello, silence, a close;
+* the handshake negotiated inside PostgreSQL's protocol (SSLRequest), and a server that
+  offers no TLS while ``sslmode`` requires it;
+* an alert after the handshake, on the first read of the HTTP answer (TLS 1.3 servers check
+  the client certificate then);
+* the warnings: verification turned off, a certificate about to expire.
 
 Decided by the observation's kind (``failure``), OpenSSL's ``verify_code`` (X509_V_ERR_*, see
 openssl-verify(1)) and ``SSLError.reason``, never by message text.
@@ -8,12 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..describe import (
+    cert_name,
+    chain_evidence,
+    database_evidence,
+    days,
+    describe_cert,
+    verify_evidence,
+)
 from ..protocols.postgres import ssl_policy
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import CertificateInfo, TlsStep
+from ..steps import HttpResult, TlsStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["cert_name", "describe_cert", "tls_fault", "tls_warnings"]
+__all__ = ["cut_handshake", "tls_fault", "tls_warnings"]
 
 # X509_V_ERR_* codes (include/openssl/x509_vfy.h).
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -74,61 +90,6 @@ _ALERT_HINTS: dict[str, str] = {
 }
 
 
-def cert_name(cert: CertificateInfo) -> str:
-    """The name an operator knows a certificate by: its CN, else its first SAN, else subject."""
-    return cert.common_name or next(iter(cert.dns_names + cert.ip_addresses), cert.subject)
-
-
-def describe_cert(cert: CertificateInfo) -> str:
-    """``certificate for a.example (a.example, *.a.example), issued by CN=..., valid until ...``."""
-    names = cert.dns_names + cert.ip_addresses
-    who = cert_name(cert)
-    listed = f" ({', '.join(names)})" if names else " (no subjectAltName)"
-    return (
-        f"certificate for {who}{listed}, issued by {cert.issuer}, valid "
-        f"{cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC"
-    )
-
-
-def _cert_evidence(tls: TlsStep) -> list[Evidence]:
-    out = []
-    for i, cert in enumerate(tls.chain):
-        out.append(
-            Evidence(
-                step="tls",
-                observation=("presented " if i == 0 else f"chain[{i}]: ") + describe_cert(cert),
-                data={
-                    "subject": cert.subject,
-                    "issuer": cert.issuer,
-                    "not_before": cert.not_before.isoformat(),
-                    "not_after": cert.not_after.isoformat(),
-                    "days_left": cert.days_left,
-                    "serial": cert.serial,
-                    "sha256": cert.sha256,
-                    "dns_names": ", ".join(cert.dns_names),
-                    "ip_addresses": ", ".join(cert.ip_addresses),
-                },
-            )
-        )
-    return out
-
-
-def _verify_evidence(tls: TlsStep) -> Evidence:
-    return Evidence(
-        step="tls",
-        observation=f"verification failed: {tls.verify_message or 'unknown'} "
-        f"(X509_V_ERR code {tls.verify_code})",
-        data={"verify_code": tls.verify_code, "verify_message": tls.verify_message},
-    )
-
-
-def _days(days: float) -> str:
-    d = abs(days)
-    if d < 1:
-        return f"{d * 24:.0f} hours"
-    return f"{d:.0f} day{'s' if round(d) != 1 else ''}"
-
-
 def _expired(obs: Observations, tls: TlsStep) -> Fault:
     bad = [c for c in tls.chain if c.days_left < 0]
     cert = min(bad, key=lambda c: c.days_left) if bad else (tls.chain[0] if tls.chain else None)
@@ -138,13 +99,13 @@ def _expired(obs: Observations, tls: TlsStep) -> Fault:
         which = "The certificate" if cert is tls.chain[0] else "A certificate in the chain"
         summary = (
             f"{which} of {obs.target.netloc} ({cert_name(cert)}) expired "
-            f"{_days(cert.days_left)} ago, on {cert.not_after:%Y-%m-%d %H:%M} UTC; "
+            f"{days(cert.days_left)} ago, on {cert.not_after:%Y-%m-%d %H:%M} UTC; "
             f"issued by {cert.issuer}."
         )
     return fault(
         "tls.cert_expired",
         summary,
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         [
             "Renew the certificate on the server (and reload it), or check the server's "
             "automatic renewal (certbot, cert-manager).",
@@ -159,7 +120,7 @@ def _not_yet_valid(obs: Observations, tls: TlsStep) -> Fault:
     return fault(
         "tls.cert_not_yet_valid",
         f"The certificate of {obs.target.netloc} is not valid yet{when}.",
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         ["Check this host's clock (and NTP), then the server's certificate dates."],
     )
 
@@ -196,9 +157,9 @@ def _untrusted(obs: Observations, tls: TlsStep) -> Fault:
         "tls.cert_untrusted",
         f"The certificate of {obs.target.netloc} is not trusted: {why}{cert_text}.",
         [
-            _verify_evidence(tls),
+            verify_evidence(tls),
             Evidence(step="tls", observation=f"untrusted because: {kind}", data={"kind": kind}),
-            *_cert_evidence(tls),
+            *chain_evidence(tls),
         ],
         hints,
     )
@@ -223,7 +184,7 @@ def _mismatch(obs: Observations, tls: TlsStep) -> Fault:
     return fault(
         "tls.hostname_mismatch",
         summary,
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
         hints,
     )
 
@@ -269,12 +230,16 @@ def _not_tls(obs: Observations, tls: TlsStep) -> Fault:
 
 
 def _timeout(obs: Observations, tls: TlsStep) -> Fault:
-    deadline = tls.error is not None and tls.error.type == "Deadline"
-    waited = (
-        "before the total deadline"
-        if deadline
-        else f"within {obs.options.read_timeout:g} s (read_timeout)"
-    )
+    waited = f"within {obs.options.read_timeout:g} s (read_timeout)"
+    return _unanswered(obs, waited, tls.duration_ms)
+
+
+def cut_handshake(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis during the handshake (classify/deadline.py)."""
+    return _unanswered(obs, "before the total deadline", None)
+
+
+def _unanswered(obs: Observations, waited: str, duration_ms: float | None) -> Fault:
     return fault(
         "tls.handshake_timeout",
         f"{obs.target.netloc} accepted the TCP connection but did not answer the ClientHello "
@@ -283,7 +248,7 @@ def _timeout(obs: Observations, tls: TlsStep) -> Fault:
             Evidence(
                 step="tls",
                 observation="connected (ESTABLISHED), ClientHello sent, no ServerHello back",
-                data={"duration_ms": tls.duration_ms},
+                data={"duration_ms": duration_ms},
             )
         ],
         [
@@ -334,11 +299,11 @@ def _verify(obs: Observations, tls: TlsStep) -> Fault:
         "tls.cert_untrusted",
         f"The certificate of {obs.target.netloc} did not verify: "
         f"{tls.verify_message or 'unknown reason'}.",
-        [_verify_evidence(tls), *_cert_evidence(tls)],
+        [verify_evidence(tls), *chain_evidence(tls)],
     )
 
 
-#: failure kind -> rule. The orchestrator's total deadline shows up as a "Deadline" error.
+#: failure kind -> rule.
 _RULES: dict[str, Callable[[Observations, TlsStep], Fault]] = {
     "verify": _verify,
     "alert": _alert,
@@ -350,12 +315,43 @@ _RULES: dict[str, Callable[[Observations, TlsStep], Fault]] = {
 
 
 def tls_fault(obs: Observations) -> Fault | None:
+    """The ``tls.*`` fault (or ``l7.connection_closed`` during the handshake), or None."""
     tls = obs.tls
-    if tls is None or tls.status != "failed":
+    if tls is not None and tls.status == "failed":
+        return _RULES.get(tls.failure or "error", _error)(obs, tls)
+    app = obs.application
+    if app is None or app.status != "failed":
         return None
-    if tls.error is not None and tls.error.type == "Deadline":
-        return _timeout(obs, tls)
-    return _RULES.get(tls.failure or "error", _error)(obs, tls)
+    if app.http is not None and app.http.failure == "tls_alert":
+        return _alert_after_handshake(obs, app.http)
+    db = app.database
+    if db is not None and db.outcome == "tls_failed" and db.tls is None:
+        return fault(
+            "tls.not_tls",
+            f"{obs.target.netloc}: {db.error_message or 'TLS could not be negotiated'}.",
+            database_evidence(db),
+            ["Check sslmode and the server's ssl setting."],
+        )
+    return None
+
+
+def _alert_after_handshake(obs: Observations, http: HttpResult) -> Fault:
+    alert = http.tls_alert or "unknown"
+    meaning = _ALERT_TEXT.get(alert, f"alert {alert}")
+    return fault(
+        "tls.handshake_failed",
+        f"{obs.target.netloc} completed the TLS handshake, then refused the connection with a "
+        f"TLS alert: {meaning}.",
+        [
+            Evidence(
+                step="application",
+                observation=f"TLS alert {alert} when reading the response (TLS 1.3 servers "
+                "check the client certificate after the handshake)",
+                data={"alert": alert},
+            )
+        ],
+        [_ALERT_HINTS[alert]] if alert in _ALERT_HINTS else [],
+    )
 
 
 def _unverified_by_sslmode(obs: Observations) -> bool:
@@ -366,6 +362,7 @@ def _unverified_by_sslmode(obs: Observations) -> bool:
 
 
 def tls_warnings(obs: Observations) -> list[ReportWarning]:
+    """Verification turned off; a certificate of the chain about to expire."""
     tls = obs.tls
     if tls is None or tls.status == "skipped":
         return []
@@ -384,9 +381,9 @@ def tls_warnings(obs: Observations) -> list[ReportWarning]:
         if soon:
             c = min(soon, key=lambda c: c.days_left)
             state = (
-                f"expired {_days(c.days_left)} ago"
+                f"expired {days(c.days_left)} ago"
                 if c.days_left < 0
-                else f"expires in {_days(c.days_left)}"
+                else f"expires in {days(c.days_left)}"
             )
             out.append(
                 warning(

@@ -1,34 +1,35 @@
-"""L3/L4 and local rules: what the connect attempts (and the liveness witnesses) say."""
+"""L3/L4 rules: what the connect attempts (and the liveness witnesses) say about the path.
+
+A failed connect whose cause is this host's own limit (file descriptors, ports, a local
+firewall) is decided in ``local.py``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
+from ..describe import connect_evidence, describe_attempt, witnesses_of
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import AddressAttempt, ConnectOutcome, IcmpAddressResult, IcmpStep, TcpStep
-from ..steps.local import LocalHealth
+from ..steps import (
+    AddressAttempt,
+    ConnectOutcome,
+    IcmpStep,
+    TcpStep,
+)
 from ._observations import Observations, fault, warning
 
-__all__ = [
-    "Witnesses",
-    "describe_attempt",
-    "describe_echoes",
-    "local_warnings",
-    "transport_fault",
-    "transport_warnings",
-    "witness_line",
-    "witnesses_of",
-]
+__all__ = ["LOCAL_OUTCOMES", "representative", "transport_fault", "transport_warnings"]
+
+#: Outcomes that are this host's own limit, whatever the peer (classify/local.py decides them).
+LOCAL_OUTCOMES: tuple[ConnectOutcome, ...] = ("fd_exhaustion", "port_exhaustion", "denied")
 
 # Which failed attempt speaks for the whole step when several addresses failed differently:
 # a local limit first (it is our own host's fault whatever the peer), then the most definite
 # answer from the network.
 _PRIORITY: tuple[ConnectOutcome, ...] = (
-    "fd_exhaustion",
-    "port_exhaustion",
-    "denied",
+    *LOCAL_OUTCOMES,
     "reset",
     "refused",
     "host_unreachable",
@@ -40,210 +41,24 @@ _PRIORITY: tuple[ConnectOutcome, ...] = (
 SYN_RETRANSMIT_MS = 1000.0  # Linux's initial RTO: the first SYN retransmission comes at 1 s.
 
 
-def describe_attempt(a: AddressAttempt) -> str:
-    """One line of evidence, e.g. ``SYN to 127.0.0.1:1 answered by RST after 0.1 ms``."""
-    ms = f"{a.connect_ms:.1f} ms" if a.connect_ms is not None else "?"
-    err = f" ({a.error.errno_name})" if a.error and a.error.errno_name else ""
-    match a.outcome:
-        case "established":
-            return f"{a.endpoint} connected (SYN, SYN+ACK, ACK) in {ms}"
-        case "refused":
-            return f"SYN to {a.endpoint} answered by RST after {ms}{err}"
-        case "reset":
-            return f"{a.endpoint} completed the handshake, then reset the connection ({ms}){err}"
-        case "timeout":
-            why = a.error.message if a.error else "no answer"
-            return f"SYN to {a.endpoint} got no answer within {ms} ({why})"
-        case "host_unreachable" | "network_unreachable":
-            where = (
-                "at once, from the local routing table (no packet left)"
-                if a.immediate
-                else f"after {ms}"
-            )
-            return f"connect to {a.endpoint} failed {where}{err}"
-        case _:
-            msg = a.error.message if a.error else a.outcome
-            return f"connect to {a.endpoint} failed after {ms}: {msg}{err}"
-
-
-def describe_echoes(r: IcmpAddressResult) -> str:
-    """One line for the echoes to one address, e.g. ``ping 10.0.0.5 0/3 answered``."""
-    text = f"ping {r.address} {r.received}/{r.sent} answered"
-    if r.rtt_avg_ms is not None:
-        text += f" (rtt min/avg/max {r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f} ms)"
-    if r.pending:
-        text += f", {r.pending} still awaiting a reply"
-    if r.unreachable:
-        who = f" from {r.unreachable_from}" if r.unreachable_from else ""
-        text += f"; ICMP error{who}: {r.unreachable}"
-    return text
-
-
-@dataclass(frozen=True)
-class Witnesses:
-    """What the liveness witnesses say about one address whose SYN went unanswered."""
-
-    alive: bool = False
-    tried: bool = False
-    lines: list[str] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
-    not_tried: list[str] = field(default_factory=list)
-
-
-def witnesses_of(tcp: TcpStep, icmp: IcmpStep | None, address: str) -> Witnesses:
-    """Pure: did an echo reply or a TCP answer from another port prove ``address`` alive?"""
-    alive = tried = False
-    lines: list[str] = []
-    evidence: list[Evidence] = []
-    not_tried: list[str] = []
-    echoes = icmp.result_for(address) if icmp is not None and icmp.status != "skipped" else None
-    if echoes is not None and echoes.sent:
-        tried = True
-        alive = alive or echoes.received > 0
-        line = describe_echoes(echoes)
-        lines.append(f"ping {echoes.received}/{echoes.sent} answered")
-        evidence.append(
-            Evidence(
-                step="icmp",
-                observation=line,
-                data={
-                    "address": address,
-                    "sent": echoes.sent,
-                    "received": echoes.received,
-                    "pending": echoes.pending,
-                    "unreachable": echoes.unreachable,
-                },
-            )
-        )
-    elif icmp is None:
-        not_tried.append("ICMP echo was turned off (icmp=False)")
-    elif icmp.status == "skipped":
-        not_tried.append(f"ICMP echo was not possible: {icmp.reason}")
-    canaries = [c for c in tcp.canary if c.address == address]
-    for c in canaries:
-        tried = True
-        match c.outcome:
-            case "refused":
-                alive = True
-                lines.append(f"{c.endpoint} answered RST")
-            case "established":
-                alive = True
-                lines.append(f"{c.endpoint} answered SYN+ACK")
-            case "timeout":
-                lines.append(f"{c.endpoint} silent too")
-            case _:
-                lines.append(f"{c.endpoint}: {c.outcome.replace('_', ' ')}")
-        evidence.append(
-            Evidence(
-                step="tcp",
-                observation=f"canary: {describe_attempt(c)}",
-                data={"address": c.address, "port": c.port, "outcome": c.outcome},
-            )
-        )
-    if not canaries:
-        if not tcp.canary_enabled:
-            not_tried.append("the canary connect to another port was turned off (canary=False)")
-        elif not alive:
-            not_tried.append("no canary connect was made (the connect timeout was too short)")
-    return Witnesses(alive, tried, lines, evidence, not_tried)
-
-
-def witness_line(tcp: TcpStep, icmp: IcmpStep | None, port: int) -> str | None:
-    """The witness that decided, for the ladder: ``ping 0/3 answered; ... → port 81 filtered``."""
-    silent = [a for a in tcp.attempts if a.outcome == "timeout"]
-    if not silent:
-        return None
-    a = silent[0]
-    w = witnesses_of(tcp, icmp, a.address)
-    seen = "; ".join(w.lines)
-    if w.alive:
-        return f"{seen} → host is up → port {port} filtered"
-    if w.tried:
-        return f"{seen} → no sign of life from {a.address}"
-    return "no liveness witness: " + "; ".join(w.not_tried)
-
-
-def _evidence(attempts: list[AddressAttempt]) -> list[Evidence]:
-    return [
-        Evidence(
-            step="tcp",
-            observation=describe_attempt(a),
-            data={
-                "address": a.address,
-                "port": a.port,
-                "outcome": a.outcome,
-                "errno": a.error.errno_name if a.error else None,
-                "connect_ms": a.connect_ms,
-                "immediate": a.immediate,
-            },
-        )
-        for a in attempts
-    ]
-
-
-def representative(attempts: list[AddressAttempt]) -> AddressAttempt:
+def representative(attempts: Sequence[AddressAttempt]) -> AddressAttempt:
     """The failed attempt that speaks for the step (see ``_PRIORITY``)."""
     return min(attempts, key=lambda a: _PRIORITY.index(a.outcome) if a.outcome in _PRIORITY else 99)
 
 
 def transport_fault(obs: Observations) -> Fault | None:
-    """The ``l3.*``/``l4.*``/``local.*`` fault of a failed connect, decided with the witness."""
+    """The ``l3.*``/``l4.*`` fault of a failed connect (decided with the liveness witnesses),
+    or ``l7.connection_closed`` for a connection reset right after its handshake."""
     tcp = obs.tcp
     if tcp is None or tcp.status == "ok" or not tcp.attempts:
         return None
     rep = representative(tcp.attempts)
-    evidence = _evidence(tcp.attempts)
-    if obs.icmp is not None and rep.outcome != "timeout":
-        echoes = obs.icmp.result_for(rep.address)
-        if echoes is not None and echoes.sent:
-            evidence.append(
-                Evidence(
-                    step="icmp",
-                    observation=describe_echoes(echoes),
-                    data={"address": rep.address, "unreachable": echoes.unreachable},
-                )
-            )
+    if rep.outcome in LOCAL_OUTCOMES:
+        return None  # this host's own limit: classify/local.py
+    evidence = connect_evidence(tcp, obs.icmp, rep)
     port = obs.target.port
     where = rep.endpoint
     match rep.outcome:
-        case "fd_exhaustion":
-            return fault(
-                "local.fd_exhaustion",
-                "This process (or host) has run out of file descriptors; the dependency was "
-                "never contacted.",
-                evidence,
-                [
-                    "Compare open fds with `ulimit -n` (ls /proc/PID/fd | wc -l); raise the limit.",
-                    "Look for leaked sockets or files in the application (CLOSE_WAIT, unclosed "
-                    "clients).",
-                    "System-wide: fs.file-max and /proc/sys/fs/file-nr.",
-                ],
-            )
-        case "port_exhaustion":
-            return fault(
-                "local.port_exhaustion",
-                f"This host has no free local port to connect to {where} (EADDRNOTAVAIL); the "
-                "dependency was never contacted.",
-                evidence,
-                [
-                    "Count TIME_WAIT sockets toward the target: ss -tan state time-wait | wc -l.",
-                    "Check net.ipv4.ip_local_port_range; reuse connections (pooling, keep-alive); "
-                    "consider net.ipv4.tcp_tw_reuse=1.",
-                ],
-            )
-        case "denied":
-            return fault(
-                "local.connect_denied",
-                f"This host's own firewall or security policy forbids connecting to {where} "
-                f"({rep.error.errno_name if rep.error else 'EPERM'}); no packet left.",
-                evidence,
-                [
-                    "Check this host's OUTPUT rules: nft list ruleset / iptables -S OUTPUT.",
-                    f"Check the route: ip route get {rep.address} (a 'prohibit' route "
-                    "gives EACCES).",
-                    "Check seccomp/SELinux/AppArmor policies and egress network policies.",
-                ],
-            )
         case "reset":
             return fault(
                 "l7.connection_closed",
@@ -341,7 +156,7 @@ def _silence_fault(
     port = obs.target.port
     where = rep.endpoint
     w = witnesses_of(tcp, obs.icmp, rep.address)
-    evidence = evidence + w.evidence
+    evidence = [*evidence, *w.evidence]
     seen = "; ".join(w.lines)
     if w.alive:
         return fault(
@@ -453,56 +268,6 @@ def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:
                     "monitoring of this host will report it down.",
                 )
             )
-    return out
-
-
-#: CLOSE_WAIT sockets toward one target from which on they look like a leak, not a moment.
-CLOSE_WAIT_LEAK = 10
-#: TIME_WAIT toward one target at this share of the ephemeral port range is pressure.
-TIME_WAIT_SHARE = 0.5
-#: Open file descriptors at this share of the soft limit is pressure.
-FD_SHARE = 0.8
-
-
-def local_warnings(local: LocalHealth | None) -> list[ReportWarning]:
-    """Local host health: leaked CLOSE_WAIT, TIME_WAIT near the port range, fds near the limit."""
-    if local is None or not local.available:
-        return []
-    out: list[ReportWarning] = []
-    toward = ", ".join(local.toward)
-    cw = local.count("CLOSE_WAIT")
-    if cw >= CLOSE_WAIT_LEAK:
-        out.append(
-            warning(
-                "local.close_wait_leak",
-                f"{cw} sockets of this host toward {toward} are in CLOSE_WAIT: the peer closed "
-                "them but the application never called close() (leaked connections, e.g. "
-                "responses or pool connections not released). Find the owner: "
-                "ss -tanp state close-wait.",
-            )
-        )
-    tw = local.count("TIME_WAIT")
-    size = local.port_range_size
-    if size and tw >= max(2, TIME_WAIT_SHARE * size):
-        out.append(
-            warning(
-                "local.time_wait_pressure",
-                f"{tw} sockets toward {toward} are in TIME_WAIT, against {size} ephemeral ports "
-                f"({local.port_range[0]}-{local.port_range[1]}): new connections will soon "  # type: ignore[index]
-                "fail with EADDRNOTAVAIL. Reuse connections (keep-alive, pooling), widen "
-                "net.ipv4.ip_local_port_range, consider net.ipv4.tcp_tw_reuse=1.",
-            )
-        )
-    fds, limit = local.open_fds, local.fd_soft_limit
-    if fds is not None and limit and fds >= FD_SHARE * limit:
-        out.append(
-            warning(
-                "local.fd_pressure",
-                f"This process has {fds} file descriptors open, against a soft "
-                f"limit of {limit} (ulimit -n): raise the limit, or look for "
-                "leaked sockets and files.",
-            )
-        )
     return out
 
 

@@ -7,7 +7,7 @@ object itself (an `ssl.SSLContext`). The demo starts only the servers its cases 
 
 from __future__ import annotations
 
-from . import DemoCase
+from .case import DemoCase
 
 __all__ = ["CASES"]
 

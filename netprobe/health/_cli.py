@@ -20,7 +20,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .._errors import DependencyUnavailable, NetprobeError
+from .._cliutil import run_async
+from .._errors import NetprobeError
+from .._unavailable import DependencyUnavailable
 from ..render import render_ladder
 from ..report import Report
 from ..target import Target, parse_target
@@ -115,7 +117,6 @@ def run_wait(
     quiet: bool,
 ) -> int:
     """The whole command; returns the exit code (or execs COMMAND)."""
-    from ..cli import run_async  # the CLI's one place mapping user mistakes to exit code 2
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if not targets:

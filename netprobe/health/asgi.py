@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from urllib.parse import parse_qs
 
-from ..options import Options
+from ..options import Options, OptionsKwargs
 from ..target import Target
 from .checker import CheckResult, Dependency, DiagnoseFn, HealthChecker, HealthResult, public_url
 
@@ -58,7 +58,7 @@ def health_app(
     metrics: bool = True,
     diagnose: DiagnoseFn | None = None,
     options: Options | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[OptionsKwargs],
 ) -> HealthApp:
     """Build the health ASGI app for a fixed list of dependencies.
 

@@ -27,14 +27,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Literal, Self, Unpack
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .._errors import InvalidOption
 from ..diagnose import diagnose as _diagnose
-from ..options import Options, make_options
+from ..options import Options, OptionsKwargs, make_options
 from ..report import Report
 from ..target import Target, parse_target
 
@@ -82,7 +82,7 @@ class Dependency:
         name: str | None = None,
         critical: bool = True,
         options: Options | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[OptionsKwargs],
     ) -> None:
         self.target: Target = parse_target(target)
         self.name: str = name or f"{self.target.scheme}://{self.target.netloc}"
@@ -215,7 +215,7 @@ class HealthChecker:
         budget: float = 0.8,
         diagnose: DiagnoseFn | None = None,
         options: Options | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[OptionsKwargs],
     ) -> None:
         if not ttl > 0:
             raise InvalidOption(f"ttl must be greater than 0 (got {ttl!r})")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Unpack
 
-from .._errors import DependencyUnavailable, InvalidOption
-from ..options import Options, make_options
+from .._errors import InvalidOption
+from .._unavailable import DependencyUnavailable
+from ..options import Options, RungOptionsKwargs, make_options
 from ..target import Target, parse_target
 from .wait import wait_until_ready
 
@@ -37,7 +38,7 @@ def startup_gate(
     interval: float = 0.25,
     max_interval: float = 5.0,
     options: Options | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[RungOptionsKwargs],
 ) -> ASGIApp:
     """Wrap an ASGI app so that it starts only once every dependency is ready.
 

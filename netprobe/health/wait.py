@@ -11,13 +11,14 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Unpack
 
 import anyio
 
-from .._errors import DependencyUnavailable, InvalidOption
+from .._errors import InvalidOption
+from .._unavailable import DependencyUnavailable
 from ..diagnose import diagnose
-from ..options import Options, make_options
+from ..options import Options, RungOptionsKwargs, make_options
 from ..report import Report
 from ..target import Target, parse_target
 
@@ -59,7 +60,7 @@ async def wait_until_ready(
     max_interval: float = 5.0,
     on_attempt: Attempt | None = None,
     options: Options | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[RungOptionsKwargs],
 ) -> list[Report]:
     """Wait until every dependency is healthy; diagnose each one until then.
 

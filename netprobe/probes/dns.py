@@ -20,21 +20,24 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
+import sniffio
 
 from ..options import parse_nameserver
 from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
 from ._context import ProbeContext
+from ._io import elapsed_ms
 from ._lazy import import_off_loop
 
 if TYPE_CHECKING:
     import dns.name
 
-__all__ = ["resolve"]
+__all__ = ["Resolver", "resolve"]
 
 _MAX_ADDRESSES = 16
 #: What asking a name server directly imports (dnspython), at its first use.
 _QUERY_MODULES = (
     "dns.name",
+    "dns.asyncbackend",
     "dns.asyncquery",
     "dns.exception",
     "dns.flags",
@@ -46,59 +49,98 @@ _QUERY_MODULES = (
 
 async def resolve(ctx: ProbeContext) -> DnsStep:
     """Resolve the target's host. Never raises for a DNS fault."""
-    target = ctx.target
-    if target.is_ip:
-        return DnsStep(
-            status="skipped",
-            reason="the target is an IP address: no lookup",
-            host=target.host,
-            source="literal",
-            addresses=[target.host],
-            duration_ms=0.0,
-        )
-    start = time.perf_counter()
-    budget = ctx.budget(ctx.options.dns_timeout)
-    if ctx.options.nameservers:
-        answers = await _ask_nameservers(target.host, ctx.options.nameservers, budget)
-        return _from_direct_answers(target.host, answers, start)
+    return await Resolver(ctx).run()
 
-    error: ErrorInfo | None = None
-    addresses: list[str] = []
-    try:
-        with anyio.fail_after(budget):
-            infos = await anyio.to_thread.run_sync(
-                _getaddrinfo, target.host, target.port, abandon_on_cancel=True
+
+class Resolver:
+    """The DNS rung. ``run()`` resolves; ``step()`` is what it observed so far, so that a
+    diagnosis cut by its total deadline keeps the partial observation (getaddrinfo's error,
+    the direct answers already in)."""
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self._ctx = ctx
+        self._start = time.perf_counter()
+        self._error: ErrorInfo | None = None
+        self._answers: list[NameserverAnswer] = []
+        self._nameservers_asked: Sequence[str] = ()
+        self._step: DnsStep | None = None
+
+    def step(self) -> DnsStep:
+        """The step: the result once ``run()`` returned, else what was seen before the cut."""
+        if self._step is not None:
+            return self._step
+        host = self._ctx.target.host
+        return DnsStep(
+            status="failed",
+            reason="no answer yet when the diagnosis ended",
+            host=host,
+            source="nameservers" if self._ctx.options.nameservers else "getaddrinfo",
+            error=self._error,
+            queries=_in_order(self._answers, self._nameservers_asked),
+            duration_ms=elapsed_ms(self._start),
+        )
+
+    async def run(self) -> DnsStep:
+        self._step = await self._resolve()
+        return self._step
+
+    async def _resolve(self) -> DnsStep:
+        ctx = self._ctx
+        target = ctx.target
+        if target.is_ip:
+            return DnsStep(
+                status="skipped",
+                reason="the target is an IP address: no lookup",
+                host=target.host,
+                source="literal",
+                addresses=[target.host],
+                duration_ms=0.0,
             )
-        addresses = _unique_addresses(infos)
-    except TimeoutError:
-        error = ErrorInfo(
-            type="TimeoutError", message=f"getaddrinfo gave no answer in {budget:.1f}s"
-        )
-    except (socket.gaierror, OSError, UnicodeError) as exc:
-        error = ErrorInfo.from_exception(exc)
-    if addresses:
+        start = self._start
+        budget = ctx.budget(ctx.options.dns_timeout)
+        if ctx.options.nameservers:
+            answers = await self._ask(ctx.options.nameservers, budget)
+            return _from_direct_answers(target.host, answers, start)
+
+        addresses: list[str] = []
+        try:
+            with anyio.fail_after(budget):
+                infos = await anyio.to_thread.run_sync(
+                    _getaddrinfo, target.host, target.port, abandon_on_cancel=True
+                )
+            addresses = _unique_addresses(infos)
+        except TimeoutError:
+            self._error = ErrorInfo(
+                type="TimeoutError", message=f"getaddrinfo gave no answer in {budget:.1f}s"
+            )
+        except (socket.gaierror, OSError, UnicodeError) as exc:
+            self._error = ErrorInfo.from_exception(exc)
+        if addresses:
+            return DnsStep(
+                status="ok",
+                host=target.host,
+                addresses=addresses,
+                duration_ms=elapsed_ms(start),
+            )
+
+        # getaddrinfo failed: ask the configured name servers why.
+        await import_off_loop("dns.resolver")  # dnspython's first import: see _lazy.py
+        answers = await self._ask(_system_nameservers(), ctx.budget(ctx.options.dns_timeout))
+        error = self._error
         return DnsStep(
-            status="ok",
+            status="failed",
+            reason=error.message if error else "no address",
             host=target.host,
-            addresses=addresses,
-            duration_ms=_ms_since(start),
+            error=error,
+            rcode=_verdict(answers) if answers else None,
+            queries=answers,
+            duration_ms=elapsed_ms(start),
         )
 
-    # getaddrinfo failed: ask the configured name servers why.
-    await import_off_loop("dns.resolver")  # dnspython's first import: see _lazy.py
-    nameservers = _system_nameservers()
-    answers = await _ask_nameservers(target.host, nameservers, ctx.budget(ctx.options.dns_timeout))
-    rcode = _verdict(answers) if answers else None
-    return DnsStep(
-        status="failed",
-        reason=error.message if error else "no address",
-        host=target.host,
-        addresses=[],
-        error=error,
-        rcode=rcode,
-        queries=answers,
-        duration_ms=_ms_since(start),
-    )
+    async def _ask(self, nameservers: Sequence[str], budget: float) -> list[NameserverAnswer]:
+        self._nameservers_asked = nameservers
+        await _ask_nameservers(self._ctx.target.host, nameservers, budget, self._answers)
+        return _in_order(self._answers, nameservers)
 
 
 def _getaddrinfo(host: str, port: int) -> list[tuple[int, str]]:
@@ -125,13 +167,13 @@ def _system_nameservers() -> tuple[str, ...]:
 
 
 async def _ask_nameservers(
-    host: str, nameservers: Sequence[str], budget: float
-) -> list[NameserverAnswer]:
-    """Query A and AAAA at every server concurrently, each bounded by ``budget``."""
+    host: str, nameservers: Sequence[str], budget: float, answers: list[NameserverAnswer]
+) -> None:
+    """Query A and AAAA at every server concurrently, each bounded by ``budget``; each answer
+    is appended to ``answers`` as it comes."""
     await import_off_loop(*_QUERY_MODULES)
     import dns.name
 
-    answers: list[NameserverAnswer] = []
     name = dns.name.from_text(host)
 
     async def ask(ns: str, qtype: str) -> None:
@@ -141,14 +183,20 @@ async def _ask_nameservers(
         for ns in nameservers[:3]:
             for qtype in ("A", "AAAA"):
                 tg.start_soon(ask, ns, qtype)
+
+
+def _in_order(
+    answers: Sequence[NameserverAnswer], nameservers: Sequence[str]
+) -> list[NameserverAnswer]:
+    """The answers in the order asked: server by server, A before AAAA."""
     order = {
         (ns, q): i for i, (ns, q) in enumerate((n, q) for n in nameservers for q in ("A", "AAAA"))
     }
-    answers.sort(key=lambda a: order.get((a.nameserver, a.qtype), 0))
-    return answers
+    return sorted(answers, key=lambda a: order.get((a.nameserver, a.qtype), 0))
 
 
 async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> NameserverAnswer:
+    import dns.asyncbackend
     import dns.asyncquery
     import dns.exception
     import dns.flags
@@ -157,6 +205,9 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
     import dns.rdatatype
 
     address, port = parse_nameserver(ns)
+    # The running loop's backend, named: dnspython's default is the first one it sniffed,
+    # kept for the life of the process (asyncio, then trio, in one process would fail).
+    backend = dns.asyncbackend.get_backend(sniffio.current_async_library())
     query = dns.message.make_query(name, dns.rdatatype.from_text(qtype))
     start = time.perf_counter()
     rcode: Rcode
@@ -164,9 +215,13 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
     addresses: list[str] = []
     try:
         with anyio.fail_after(max(budget, 0.01)):
-            response = await dns.asyncquery.udp(query, address, port=port, timeout=budget)
+            response = await dns.asyncquery.udp(
+                query, address, port=port, timeout=budget, backend=backend
+            )
             if response.flags & dns.flags.TC:
-                response = await dns.asyncquery.tcp(query, address, port=port, timeout=budget)
+                response = await dns.asyncquery.tcp(
+                    query, address, port=port, timeout=budget, backend=backend
+                )
     except (TimeoutError, dns.exception.Timeout):
         rcode = "TIMEOUT"
         detail = f"no answer in {budget:.1f}s"
@@ -194,7 +249,7 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
         qtype=qtype,
         rcode=rcode,
         addresses=addresses,
-        elapsed_ms=_ms_since(start),
+        elapsed_ms=elapsed_ms(start),
         detail=detail,
     )
 
@@ -230,7 +285,7 @@ def _from_direct_answers(host: str, answers: list[NameserverAnswer], start: floa
             addresses=addresses[:_MAX_ADDRESSES],
             queries=answers,
             rcode="NOERROR",
-            duration_ms=_ms_since(start),
+            duration_ms=elapsed_ms(start),
         )
     rcode = _verdict(answers) if answers else "TIMEOUT"
     return DnsStep(
@@ -240,9 +295,5 @@ def _from_direct_answers(host: str, answers: list[NameserverAnswer], start: floa
         source="nameservers",
         rcode=rcode,
         queries=answers,
-        duration_ms=_ms_since(start),
+        duration_ms=elapsed_ms(start),
     )
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)

@@ -22,11 +22,12 @@ import httpx
 from anyio.abc import ByteStream
 
 from ..protocols.sniff import describe_bytes
-from ..steps import ApplicationStep
-from ..steps.http import HEADERS_OF_INTEREST, HttpFailure, HttpHop, HttpResult
+from ..steps import HEADERS_OF_INTEREST, ApplicationStep, HttpFailure, HttpHop, HttpResult
 from ..target import redact_query
 from ._context import ProbeContext
-from .tls import alert_of, error_info
+from ._io import STREAM_ERRORS, StreamError, elapsed_ms, error_info, stream_error
+from .ssl_contexts import unused_context
+from .tls import alert_of
 
 __all__ = ["probe_http"]
 
@@ -38,11 +39,10 @@ _PEEK = 64
 _LONG_HEADERS = 64 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 class _Stream(httpcore.AsyncNetworkStream):
-    """httpcore's view of the diagnosis's stream; remembers the first bytes and TLS alerts."""
+    """httpcore's view of the diagnosis's stream; remembers the first bytes and what broke it."""
 
     def __init__(self, ctx: ProbeContext, stream: ByteStream) -> None:
         self._ctx = ctx
@@ -51,15 +51,17 @@ class _Stream(httpcore.AsyncNetworkStream):
         self.received = 0
         self.first_byte_at: float | None = None
         self.sent_at: float | None = None
-        self.tls_error: ssl.SSLError | None = None
-        #: The socket error under a failed read or write (httpcore's re-raise can lose it
-        #: from the exception chain: an RST then read as a plain close).
-        self.transport_error: OSError | None = None
+        #: What ended the exchange at the stream (a TLS alert, an RST...): httpcore's
+        #: re-raise can lose the socket error from the exception chain.
+        self.failure: StreamError | None = None
 
-    def _transport(self, exc: BaseException) -> None:
-        cause = exc if isinstance(exc, OSError) else exc.__cause__
-        if isinstance(cause, OSError) and self.transport_error is None:
-            self.transport_error = cause
+    def _failed(self, exc: BaseException) -> str:
+        failure = stream_error(exc)
+        if self.failure is None:
+            self.failure = failure
+        if failure.tls_reason is not None:
+            return f"TLS: {failure.tls_reason}"
+        return failure.error.message
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         try:
@@ -69,12 +71,8 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.ReadTimeout("no data within the read timeout") from None
         except anyio.EndOfStream:
             return b""
-        except ssl.SSLError as exc:
-            self.tls_error = exc
-            raise httpcore.ReadError(f"TLS: {exc.reason or exc}") from exc
-        except _TRANSPORT_ERRORS as exc:
-            self._transport(exc)
-            raise httpcore.ReadError(str(exc.__cause__ or exc)) from exc
+        except STREAM_ERRORS as exc:
+            raise httpcore.ReadError(self._failed(exc)) from exc
         self.received += len(data)
         if data and self.first_byte_at is None:
             self.first_byte_at = time.perf_counter()
@@ -91,12 +89,8 @@ class _Stream(httpcore.AsyncNetworkStream):
                 await self._stream.send(buffer)
         except TimeoutError:
             raise httpcore.WriteTimeout("could not send within the timeout") from None
-        except ssl.SSLError as exc:
-            self.tls_error = exc
-            raise httpcore.WriteError(f"TLS: {exc.reason or exc}") from exc
-        except _TRANSPORT_ERRORS as exc:
-            self._transport(exc)
-            raise httpcore.WriteError(str(exc.__cause__ or exc)) from exc
+        except STREAM_ERRORS as exc:
+            raise httpcore.WriteError(self._failed(exc)) from exc
         if self.sent_at is None:
             self.sent_at = time.perf_counter()
 
@@ -183,23 +177,15 @@ class _Body(httpx.AsyncByteStream):
 class _OneConnectionTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one httpcore connection on the established stream."""
 
-    _dummy_context: ssl.SSLContext | None = None
-
     def __init__(self, stream: _Stream) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             # Never used for a handshake (start_tls is a no-op), but httpcore would build a
             # default one (loading the trust store) on every connection without it.
-            ssl_context=self._context(),
+            ssl_context=unused_context(),
             network_backend=_OneStreamBackend(stream),
             max_connections=1,
             retries=0,
         )
-
-    @classmethod
-    def _context(cls) -> ssl.SSLContext:
-        if cls._dummy_context is None:
-            cls._dummy_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        return cls._dummy_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
@@ -329,7 +315,7 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
         protocol="http",
         reason=f"{status} {response.reason_phrase}".strip() + note,
         http=result,
-        duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
+        duration_ms=elapsed_ms(start),
     )
 
 
@@ -353,6 +339,7 @@ def _failed(
         # A status line, then headers without end: httpcore gave up buffering them.
         peer_sent += f" whose headers did not end within {seam.received // 1024} KiB"
 
+    broke = seam.failure
     if isinstance(exc, httpx.TimeoutException):
         failure = "timeout"
         reason = "no response headers within the read timeout"
@@ -360,9 +347,9 @@ def _failed(
             reason = (
                 f"{seam.received} bytes but no complete response headers within the read timeout"
             )
-    elif seam.tls_error is not None:
+    elif broke is not None and broke.kind == "tls_alert":
         failure = "tls_alert"
-        tls_alert = alert_of(seam.tls_error.reason) or seam.tls_error.reason
+        tls_alert = alert_of(broke.tls_reason) or broke.tls_reason
         reason = f"the server sent a TLS alert after the handshake ({tls_alert})"
     elif isinstance(exc, httpx.RemoteProtocolError) and first:
         failure = "protocol"
@@ -370,16 +357,20 @@ def _failed(
         reason = f"the answer is not {what}: {peer_sent}"
     elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         failure = "closed"
-        reset = isinstance(seam.transport_error, ConnectionResetError)
+        reset = broke is not None and broke.reset
         reason = f"the server {'reset' if reset else 'closed'} the connection without answering"
     else:
         failure = "error"
         reason = str(exc) or type(exc).__name__
-    root: BaseException = seam.tls_error or seam.transport_error or exc
-    for _ in range(5):  # httpx error <- httpcore error <- the socket or TLS error
-        if root.__cause__ is None:
-            break
-        root = root.__cause__
+    if broke is not None:
+        error = broke.error
+    else:
+        root: BaseException = exc
+        for _ in range(5):  # httpx error <- httpcore error <- the socket or TLS error
+            if root.__cause__ is None:
+                break
+            root = root.__cause__
+        error = error_info(root)
     result = HttpResult(
         method=ctx.options.method,
         url=redact_query(url),
@@ -395,9 +386,9 @@ def _failed(
         status="failed",
         protocol="http",
         reason=reason,
-        error=error_info(root),
+        error=error,
         http=result,
-        duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
+        duration_ms=elapsed_ms(start),
     )
 
 

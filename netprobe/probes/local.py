@@ -28,7 +28,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ..steps.local import LocalHealth
+from ..steps import LocalHealth
 
 __all__ = [
     "MAX_SOCKETS",

@@ -19,23 +19,9 @@ from anyio.abc import SocketStream
 
 from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, TcpStep
 from ._context import ProbeContext
+from ._io import connect_outcome, elapsed_ms, stream_from_socket
 
-__all__ = ["TcpConnector", "connect_address", "stream_from_socket"]
-
-_ERRNO_OUTCOMES: dict[int, ConnectOutcome] = {
-    errno.ECONNREFUSED: "refused",
-    errno.EHOSTUNREACH: "host_unreachable",
-    errno.ENETUNREACH: "network_unreachable",
-    errno.EADDRNOTAVAIL: "port_exhaustion",
-    errno.EMFILE: "fd_exhaustion",
-    errno.ENFILE: "fd_exhaustion",
-    errno.ETIMEDOUT: "timeout",
-    errno.EPERM: "denied",
-    errno.EACCES: "denied",
-    # An RST in SYN_SENT gives ECONNREFUSED (tcp_reset() in the kernel); ECONNRESET means the
-    # handshake had completed and the peer reset the connection before we looked at it.
-    errno.ECONNRESET: "reset",
-}
+__all__ = ["TcpConnector", "connect_address"]
 
 
 def _family_of(address: str) -> socket.AddressFamily:
@@ -65,7 +51,7 @@ async def connect_address(
             port=port,
             family=fam,
             outcome=outcome,
-            connect_ms=round((time.perf_counter() - start) * 1000.0, 3),
+            connect_ms=elapsed_ms(start),
             error=ErrorInfo.from_exception(exc) if exc is not None else None,
             immediate=immediate,
             local_address=local,
@@ -74,7 +60,7 @@ async def connect_address(
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:
-        return attempt(_outcome(exc), exc, immediate=True), None
+        return attempt(connect_outcome(exc), exc, immediate=True), None
     # On loopback an RST can come back within connect() itself: that is not "immediate"
     # in the sense of "no packet left", so only local refusals are flagged.
     try:
@@ -84,7 +70,7 @@ async def connect_address(
             # Refused before any packet left: the routing table, the port allocator...
             error = OSError(err, os.strerror(err))
             sock.close()
-            outcome = _outcome(error)
+            outcome = connect_outcome(error)
             return attempt(outcome, error, immediate=outcome != "refused"), None
         if err == errno.EINPROGRESS:
             with anyio.fail_after(connect_timeout):
@@ -93,13 +79,13 @@ async def connect_address(
             if err:
                 error = OSError(err, os.strerror(err))
                 sock.close()
-                return attempt(_outcome(error), error), None
+                return attempt(connect_outcome(error), error), None
     except TimeoutError:
         sock.close()
         return attempt("timeout"), None
     except OSError as exc:
         sock.close()
-        return attempt(_outcome(exc), exc), None
+        return attempt(connect_outcome(exc), exc), None
     except BaseException:
         sock.close()
         raise
@@ -110,19 +96,6 @@ async def connect_address(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     local = sock.getsockname()
     return attempt("established", local=f"{local[0]}:{local[1]}"), sock
-
-
-async def stream_from_socket(sock: socket.socket) -> SocketStream:
-    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled)."""
-    try:
-        return await SocketStream.from_socket(sock)
-    except BaseException:
-        sock.close()
-        raise
-
-
-def _outcome(exc: OSError) -> ConnectOutcome:
-    return _ERRNO_OUTCOMES.get(exc.errno or -1, "error")
 
 
 class TcpConnector:
@@ -200,6 +173,16 @@ class TcpConnector:
     async def wait_done(self) -> None:
         await self._done.wait()
 
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses tried, in order."""
+        return list(self._addresses)
+
+    @property
+    def connected(self) -> bool:
+        """One address is established (set the moment its connect completes)."""
+        return self._chosen is not None
+
     def pending(self) -> list[str]:
         """Addresses whose connect has no outcome yet (their SYN is still unanswered)."""
         return [a for a in self._addresses if a not in self._results]
@@ -209,7 +192,9 @@ class TcpConnector:
         return self._timeout
 
     def step(self) -> TcpStep:
-        """The TCP step so far; attempts still pending at the deadline count as unanswered."""
+        """The TCP step so far. A connect still waiting is a SYN unanswered so far: its budget
+        was cut to the total deadline when it started, so a diagnosis that ends with it
+        pending ends at that budget (``timeout``, as its own timer would have said)."""
         attempts: list[AddressAttempt] = []
         for addr in self._addresses:
             result = self._results.get(addr)
@@ -219,8 +204,7 @@ class TcpConnector:
                     port=self._ctx.target.port,
                     family="ipv6" if ":" in addr else "ipv4",
                     outcome="timeout",
-                    connect_ms=round((time.perf_counter() - self._start) * 1000.0, 3),
-                    error=ErrorInfo(type="Deadline", message="total deadline reached first"),
+                    connect_ms=elapsed_ms(self._start),
                 )
             attempts.append(result)
         ok = self._chosen is not None

@@ -1,7 +1,8 @@
 """TLS on the established connection: one handshake, and the certificate facts, even on failure.
 
-We drive the handshake ourselves over memory BIOs (the way ``anyio.streams.tls`` does) rather
-than calling ``TLSStream.wrap``, for two observations the wrapper would lose:
+The handshake runs on our own TLS stream (``_io.TlsStream``: an ``SSLObject`` over memory
+BIOs, as ``anyio.streams.tls`` does) rather than ``TLSStream.wrap``, for two observations the
+wrapper would lose:
 
 * the first bytes the peer sent, so that "plain HTTP on the TLS port" is named as such;
 * the ``SSLObject`` after a failed verification, which still holds the chain the server
@@ -9,31 +10,27 @@ than calling ``TLSStream.wrap``, for two observations the wrapper would lose:
   "certificate for other.example, expired 2 days ago, issued by ..." without a second
   connection.
 
-On success the same objects become an ``anyio.streams.tls.TLSStream`` for the application rung.
+On success the same stream carries the application rung.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import functools
-import os
 import ssl
 import time
 from collections.abc import Callable
 
 import anyio
 from anyio.abc import ByteStream
-from anyio.streams.tls import TLSStream
 
-from ..options import Options
+from ..protocols.postgres import SslPolicy
 from ..protocols.sniff import describe_bytes, looks_like_tls
-from ..steps import ErrorInfo, TlsStep
-from ..steps.tls import TlsFailure
+from ..steps import ErrorInfo, TlsFailure, TlsStep
 from ._context import ProbeContext
+from ._io import STREAM_ERRORS, StreamError, StreamFailure, TlsStream, elapsed_ms, stream_error
 from ._lazy import import_off_loop
+from .ssl_contexts import client_context
 
-__all__ = ["alert_of", "client_context", "error_info", "start_tls"]
+__all__ = ["alert_of", "start_tls"]
 
 _PEEK = 64  # bytes of a non-TLS answer kept as evidence
 _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private 3.10-3.12 chain API
@@ -80,76 +77,21 @@ def alert_of(reason: str | None) -> str | None:
     return None
 
 
-def error_info(exc: BaseException) -> ErrorInfo:
-    """``ErrorInfo`` of an exception; an ``SSLError``'s errno is OpenSSL's, not the OS's."""
-    info = ErrorInfo.from_exception(exc)
-    if isinstance(exc, ssl.SSLError):
-        return ErrorInfo(type=info.type, message=str(exc))
-    return info
-
-
-def client_context(options: Options, *, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
-    """The client context for ``options``: the caller's ``ssl_context`` as is, else a cached one.
-
-    The default trusts the system store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured, as
-    OpenSSL's default verify paths do); ``ca_file`` replaces it. Contexts are cached per
-    configuration and per file modification time, so a renewed CA bundle is picked up.
-    """
-    if options.ssl_context is not None:
-        return options.ssl_context
-    files = (options.ca_file, options.client_cert, options.client_key)
-    key = (
-        options.verify,
-        *files,
-        *(_mtime(f) for f in files),
-        os.environ.get("SSL_CERT_FILE"),
-        os.environ.get("SSL_CERT_DIR"),
-        alpn,
-    )
-    return _build_context(key)
-
-
-def _mtime(path: str | None) -> int | None:
-    if path is None:
-        return None
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-@functools.lru_cache(maxsize=32)
-def _build_context(key: tuple[object, ...]) -> ssl.SSLContext:
-    verify, ca_file, client_cert, client_key = key[0], key[1], key[2], key[3]
-    alpn = key[-1]
-    if verify:
-        ctx = ssl.create_default_context(cafile=ca_file if isinstance(ca_file, str) else None)
-    else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if isinstance(client_cert, str):
-        ctx.load_cert_chain(client_cert, client_key if isinstance(client_key, str) else None)
-    if isinstance(alpn, tuple) and alpn:
-        ctx.set_alpn_protocols([str(a) for a in alpn])
-    return ctx
-
-
-async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, ByteStream | None]:
+async def start_tls(
+    ctx: ProbeContext, stream: ByteStream, *, sslmode: SslPolicy | None = None
+) -> tuple[TlsStep, ByteStream | None]:
     """Run the TLS handshake over ``stream``; return the step and the TLS stream (None on failure).
 
-    Never raises for a network or TLS fault; outer cancellation propagates.
+    ``sslmode``: the handshake is PostgreSQL's in-protocol one, verified as the DSN's
+    sslmode says (``ssl_contexts.client_context``). Never raises for a network or TLS
+    fault; outer cancellation propagates.
     """
     target = ctx.target
     server_name = None if target.is_ip else target.host
     start = time.perf_counter()
-
-    def ms() -> float:
-        return round((time.perf_counter() - start) * 1000.0, 3)
-
     alpn = ("http/1.1",) if target.protocol == "http" else ()
     try:
-        ssl_ctx = client_context(ctx.options, alpn=alpn)
+        ssl_ctx = client_context(ctx.options, alpn=alpn, sslmode=sslmode)
     except (OSError, ssl.SSLError) as exc:
         return (
             TlsStep(
@@ -162,41 +104,37 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
             None,
         )
     verified = ssl_ctx.verify_mode != ssl.CERT_NONE
-    hs = _Handshake(stream, ssl_ctx, target.host)
-    failure: TlsFailure | None = None
-    error: BaseException | None = None
+    tls = TlsStream(stream, ssl_ctx, target.host)
+    first = bytearray()
+    eof = False
+
+    def observe(data: bytes) -> None:
+        nonlocal eof
+        eof = eof or not data
+        if len(first) < _PEEK:
+            first.extend(data[: _PEEK - len(first)])
+
+    failed: StreamError | None = None
     try:
         with anyio.fail_after(ctx.budget(ctx.options.read_timeout)):
-            await hs.run()
-    except TimeoutError as exc:
-        failure, error = "timeout", exc
-    except ssl.SSLCertVerificationError as exc:
-        failure, error = "verify", exc
-    except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ssl.SSLSyscallError) as exc:
-        failure, error = "closed", exc
-    except ssl.SSLError as exc:
-        failure, error = "alert", exc
-    except ConnectionAbortedError as exc:
-        # asyncio's start_tls reports its handshake timeout as a bare ConnectionAbortedError
-        # (no errno); a real ECONNABORTED from the kernel is a closed connection.
-        failure, error = ("closed" if exc.errno == errno.ECONNABORTED else "timeout"), exc
-    except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-        failure, error = "closed", exc
+            await tls.handshake(observe)
+    except STREAM_ERRORS as exc:
+        failed = stream_error(exc)
 
     # cryptography (~30 ms of imports) only once a certificate is there to describe, and
     # off the event loop, where the total deadline can cut it (see _lazy.py).
     await import_off_loop("netprobe.protocols.x509")
     from ..protocols.x509 import describe_chain
 
-    chain = describe_chain(_presented_chain(hs.ssl_object))
+    chain = describe_chain(_presented_chain(tls.ssl_object))
     common: dict[str, object] = {
         "server_name": server_name,
         "verified": verified,
         "chain": chain,
-        "duration_ms": ms(),
+        "duration_ms": elapsed_ms(start),
     }
-    if failure is None:
-        obj = hs.ssl_object
+    if failed is None:
+        obj = tls.ssl_object
         cipher = obj.cipher()
         step = TlsStep(
             status="ok",
@@ -205,43 +143,43 @@ async def start_tls(ctx: ProbeContext, stream: ByteStream) -> tuple[TlsStep, Byt
             alpn=obj.selected_alpn_protocol(),
             **common,
         )
-        tls_stream = TLSStream(
-            transport_stream=stream,
-            standard_compatible=False,  # no close_notify round trip when the diagnosis ends
-            _ssl_object=obj,
-            _read_bio=hs.incoming,
-            _write_bio=hs.outgoing,
-        )
-        return step, tls_stream
+        return step, tls
 
-    assert error is not None
-    first = bytes(hs.first_bytes)
-    if first and not looks_like_tls(first):
+    failure = _FAILURES[failed.kind]
+    peer = bytes(first)
+    if peer and not looks_like_tls(peer):
         failure = "not_tls"
-    elif failure in ("alert", "closed") and hs.eof and not first:
+    elif failure in ("alert", "closed") and eof and not peer:
         failure = "closed"
-    cause = error.__cause__ if isinstance(error, anyio.BrokenResourceError) else None
-    info = error_info(cause or error)
-    reason_code = getattr(error, "reason", None)
-    ssl_reason = reason_code if isinstance(reason_code, str) else None
-    verify_code = getattr(error, "verify_code", None)
-    verify_message = getattr(error, "verify_message", None)
-    verify_text = verify_message if isinstance(verify_message, str) else None
-    alert = alert_of(ssl_reason)
+    info = failed.error
+    alert = alert_of(failed.tls_reason)
+    reason = _failure_reason(failure, info, peer, failed.verify_message, alert, failed.tls_reason)
     step = TlsStep(
         status="failed",
-        reason=_failure_reason(failure, info, first, verify_text, alert, ssl_reason),
+        reason=reason,
         error=info,
         failure=failure,
-        verify_code=verify_code if isinstance(verify_code, int) else None,
-        verify_message=verify_text,
-        ssl_reason=ssl_reason,
+        verify_code=failed.verify_code,
+        verify_message=failed.verify_message,
+        ssl_reason=failed.tls_reason,
         alert=alert,
-        peer_sent=describe_bytes(first) if failure == "not_tls" else None,
-        peer_bytes=first.hex() if first else None,
+        peer_sent=describe_bytes(peer) if failure == "not_tls" else None,
+        peer_bytes=peer.hex() if peer else None,
         **common,
     )
     return step, None
+
+
+#: What ended the handshake (the I/O seam's words) -> the TLS rung's failure kind.
+_FAILURES: dict[StreamFailure, TlsFailure] = {
+    "timeout": "timeout",
+    "tls_verify": "verify",
+    "tls_alert": "alert",
+    "tls_closed": "closed",
+    "eof": "closed",
+    "broken": "closed",
+    "closed": "closed",
+}
 
 
 def _failure_reason(
@@ -284,52 +222,3 @@ def _presented_chain(obj: ssl.SSLObject) -> list[bytes]:
     except (ssl.SSLError, ValueError):
         return []
     return [leaf] if leaf else []
-
-
-class _Handshake:
-    """The client handshake over memory BIOs, keeping the first bytes the peer sent."""
-
-    def __init__(self, stream: ByteStream, ssl_ctx: ssl.SSLContext, host: str) -> None:
-        self.stream = stream
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        # An IP literal as server_hostname sends no SNI and checks the IP SANs instead.
-        self.ssl_object = ssl_ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
-        self.first_bytes = bytearray()
-        self.eof = False
-
-    async def run(self) -> None:
-        while True:
-            try:
-                self.ssl_object.do_handshake()
-            except ssl.SSLWantReadError:
-                await self._flush()
-                await self._receive()
-            except ssl.SSLWantWriteError:
-                await self._flush()
-            except ssl.SSLError:
-                # Send our own alert (e.g. bad_certificate) so the server logs why.
-                await self._flush_quietly()
-                raise
-            else:
-                await self._flush()
-                return
-
-    async def _receive(self) -> None:
-        try:
-            data = await self.stream.receive()
-        except anyio.EndOfStream:
-            self.eof = True
-            self.incoming.write_eof()
-            return
-        if len(self.first_bytes) < _PEEK:
-            self.first_bytes += data[: _PEEK - len(self.first_bytes)]
-        self.incoming.write(data)
-
-    async def _flush(self) -> None:
-        if self.outgoing.pending:
-            await self.stream.send(self.outgoing.read())
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._flush()

@@ -18,11 +18,11 @@ import asyncio
 import time
 
 import anyio
-import sniffio
 from anyio.abc import TaskGroup
 
-from ..steps import AddressAttempt, ErrorInfo, TcpStep
+from ..steps import AddressAttempt, TcpStep
 from ._context import ProbeContext
+from ._io import elapsed_ms, on_asyncio
 from .icmp import Pinger
 from .tcp import TcpConnector, connect_address
 
@@ -54,17 +54,13 @@ class Witness:
 
     def start(self, tg: TaskGroup) -> None:
         """Start watching the connect. On asyncio a loop timer spawns the canary task only
-        once the SYN has been silent for the delay (a healthy connect costs no task);
-        elsewhere ``run()`` in a task of ``tg``."""
+        once the SYN has been silent for the delay (a healthy connect costs no task:
+        benchmarks/RESULTS-overhead.md); the timer lives no longer than the diagnosis, whose
+        ``finally`` calls ``close()``. Elsewhere (trio) ``run()`` in a task of ``tg``."""
         if not self._ctx.options.canary:
             self._done.set()
             return
-        try:
-            loop = (
-                asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
-            )
-        except (RuntimeError, sniffio.AsyncLibraryNotFoundError):
-            loop = None
+        loop = on_asyncio()
         if loop is None:
             tg.start_soon(self.run)
             return
@@ -140,10 +136,11 @@ class Witness:
         await self._done.wait()
 
     def attempts(self) -> list[AddressAttempt]:
-        """Canary attempts so far; those cut short by the end of the diagnosis say so."""
+        """Canary attempts so far. One still waiting when the diagnosis ended is unanswered
+        within its budget (which ends with the connect's, cut to the total deadline)."""
         done = {(a.address, a.port) for a in self._attempts}
         out = list(self._attempts)
-        elapsed = (time.perf_counter() - self._started) * 1000.0 if self._started else None
+        elapsed = elapsed_ms(self._started) if self._started else None
         for address, port in self._planned:
             if (address, port) not in done:
                 out.append(
@@ -152,8 +149,7 @@ class Witness:
                         port=port,
                         family="ipv6" if ":" in address else "ipv4",
                         outcome="timeout",
-                        connect_ms=round(elapsed, 3) if elapsed is not None else None,
-                        error=ErrorInfo(type="Deadline", message="the diagnosis ended first"),
+                        connect_ms=elapsed,
                     )
                 )
         order = {key: i for i, key in enumerate(self._planned)}
@@ -162,5 +158,5 @@ class Witness:
     def annotate(self, step: TcpStep) -> TcpStep:
         """The TCP step with the canary attempts (and whether the canary was allowed)."""
         return step.model_copy(
-            update={"canary": self.attempts(), "canary_enabled": self._ctx.options.canary}
+            update={"canary": tuple(self.attempts()), "canary_enabled": self._ctx.options.canary}
         )

@@ -14,6 +14,7 @@ Parsers return an event, ``None`` for "need more bytes", or raise :class:`Protoc
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .mismatch import ProtocolMismatch
@@ -154,7 +155,7 @@ class SslPolicy:
     check_hostname: bool
 
 
-def ssl_policy(params: dict[str, str]) -> SslPolicy:
+def ssl_policy(params: Mapping[str, str]) -> SslPolicy:
     """The policy of a target's query parameters (default ``prefer``, libpq's default)."""
     mode = params.get("sslmode", "prefer")
     return SslPolicy(

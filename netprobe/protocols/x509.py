@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from ..steps.tls import CertificateInfo
+from ..steps import CertificateInfo
 
 __all__ = ["describe_certificate", "describe_chain"]
 

@@ -95,7 +95,7 @@ def test_local_health_counts_sockets_toward_the_target(
 ) -> None:
     report = _report(verdicts, "CLOSE_WAIT accumulation")
     assert report.local is not None and report.local.count("CLOSE_WAIT") == 12
-    assert report.local.toward == ["198.18.0.10:82"]
+    assert report.local.toward == ("198.18.0.10:82",)
 
 
 def test_port_exhaustion_and_time_wait_pressure(lab: Lab, verdicts: dict[str, Any]) -> None:

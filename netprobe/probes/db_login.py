@@ -1,0 +1,316 @@
+"""The authenticated checks: log in with the target's credentials and run the validation
+query, the way a connection pool does. The ecosystem's drivers log in (asyncpg, asyncmy,
+redis-py); we never write authentication by hand. Their TLS is configured from the same
+options as the greeting's (``ssl_contexts.py``).
+
+The drivers are asyncio-only: under another backend (trio) a session runs on an asyncio loop
+of its own in a worker thread (:class:`DriverSession`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ..protocols import postgres as pg
+from ..steps import DatabaseResult, ErrorInfo
+from ._context import ProbeContext
+from ._io import elapsed_ms, on_asyncio
+from .ssl_contexts import asyncpg_ssl, redis_connection
+
+__all__ = ["DriverLogin", "DriverSession", "login_once"]
+
+
+async def login_once(ctx: ProbeContext) -> DatabaseResult:
+    """One authenticated check: log in, run the validation query, log out."""
+    session = DriverSession(ctx)
+    try:
+        return await session.open()
+    finally:
+        await session.close()
+
+
+class DriverSession:
+    """A :class:`DriverLogin` on an asyncio event loop, whatever the caller's backend.
+
+    The drivers are asyncio-only. On asyncio the session runs on the caller's loop. Under
+    another backend (trio) it runs on an asyncio loop of its own, in a worker thread (anyio's
+    blocking portal), for as long as the session is open: a pool can hold it, validate it
+    and close it like any other. A cancellation abandons the call in progress, which ends
+    within the login's own timeouts; ``close()`` always stops the loop and its thread.
+    """
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.login = DriverLogin(ctx)
+        self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+
+    async def open(self) -> DatabaseResult:
+        if on_asyncio() is not None:
+            return await self.login.open()
+        self._portal_cm = start_blocking_portal("asyncio")
+        self._portal = await anyio.to_thread.run_sync(self._portal_cm.__enter__)
+        return await self._call(self.login.open)
+
+    async def validate(self) -> DatabaseResult:
+        if self._portal is None:
+            return await self.login.validate()
+        return await self._call(self.login.validate)
+
+    async def close(self) -> DatabaseResult:
+        """Log out (bounded), and stop the session's own loop if it has one."""
+        portal_cm, portal = self._portal_cm, self._portal
+        self._portal_cm = self._portal = None
+        if portal is None:
+            return await self.login.close()
+        result = self.login.result
+        with anyio.CancelScope(shield=True):
+            try:
+                result = await anyio.to_thread.run_sync(portal.call, self.login.close)
+            finally:
+                assert portal_cm is not None
+                await anyio.to_thread.run_sync(portal_cm.__exit__, None, None, None)
+        return result
+
+    async def _call(self, method: Callable[[], Awaitable[DatabaseResult]]) -> DatabaseResult:
+        assert self._portal is not None
+        return await anyio.to_thread.run_sync(self._portal.call, method, abandon_on_cancel=True)
+
+
+class DriverLogin:
+    """Log in with the target's credentials and run the validation query, the way a pool does."""
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.ctx = ctx
+        self.conn: Any = None
+        t = ctx.target
+        self.result = DatabaseResult(
+            protocol=t.protocol,
+            outcome="driver_error",
+            phase="login",
+            authenticated=True,
+            login_user=t.username,
+        )
+
+    def _timeout(self) -> float:
+        return max(
+            0.1,
+            self.ctx.budget(max(self.ctx.options.read_timeout, self.ctx.options.connect_timeout)),
+        )
+
+    async def open(self) -> DatabaseResult:
+        """Log in and validate (on an asyncio loop: see :class:`DriverSession`)."""
+        proto = self.ctx.target.protocol
+        start = time.perf_counter()
+        try:
+            with anyio.fail_after(self._timeout()):
+                if proto == "postgresql":
+                    await self._pg_login()
+                elif proto == "mysql":
+                    await self._mysql_login()
+                else:
+                    await self._redis_login()
+            self.result = self.result.replace(login_ms=elapsed_ms(start))
+            return await self.validate()
+        except TimeoutError:
+            return self._set(outcome="timeout", login_ms=elapsed_ms(start))
+        except ImportError as exc:
+            return self._set(outcome="unavailable", error_message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - driver exceptions are mapped to data here
+            return self._set(login_ms=elapsed_ms(start), **_driver_error(proto, exc))
+
+    def _set(self, **changes: Any) -> DatabaseResult:
+        self.result = self.result.replace(**changes)
+        return self.result
+
+    async def _pg_login(self) -> None:
+        import asyncpg
+
+        t = self.ctx.target
+        self.conn = await asyncpg.connect(
+            host=t.host,
+            port=t.port,
+            user=t.username,
+            password=t.password.get_secret_value() if t.password else None,
+            database=t.path or None,
+            ssl=asyncpg_ssl(self.ctx.options, pg.ssl_policy(t.params)),
+            timeout=self._timeout(),
+        )
+        version = self.conn.get_server_version()
+        raw = self.conn.get_settings().server_version
+        self._set(server="postgresql", version=raw or f"{version.major}.{version.minor}")
+
+    async def _mysql_login(self) -> None:
+        import asyncmy
+
+        t = self.ctx.target
+        self.conn = await asyncmy.connect(
+            host=t.host,
+            port=t.port,
+            user=t.username or "",
+            password=t.password.get_secret_value() if t.password else "",
+            database=t.path or None,
+            connect_timeout=max(1, int(self._timeout())),
+        )
+        info = str(self.conn.get_server_info())
+        self._set(
+            server="mariadb" if "mariadb" in info.lower() else "mysql",
+            version=info.removeprefix("5.5.5-"),
+        )
+
+    async def _redis_login(self) -> None:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        t = self.ctx.target
+        tls: dict[str, Any] = {}
+        if t.tls:  # the same verification and client certificate as the greeting's TLS
+            tls["connection_class"] = redis_connection(self.ctx.options)
+        pool = aioredis.ConnectionPool(
+            host=t.host,
+            port=t.port,
+            username=t.username or None,
+            password=t.password.get_secret_value() if t.password else None,
+            db=int(t.path or 0),
+            socket_connect_timeout=self._timeout(),
+            socket_timeout=self._timeout(),
+            retry=Retry(NoBackoff(), 0),  # one attempt: a probe reports, it does not retry
+            **tls,
+        )
+        self.conn = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+        await self.conn.ping()  # AUTH is sent on connect
+        self._set(server="redis")
+        try:
+            info = await self.conn.info("server")
+            self._set(version=str(info.get("redis_version")) if info else None)
+        except Exception:  # noqa: BLE001 - INFO may be forbidden by ACL: the version is optional
+            pass
+
+    async def validate(self) -> DatabaseResult:
+        """Run the validation query on the open session."""
+        if self.conn is None:
+            return self.result
+        proto = self.ctx.target.protocol
+        start = time.perf_counter()
+        query = "PING" if proto == "redis" else "SELECT 1"
+        try:
+            with anyio.fail_after(self._timeout()):
+                if proto == "postgresql":
+                    await self.conn.fetchval("SELECT 1")
+                elif proto == "mysql":
+                    async with self.conn.cursor() as cur:
+                        await cur.execute("SELECT 1")
+                        await cur.fetchone()
+                else:
+                    await self.conn.ping()
+        except TimeoutError:
+            return self._set(
+                outcome="timeout",
+                phase="validation",
+                validation=query,
+                validation_ms=elapsed_ms(start),
+            )
+        except Exception as exc:  # noqa: BLE001 - driver exceptions are mapped to data here
+            return self._set(
+                phase="validation",
+                validation=query,
+                validation_ms=elapsed_ms(start),
+                **_driver_error(proto, exc),
+            )
+        return self._set(
+            outcome="validated",
+            phase="validation",
+            validation=query,
+            validation_ms=elapsed_ms(start),
+        )
+
+    async def close(self) -> DatabaseResult:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return self.result
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2.0) as scope:
+            try:
+                if self.ctx.target.protocol == "redis":
+                    await conn.aclose()
+                elif self.ctx.target.protocol == "mysql":
+                    await conn.ensure_closed()
+                else:
+                    await conn.close()
+            except Exception:  # noqa: BLE001 - a failing goodbye is only recorded
+                self._set(closed_cleanly=False)
+                return self.result
+        if scope.cancelled_caught:
+            if self.ctx.target.protocol == "postgresql":
+                conn.terminate()
+            else:
+                _force_close(conn)
+            return self._set(closed_cleanly=False)
+        return self._set(closed_cleanly=True)
+
+
+def _force_close(conn: Any) -> None:
+    close = getattr(conn, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):  # best effort after a timed-out goodbye
+            close()
+
+
+def _driver_error(proto: str, exc: BaseException) -> dict[str, Any]:
+    """A driver exception, reduced to the server's code and message (never the password)."""
+    if proto == "postgresql":
+        state = getattr(exc, "sqlstate", None)
+        if isinstance(state, str):
+            fields = {}
+            detail = getattr(exc, "detail", None)
+            if detail:
+                fields["detail"] = str(detail)
+            return {
+                "outcome": "server_error",
+                "error_code": state,
+                "sqlstate": state,
+                "error_message": str(exc),
+                "error_fields": fields,
+            }
+    elif proto == "mysql":
+        args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+        if len(args) >= 2 and isinstance(args[0], int) and args[0] >= 1000:
+            return {
+                "outcome": "server_error",
+                "error_code": str(args[0]),
+                "error_message": str(args[1]),
+            }
+    else:
+        text = str(exc)
+        prefix = _redis_prefix(type(exc).__name__, text)
+        if prefix is not None:
+            return {"outcome": "server_error", "error_code": prefix, "error_message": text}
+    info = ErrorInfo.from_exception(exc)
+    outcome = "closed" if isinstance(exc, (OSError, ConnectionError)) else "driver_error"
+    return {"outcome": outcome, "error_message": f"{info.type}: {info.message}"}
+
+
+_REDIS_EXC_PREFIX = {
+    "AuthenticationError": "WRONGPASS",
+    "AuthenticationWrongNumberOfArgsError": "WRONGPASS",
+    "BusyLoadingError": "LOADING",
+    "NoPermissionError": "NOPERM",
+}
+
+
+def _redis_prefix(exc_type: str, text: str) -> str | None:
+    # redis-py strips the prefix of the errors it maps to its own classes.
+    if exc_type in _REDIS_EXC_PREFIX:
+        return _REDIS_EXC_PREFIX[exc_type]
+    if "max number of clients reached" in text:
+        return "ERR"
+    head = text.split(" ", 1)[0]
+    if head.isupper() and head.isalpha() and len(head) <= 16:
+        return head
+    return None

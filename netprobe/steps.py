@@ -1,0 +1,482 @@
+"""What the probes observed, rung by rung: plain data, in one module (as h11 keeps its events).
+
+Every model is frozen and holds tuples and read-only maps, never lists or dicts: a report is
+a record, and nothing reachable from it can change after it was built. Probes build these;
+classification (``netprobe/classify/``) reads them; nothing here decides what is wrong.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ._frozen import Frozen, FrozenMap
+
+__all__ = [
+    "HEADERS_OF_INTEREST",
+    "AddressAttempt",
+    "ApplicationStep",
+    "CertificateInfo",
+    "ConnectOutcome",
+    "DatabaseOutcome",
+    "DatabasePhase",
+    "DatabaseResult",
+    "DeadlineCut",
+    "DnsStep",
+    "ErrorInfo",
+    "HttpFailure",
+    "HttpHop",
+    "HttpResult",
+    "IcmpAddressResult",
+    "IcmpStep",
+    "LocalHealth",
+    "NameserverAnswer",
+    "Rcode",
+    "Rung",
+    "Step",
+    "StepBase",
+    "StepStatus",
+    "TcpStep",
+    "TlsFailure",
+    "TlsStep",
+]
+
+
+# -- Shared pieces -------------------------------------------------------------------------------
+
+StepStatus = Literal["ok", "failed", "skipped"]
+
+
+class ErrorInfo(Frozen):
+    """An exception, reduced to data: its type, errno (number and name) and message."""
+
+    type: str
+    errno: int | None = None
+    errno_name: str | None = None
+    message: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """Plain data (type, errno, message) of an exception: reports never hold live exceptions."""
+        err = getattr(exc, "errno", None)
+        err = err if isinstance(err, int) else None
+        message = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return cls(
+            type=type(exc).__name__,
+            errno=err,
+            errno_name=errno_mod.errorcode.get(err) if err is not None else None,
+            message=str(message),
+        )
+
+
+class StepBase(Frozen):
+    """One rung of the ladder: did it work, and if not, why was it not ok."""
+
+    status: StepStatus
+    reason: str | None = None
+    duration_ms: float | None = None
+
+
+# -- The DNS rung --------------------------------------------------------------------------------
+
+#: What a name server said (or did not): the distinctions getaddrinfo loses.
+Rcode = Literal["NOERROR", "NXDOMAIN", "NODATA", "SERVFAIL", "REFUSED", "TIMEOUT", "ERROR"]
+
+
+class NameserverAnswer(Frozen):
+    """One direct query to one name server, made only when getaddrinfo failed."""
+
+    nameserver: str
+    qtype: Literal["A", "AAAA"]
+    rcode: Rcode
+    addresses: tuple[str, ...] = Field(default_factory=tuple)
+    elapsed_ms: float | None = None
+    detail: str | None = None
+
+
+class DnsStep(StepBase):
+    """Name resolution as the application does it (getaddrinfo), with a direct-query diagnosis."""
+
+    name: Literal["dns"] = "dns"
+    host: str
+    source: Literal["literal", "getaddrinfo", "nameservers"] = "getaddrinfo"
+    addresses: tuple[str, ...] = Field(
+        default_factory=tuple, description="Resolved addresses, in order."
+    )
+    error: ErrorInfo | None = Field(None, description="getaddrinfo's error (gaierror), if any.")
+    rcode: Rcode | None = Field(None, description="The verdict of the direct queries, if made.")
+    queries: tuple[NameserverAnswer, ...] = Field(default_factory=tuple)
+
+
+# -- The ICMP rung -------------------------------------------------------------------------------
+
+
+class IcmpAddressResult(Frozen):
+    """Echoes to one address: how many came back, how fast, and any ICMP error.
+
+    ``pending`` echoes were still awaiting their reply when the diagnosis ended (the TCP and
+    application rungs were done first): they are neither answered nor lost.
+    """
+
+    address: str
+    sent: int = 0
+    received: int = 0
+    pending: int = 0
+    rtt_min_ms: float | None = None
+    rtt_avg_ms: float | None = None
+    rtt_max_ms: float | None = None
+    unreachable: str | None = Field(
+        None, description="Meaning of an ICMP destination-unreachable (or other error) received."
+    )
+    unreachable_from: str | None = Field(
+        None, description="Who sent the ICMP error (a router, a firewall, or this host itself)."
+    )
+    immediate: bool = Field(
+        False, description="The echo could not even be sent (local routing table or policy)."
+    )
+
+    @property
+    def lost(self) -> int:
+        """Echoes that got no reply within their own timeout (pending ones excluded)."""
+        return max(0, self.sent - self.received - self.pending - (1 if self.unreachable else 0))
+
+    @property
+    def loss_pct(self) -> float | None:
+        done = self.sent - self.pending
+        return None if done <= 0 else 100.0 * (done - self.received) / done
+
+
+class IcmpStep(StepBase):
+    """``skipped`` (with the reason and the fix) when the OS allows no ICMP socket."""
+
+    name: Literal["icmp"] = "icmp"
+    engine: str | None = None
+    results: tuple[IcmpAddressResult, ...] = Field(default_factory=tuple)
+
+    def result_for(self, address: str) -> IcmpAddressResult | None:
+        for r in self.results:
+            if r.address == address:
+                return r
+        return None
+
+
+# -- The TCP rung --------------------------------------------------------------------------------
+
+ConnectOutcome = Literal[
+    "established",  # SYN, SYN+ACK, ACK
+    "refused",  # RST: ECONNREFUSED
+    "timeout",  # no answer to the SYN within the connect timeout
+    "host_unreachable",  # EHOSTUNREACH
+    "network_unreachable",  # ENETUNREACH
+    "port_exhaustion",  # EADDRNOTAVAIL: no free local port
+    "fd_exhaustion",  # EMFILE / ENFILE
+    "denied",  # EPERM / EACCES: a local firewall (OUTPUT chain) or policy
+    "reset",  # ECONNRESET: the handshake completed, then the peer reset before we used it
+    "error",  # anything else, see ``error``
+]
+
+
+class AddressAttempt(Frozen):
+    """A connect to one address."""
+
+    address: str
+    port: int
+    family: Literal["ipv4", "ipv6"]
+    outcome: ConnectOutcome
+    connect_ms: float | None = Field(None, description="Time from connect() to its result.")
+    error: ErrorInfo | None = None
+    immediate: bool = Field(
+        False,
+        description="connect() failed at once, before any packet left: the local routing "
+        "table or socket layer said no.",
+    )
+    local_address: str | None = Field(None, description="Our end of an established connection.")
+
+    @property
+    def endpoint(self) -> str:
+        """``address:port``, the address in brackets when it is IPv6."""
+        return (
+            f"[{self.address}]:{self.port}"
+            if self.family == "ipv6"
+            else f"{self.address}:{self.port}"
+        )
+
+
+class TcpStep(StepBase):
+    """Every resolved address was tried concurrently; ``connected_to`` is the one kept."""
+
+    name: Literal["tcp"] = "tcp"
+    timeout_s: float
+    attempts: tuple[AddressAttempt, ...] = Field(default_factory=tuple)
+    connected_to: str | None = None
+    canary: tuple[AddressAttempt, ...] = Field(
+        default_factory=tuple,
+        description="Liveness witness: connects to other ports of an address whose SYN went "
+        "unanswered (an RST or SYN+ACK proves the host alive).",
+    )
+    canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")
+
+
+# -- The TLS rung --------------------------------------------------------------------------------
+
+#: What went wrong, as the TLS probe observed it (classification turns it into a fault code).
+TlsFailure = Literal[
+    "verify",  # the chain or the name did not verify: see verify_code
+    "alert",  # the peer sent an alert, or our side refused its parameters: see ssl_reason
+    "not_tls",  # the first bytes back were not a TLS record: see peer_sent
+    "timeout",  # no complete answer to the ClientHello within the read timeout
+    "closed",  # the peer closed or reset the connection before the handshake completed
+    "error",  # anything else: see error
+]
+
+
+class CertificateInfo(Frozen):
+    """One certificate the server presented, with what an operator checks first."""
+
+    subject: str = Field(description="RFC 4514 distinguished name.")
+    common_name: str | None = None
+    issuer: str = Field(description="RFC 4514 distinguished name of the issuer.")
+    dns_names: tuple[str, ...] = Field(default_factory=tuple, description="DNS subjectAltNames.")
+    ip_addresses: tuple[str, ...] = Field(default_factory=tuple, description="IP subjectAltNames.")
+    not_before: datetime
+    not_after: datetime
+    days_left: float = Field(description="Days until not_after (negative: expired).")
+    serial: str = Field(description="Serial number, hex.")
+    sha256: str = Field(description="SHA-256 fingerprint of the DER encoding, hex with colons.")
+    self_signed: bool = Field(description="Subject equals issuer.")
+    is_ca: bool = False
+
+
+class TlsStep(StepBase):
+    """The TLS handshake run on the TCP connection the diagnosis established."""
+
+    name: Literal["tls"] = "tls"
+    server_name: str | None = Field(
+        None, description="The SNI sent (none for IP literals, per RFC 6066 §3)."
+    )
+    verified: bool = Field(True, description="Whether the certificate was verified at all.")
+    error: ErrorInfo | None = None
+    failure: TlsFailure | None = None
+    version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    verify_code: int | None = Field(None, description="OpenSSL X509_V_ERR_* code.")
+    verify_message: str | None = None
+    ssl_reason: str | None = Field(
+        None, description="SSLError.reason, e.g. TLSV1_ALERT_PROTOCOL_VERSION."
+    )
+    alert: str | None = Field(
+        None, description="The TLS alert or refusal, normalised: protocol_version, ..."
+    )
+    peer_sent: str | None = Field(
+        None, description="What the peer sent instead of a ServerHello, in words."
+    )
+    peer_bytes: str | None = Field(None, description="The first bytes the peer sent, hex.")
+    chain: tuple[CertificateInfo, ...] = Field(
+        default_factory=tuple, description="The presented chain, leaf first (also on failure)."
+    )
+
+
+# -- HTTP, over the established (and encrypted) connection ---------------------------------------
+
+HttpFailure = Literal[
+    "timeout",  # no response headers within the read timeout
+    "closed",  # the peer closed or reset the connection before answering
+    "protocol",  # the answer is not HTTP: see peer_sent
+    "tls_alert",  # a TLS alert after the handshake (TLS 1.3: client certificate required)
+    "error",  # anything else: see the step's error
+]
+
+#: Response headers worth reporting (lower case); the rest are left out of the report.
+HEADERS_OF_INTEREST = (
+    "server",
+    "content-type",
+    "content-length",
+    "location",
+    "retry-after",
+    "www-authenticate",
+    "via",
+    "connection",
+    "x-request-id",
+)
+
+
+class HttpHop(Frozen):
+    """One response of a redirect chain (only same-origin redirects are followed)."""
+
+    status: int
+    url: str
+    location: str | None = None
+
+
+class HttpResult(Frozen):
+    """The request sent and the response (or its absence) that came back."""
+
+    method: str
+    url: str = Field(description="The requested URL (credentials never shown).")
+    status: int | None = None
+    reason: str | None = Field(None, description="The reason phrase, e.g. 'Not Found'.")
+    http_version: str | None = None
+    headers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="Response headers of interest (lower-case names)."
+    )
+    location: str | None = None
+    retry_after: str | None = Field(None, description="Retry-After as sent (seconds or date).")
+    retry_after_s: float | None = Field(None, description="Retry-After in seconds, if numeric.")
+    body_bytes: int | None = Field(None, description="Body bytes read (capped).")
+    body_preview: str | None = Field(None, description="Start of the body, for errors.")
+    expected: tuple[int, ...] | None = Field(None, description="Statuses counted as healthy.")
+    healthy: bool | None = None
+    redirects: tuple[HttpHop, ...] = Field(default_factory=tuple)
+    failure: HttpFailure | None = None
+    tls_alert: str | None = Field(None, description="A post-handshake TLS alert, normalised.")
+    peer_sent: str | None = Field(None, description="What came back instead of HTTP, in words.")
+    peer_bytes: str | None = Field(None, description="First bytes received, hex.")
+    first_byte_ms: float | None = Field(None, description="Request sent to first byte back.")
+
+
+# -- A database conversation ---------------------------------------------------------------------
+
+DatabaseOutcome = Literal[
+    "ready",  # greeting / auth request / PONG / NOAUTH: the server is up and talking
+    "validated",  # credentials given: logged in and the validation query answered
+    "server_error",  # the server answered with an error (code / sqlstate / prefix below)
+    "timeout",  # connected, but nothing (or not enough) arrived within the read timeout
+    "closed",  # the server closed the connection without a complete answer
+    "mismatch",  # the bytes are not this protocol (``looks_like`` says what they are)
+    "tls_failed",  # the server offered TLS (PostgreSQL 'S') and the handshake failed
+    "driver_error",  # the login driver failed in a way that is not a server error
+    "unavailable",  # the driver of an authenticated check is not installed
+]
+
+DatabasePhase = Literal["greeting", "handshake", "login", "validation", "hold"]
+
+
+class DatabaseResult(Frozen):
+    """One database conversation, as observed."""
+
+    protocol: Literal["mysql", "postgresql", "redis"]
+    outcome: DatabaseOutcome
+    phase: DatabasePhase = Field(
+        "greeting", description="Where the conversation stopped (or ended well)."
+    )
+    server: str | None = Field(None, description="mysql, mariadb, postgresql or redis.")
+    version: str | None = Field(None, description="Server version, when the server revealed it.")
+    protocol_version: int | None = None
+    connection_id: int | None = Field(None, description="MySQL thread id from the greeting.")
+    auth_plugin: str | None = Field(
+        None, description="MySQL auth plugin or PostgreSQL authentication method requested."
+    )
+    tls_supported: bool | None = Field(
+        None, description="The server offers TLS (MySQL CLIENT_SSL, PostgreSQL 'S')."
+    )
+    tls_used: bool = False
+    tls: TlsStep | None = Field(
+        None, description="The TLS handshake negotiated inside the protocol (PostgreSQL)."
+    )
+    error_code: str | None = Field(
+        None, description="MySQL error number, PostgreSQL SQLSTATE or Redis error prefix."
+    )
+    sqlstate: str | None = None
+    error_message: str | None = None
+    error_errno: str | None = Field(
+        None, description="errno name when the connection broke (ECONNRESET...)."
+    )
+    error_fields: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap,
+        description="PostgreSQL ErrorResponse fields (routine, detail...).",
+    )
+    probe_user: str | None = Field(None, description="User named by a credential-less probe.")
+    authenticated: bool = Field(False, description="A login with the target's credentials ran.")
+    login_user: str | None = None
+    validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
+    looks_like: str | None = Field(None, description="What unexpected bytes look like.")
+    first_bytes: str | None = Field(None, description="Hex of the first bytes received.")
+    greeting_ms: float | None = Field(None, description="From connected to the first answer.")
+    login_ms: float | None = None
+    validation_ms: float | None = None
+    closed_cleanly: bool | None = Field(
+        None, description="COM_QUIT / Terminate / QUIT sent, or the server closed after an error."
+    )
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+
+
+# -- The application rung ------------------------------------------------------------------------
+
+
+class ApplicationStep(StepBase):
+    """The protocol spoken over the established (and, for TLS targets, encrypted) connection."""
+
+    name: Literal["application"] = "application"
+    protocol: str
+    error: ErrorInfo | None = None
+    database: DatabaseResult | None = None
+    http: HttpResult | None = None
+
+
+# -- This host -----------------------------------------------------------------------------------
+
+
+class LocalHealth(Frozen):
+    """Read from /proc (Linux, no root needed); ``available`` is false elsewhere, with why."""
+
+    available: bool
+    reason: str | None = None
+    toward: tuple[str, ...] = Field(
+        default_factory=tuple, description="The endpoints counted (address:port of the target)."
+    )
+    states: FrozenMap[str, int] = Field(
+        default_factory=FrozenMap,
+        description="This host's TCP sockets toward the target, by state (SYN_SENT, "
+        "ESTABLISHED, TIME_WAIT, CLOSE_WAIT, ...): every process of this network namespace.",
+    )
+    sockets_scanned: int | None = None
+    scan_skipped: str | None = Field(
+        None, description="Why the socket table was not read (too large to scan cheaply)."
+    )
+    port_range: tuple[int, int] | None = Field(
+        None, description="net.ipv4.ip_local_port_range: the ephemeral ports for connect()."
+    )
+    open_fds: int | None = None
+    fd_soft_limit: int | None = Field(None, description="RLIMIT_NOFILE soft limit (ulimit -n).")
+
+    @property
+    def port_range_size(self) -> int | None:
+        return None if self.port_range is None else self.port_range[1] - self.port_range[0] + 1
+
+    def count(self, state: str) -> int:
+        return self.states.get(state, 0)
+
+
+# -- The total deadline ------------------------------------------------------------------------
+
+#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP).
+Rung = Literal["dns", "tcp", "tls", "application"]
+
+
+class DeadlineCut(Frozen):
+    """The total deadline ended the diagnosis: which rung it cut, and when.
+
+    Recorded by the orchestrator when its own deadline (the ``timeout`` option) fired. The
+    rungs before ``rung`` are complete; ``rung`` itself has what its probe saw before the cut
+    (the DNS and TCP probes report their partial observations) or no step at all (the TLS
+    handshake and the application exchange, cut mid-way); the rungs after it never ran.
+    """
+
+    rung: Rung | None = Field(
+        description="The rung that was waiting for an answer; null when every rung had "
+        "answered and the diagnosis was still gathering the rest (other addresses' connects, "
+        "the liveness witnesses, this host's sockets)."
+    )
+    timeout_s: float = Field(description="The total deadline (the timeout option), seconds.")
+    at_ms: float = Field(description="When the deadline fired, ms from the start.")
+
+
+# -- Every rung ------------------------------------------------------------------------------
+
+Step = Annotated[
+    DnsStep | IcmpStep | TcpStep | TlsStep | ApplicationStep, Field(discriminator="name")
+]
