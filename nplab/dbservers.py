@@ -454,13 +454,17 @@ def redis_replica() -> Iterator[RedisServer]:
 
 # ------------------------------------------------------------------------------------------------
 # Host blocking (1129) needs MariaDB's host cache, which it never uses for 127.0.0.1 / ::1 or
-# with skip-name-resolve. So: a client network namespace (198.18.200.2, no default route) on a
+# with skip-name-resolve. So: a client network namespace (no default route) on a
 # veth pair, and a MariaDB that resolves names in a private mount namespace whose
 # /etc/nsswitch.conf says "hosts: files" (no DNS query ever leaves) and whose /etc/hosts
 # names the client.
 
-NS_SERVER_IP = "198.18.200.1"
-NS_CLIENT_IP = "198.18.200.2"
+# The /30 of the veth pair comes from this process's pid (one of 512 in 198.18.200.0/21): the
+# host end lives in the root namespace, and two test runs at once (two checkouts) each need
+# their own, or the second one's routes collide with the first's.
+_NS_NET = 0xC612C800 + 4 * (os.getpid() % 512)  # 198.18.200.0 + 4n
+NS_SERVER_IP = f"198.18.{(_NS_NET >> 8) & 0xFF}.{(_NS_NET & 0xFF) + 1}"
+NS_CLIENT_IP = f"198.18.{(_NS_NET >> 8) & 0xFF}.{(_NS_NET & 0xFF) + 2}"
 
 
 class ClientNamespace:
