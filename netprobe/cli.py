@@ -38,7 +38,7 @@ def print_report(report: Report, *, as_json: bool, verbose: bool = False) -> Non
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="netprobe")
+@click.version_option(package_name="netprobe-sdk")
 def cli() -> None:
     """Find out why a service cannot reach its dependency."""
 
