@@ -16,6 +16,7 @@ from typing import Unpack
 
 import anyio
 
+from ._hooks import REPORT_HOOKS, run_report_hooks
 from ._version import __version__
 from .classify import classify
 from .options import Options, OptionsKwargs, make_options
@@ -120,6 +121,8 @@ class _Diagnosis:
                 at_ms=round(self.ctx.elapsed_ms(), 3),
             )
         report = self._report(cut)
+        if REPORT_HOOKS:
+            run_report_hooks(report)  # netprobe.otel: spans and metrics of this diagnosis
         if report.fault is None:
             logger.debug("%s: healthy in %.1f ms", report.target.url, report.timings_ms.total or 0)
         else:
