@@ -19,7 +19,9 @@ from ._cliutil import (
     diagnosis_options,
     options_from_cli,
     run_async,
+    usage_error,
 )
+from ._errors import NetprobeError
 from .health._cli import WaitCommand
 from .render import render_ladder
 from .report import Report
@@ -156,6 +158,25 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
         for line in render_pool(report, verbose=verbose):
             out.print(line)
     sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    metavar="FILE",
+    help="The exporter's YAML configuration: modules, allow list (docs/exporter.md).",
+)
+@click.option("--listen", metavar="HOST:PORT", help="Listen here instead of the file's 'listen'.")
+def serve(config_path: str, listen: str | None) -> None:
+    """Serve /probe?target=...&module=... for Prometheus, as blackbox exporter does."""
+    from .exporter._serve import run_serve
+
+    try:
+        run_serve(config_path, listen)
+    except NetprobeError as exc:
+        usage_error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
