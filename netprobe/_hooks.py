@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["REPORT_HOOKS", "add_report_hook", "remove_report_hook", "run_report_hooks"]
+__all__ = [
+    "DIAGNOSIS_WATCHER",
+    "REPORT_HOOKS",
+    "add_report_hook",
+    "remove_report_hook",
+    "run_report_hooks",
+]
 
 logger = logging.getLogger("netprobe")
 
@@ -44,3 +51,10 @@ def run_report_hooks(report: Report) -> None:
             hook(report)
         except Exception:
             logger.exception("netprobe: a report observer failed")
+
+
+#: Called with each diagnosis as it starts, in this context only (the CLI's live progress
+#: line: the diagnosis's ``progress()`` says which rung waits and for how long).
+DIAGNOSIS_WATCHER: ContextVar[Callable[[Any], None] | None] = ContextVar(
+    "netprobe_diagnosis_watcher", default=None
+)

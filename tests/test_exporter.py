@@ -79,7 +79,7 @@ def _value(text: str, name: str, **labels: str) -> float | None:
         ("allow: [db:5432]\nmodules: {tcp: {timout: 3}}", "modules.tcp.timout: unknown setting"),
         (
             "allow: [db:5432]\nmodules: {tcp: {timeout: -1}}",
-            "modules.tcp: 'timeout': Input should be greater than 0",
+            "modules.tcp: 'timeout': must be greater than 0",
         ),
         ("allow: [db:5432]\nmodules: {tcp: {scheme: ftp}}", "modules.tcp.scheme: 'ftp' is not"),
         (
