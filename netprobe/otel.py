@@ -371,7 +371,11 @@ def _connect_attributes(attempt: AddressAttempt, server: Attributes) -> Attribut
         "netprobe.connect.outcome": attempt.outcome,
     }
     if attempt.local_address is not None:
-        attrs["network.local.address"] = attempt.local_address
+        # "address:port" ("[v6]:port"): the conventions keep the port apart.
+        host, _, port = attempt.local_address.rpartition(":")
+        if host and port.isdigit():
+            attrs["network.local.address"] = host.strip("[]")
+            attrs["network.local.port"] = int(port)
     if attempt.error is not None and attempt.error.errno_name:
         attrs["netprobe.connect.errno"] = attempt.error.errno_name
     return attrs

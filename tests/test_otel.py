@@ -145,6 +145,9 @@ async def test_a_healthy_https_target_has_a_span_per_rung(
         if span is not root:
             assert span.parent is not None and span.parent.span_id == root.context.span_id
 
+    (established,) = [s for s in telemetry.by_name("socket connect") if "127.0.0.1" in s.name]
+    e = _attrs(established)
+    assert e["network.local.address"] == "127.0.0.1" and isinstance(e["network.local.port"], int)
     (dns,) = telemetry.by_name("DNS lookup")
     assert _attrs(dns)["dns.question.name"] == "localhost"
     assert "127.0.0.1" in _attrs(dns)["dns.answers"]
