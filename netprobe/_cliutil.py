@@ -7,14 +7,17 @@ Apart from ``cli.py`` so that the commands defined elsewhere (``netprobe wait``,
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from ._errors import NetprobeError
 from .options import Options
@@ -25,11 +28,15 @@ __all__ = [
     "EXIT_USAGE",
     "SHARED_OPTIONS",
     "CliOption",
+    "cli_words",
     "console",
     "diagnosis_options",
     "options_from_cli",
+    "print_lines",
     "run_async",
     "usage_error",
+    "usage_words",
+    "wrap_offsets",
 ]
 
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
@@ -42,8 +49,107 @@ def console(stderr: bool = False) -> Console:
 
 
 def usage_error(message: str) -> NoReturn:
-    console(stderr=True).print(f"[red]netprobe: error:[/] {message}", markup=True)
+    """Print one line, ``netprobe: error: ...`` in the command line's words, and exit 2."""
+    console(stderr=True).print(
+        f"[red]netprobe: error:[/] {escape(cli_words(message))}", markup=True
+    )
     sys.exit(EXIT_USAGE)
+
+
+def cli_words(message: str) -> str:
+    """An error about an option, in the command line's words: ``--ca-file``, not
+    ``option 'ca_file'`` (the keyword is the library's word for it)."""
+    for option in SHARED_OPTIONS:
+        flag = option.flag
+        message = message.replace(f"option {option.field!r}", flag)
+        message = message.replace(f"unknown option {option.field!r}", f"unknown option {flag}")
+        if "_" in option.field:
+            message = re.sub(rf"\b{option.field}\b", flag, message)
+    return message
+
+
+def usage_words(exc: click.UsageError, args: list[str]) -> str:
+    """click's usage error as one line in the user's words, with where to look."""
+    command = exc.ctx.command_path if exc.ctx is not None else "netprobe"
+    see = f" (see '{command} --help')"
+    if isinstance(exc, click.NoSuchOption):
+        name = exc.option_name
+        for arg in args:
+            if arg.startswith(name) and any(c in arg for c in ":/.") and not arg.startswith("--"):
+                return (
+                    f"{arg!r} starts with '-', so it is read as an option; a target's host "
+                    "name cannot start with '-'" + see
+                )
+        hint = ""
+        if exc.possibilities:
+            hint = f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        return f"no such option {name}{hint}" + ("" if hint else see)
+    message = exc.format_message().rstrip(".")
+    message = re.sub(r"^Invalid value for '([^']+)': ", r"\1: ", message)
+    message = message.replace("is not a valid float", "is not a number")
+    message = message.replace("is not a valid integer", "is not a whole number")
+    message = re.sub(r"^Missing argument '([^']+)'", r"missing \1", message)
+    message = re.sub(r"^Missing option '([^']+)'", r"missing \1", message)
+    message = re.sub(
+        r"^Got unexpected extra (arguments?) \((.*)\)$", r"unexpected extra \1: \2", message
+    )
+    if message[:1].isupper() and not message[:2].isupper():
+        message = message[0].lower() + message[1:]
+    return message + see
+
+
+_HANGING = re.compile(r"^(\s*(?:\S \w+\s+|[\w.]+: ))")
+
+
+def print_lines(out: Console, lines: Iterable[str]) -> None:
+    """Print rich markup lines. On a terminal each is wrapped at the terminal's width on
+    word boundaries, its continuation indented under its text (``hint: ...``, a rung's
+    observation): a narrow terminal never cuts a word, an address or a port in the middle.
+    Piped, each stays one line (for grep)."""
+    if not out.is_terminal:
+        for line in lines:
+            out.print(line)
+        return
+    width = max(24, out.width)
+    for line in lines:
+        text = Text.from_markup(line)
+        plain = text.plain
+        if len(plain) <= width:
+            out.print(text, soft_wrap=True)
+            continue
+        leading = len(plain) - len(plain.lstrip(" "))
+        match = _HANGING.match(plain)
+        hang = len(match.group(1)) if match else leading + 2
+        if hang > width // 2:
+            hang = leading + 2
+        for i, (a, b) in enumerate(wrap_offsets(plain, width, width - hang)):
+            piece = text[a:b]
+            piece.rstrip()
+            out.print(piece if i == 0 else Text.assemble(" " * hang, piece), soft_wrap=True)
+
+
+def wrap_offsets(plain: str, first: int, rest: int) -> list[tuple[int, int]]:
+    """Greedy word wrap: the (start, end) of each line of ``plain``, the first at most
+    ``first`` characters long, the others ``rest``. Breaks at spaces only; a single word
+    longer than a line (a long URL) is folded, the only case where one is cut."""
+    out: list[tuple[int, int]] = []
+    pos, avail, n = 0, first, len(plain)
+    while pos < n:
+        if out:
+            while pos < n and plain[pos] == " ":
+                pos += 1
+            if pos >= n:
+                break
+        end = pos + max(1, avail)
+        if end >= n:
+            out.append((pos, n))
+            break
+        cut = plain.rfind(" ", pos, end + 1)
+        if cut <= pos or not plain[pos:cut].strip():
+            cut = end
+        out.append((pos, cut))
+        pos, avail = cut, rest
+    return out
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,12 @@ from ._cliutil import (
     console,
     diagnosis_options,
     options_from_cli,
+    print_lines,
     run_async,
+    usage_error,
+    usage_words,
 )
+from ._errors import NetprobeError
 from .health._cli import WaitCommand
 from .render import render_ladder
 from .report import Report
@@ -32,13 +36,11 @@ def print_report(report: Report, *, as_json: bool, verbose: bool = False) -> Non
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
-    out = console()
-    for line in render_ladder(report, verbose=verbose):
-        out.print(line)
+    print_lines(console(), render_ladder(report, verbose=verbose))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="netprobe")
+@click.version_option(package_name="netprobe-sdk")
 def cli() -> None:
     """Find out why a service cannot reach its dependency."""
 
@@ -53,9 +55,19 @@ def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
     from .diagnose import diagnose as run
 
     options = options_from_cli(kw)
+    err = console(stderr=True)
 
     async def go() -> Report:
-        return await run(target, **options)
+        if as_json or not err.is_terminal:
+            return await run(target, **options)
+        from ._live import with_live_progress
+        from .options import make_options
+        from .target import parse_target
+
+        # Bad input is one line before anything is drawn (not an error inside the task
+        # group of the live line).
+        parsed, opts = parse_target(target), make_options(**options)
+        return await with_live_progress(err, parsed.url, lambda: run(parsed, options=opts))
 
     report: Report = run_async(go)
     print_report(report, as_json=as_json, verbose=verbose)
@@ -75,8 +87,7 @@ def demo(as_json: bool) -> None:
         out = console()
         for case, report in results:
             out.print(f"\n[bold magenta]# {case.title}[/]")
-            for line in render_ladder(report):
-                out.print(line)
+            print_lines(out, render_ladder(report))
     mismatched = [c for c, r in results if (r.fault.code if r.fault else None) != c.expect]
     for case in mismatched:
         console(stderr=True).print(f"[red]demo case did not show its fault:[/] {case.title}")
@@ -152,15 +163,42 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
-        out = console()
-        for line in render_pool(report, verbose=verbose):
-            out.print(line)
+        print_lines(console(), render_pool(report, verbose=verbose))
     sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
 
 
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    metavar="FILE",
+    help="The exporter's YAML configuration: modules, allow list (docs/exporter.md).",
+)
+@click.option("--listen", metavar="HOST:PORT", help="Listen here instead of the file's 'listen'.")
+def serve(config_path: str, listen: str | None) -> None:
+    """Serve /probe?target=...&module=... for Prometheus, as blackbox exporter does."""
+    from .exporter._serve import run_serve
+
+    try:
+        run_serve(config_path, listen)
+    except NetprobeError as exc:
+        usage_error(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the `netprobe` command."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="netprobe")
+    """Entry point of the `netprobe` command. A usage mistake (an unknown option, a missing
+    argument, a bad value) is one line on stderr and exit code 2, as every other one."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        code = cli.main(args=args, prog_name="netprobe", standalone_mode=False)
+    except click.UsageError as exc:
+        usage_error(usage_words(exc, args))
+    except click.ClickException as exc:
+        usage_error(exc.format_message())
+    except click.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Unpack
 
 import anyio
 
+from ._hooks import DIAGNOSIS_WATCHER, REPORT_HOOKS, run_report_hooks
 from ._version import __version__
 from .classify import classify
 from .options import Options, OptionsKwargs, make_options
@@ -110,6 +111,9 @@ class _Diagnosis:
     async def run(self) -> Report:
         # Only the redacted form of the target ever reaches a log record.
         logger.debug("diagnosing %s", self.ctx.target.url)
+        watcher = DIAGNOSIS_WATCHER.get()
+        if watcher is not None:
+            watcher(self)  # the CLI's live line polls progress()
         cut: DeadlineCut | None = None
         with anyio.move_on_after(self.ctx.options.timeout) as scope:
             await self._ladder()
@@ -120,11 +124,18 @@ class _Diagnosis:
                 at_ms=round(self.ctx.elapsed_ms(), 3),
             )
         report = self._report(cut)
+        if REPORT_HOOKS:
+            run_report_hooks(report)  # netprobe.otel: spans and metrics of this diagnosis
         if report.fault is None:
             logger.debug("%s: healthy in %.1f ms", report.target.url, report.timings_ms.total or 0)
         else:
             logger.debug("%s: %s: %s", report.target.url, report.fault.code, report.fault.summary)
         return report
+
+    def progress(self) -> tuple[Rung | None, float]:
+        """The rung waiting for an answer now (None: gathering the rest), and the seconds
+        since the start: what the command line shows while it waits."""
+        return self._waiting_rung(), self.ctx.elapsed_ms() / 1000.0
 
     def _waiting_rung(self) -> Rung | None:
         """The rung waiting for an answer when the deadline fired: the first without one

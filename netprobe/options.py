@@ -262,13 +262,44 @@ def _one_line(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         known = ", ".join(sorted(Options.model_fields))
         return f"unknown option {loc!r} (known: {known})"
-    msg = err["msg"]
+    msg = _plain_words(err["msg"])
     if msg.startswith("Value error, "):
-        # Our own validators name the offending value already.
-        return f"option {loc!r}: {msg[len('Value error, ') :]}"
+        # Our own validators name the offending value already (and often the option: once
+        # is enough, "option 'ca_file': '/x' is not a readable file").
+        text = msg[len("Value error, ") :]
+        return f"option {loc!r}: {text.removeprefix(loc + ' ')}"
     if loc.startswith("headers"):
         return f"option {loc!r}: {msg}"  # a header value may be a credential
     shown = repr(err.get("input"))
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return f"option {loc!r}: {msg} (got {shown})"
+
+
+#: pydantic's phrasing -> the words of an error message a person reads.
+_PLAIN = (
+    ("Input should be greater than or equal to ", "must be at least "),
+    ("Input should be less than or equal to ", "must be at most "),
+    ("Input should be a valid number, unable to parse string as a number", "must be a number"),
+    (
+        "Input should be a valid integer, unable to parse string as an integer",
+        "must be a whole number",
+    ),
+    ("Input should be a valid integer", "must be a whole number"),
+    ("Input should be a valid boolean, unable to interpret input", "must be true or false"),
+    ("Input should be a valid boolean", "must be true or false"),
+    ("Input should be a valid string", "must be text"),
+    ("Input should be a valid tuple", "must be a list"),
+    ("Input should be a valid dictionary", "must be a mapping"),
+    ("Input should be a finite number", "must be a finite number"),
+    ("String should have at least 1 character", "must not be empty"),
+    ("Input should be ", "must be "),
+    ("String should have ", "must have "),
+)
+
+
+def _plain_words(msg: str) -> str:
+    for pydantic_words, ours in _PLAIN:
+        if msg.startswith(pydantic_words):
+            return ours + msg[len(pydantic_words) :]
+    return msg

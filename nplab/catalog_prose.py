@@ -25,33 +25,40 @@ One section per fault and warning code: what happens on the wire, how netprobe t
 code apart from the ones that look like it, what to check next, and what netprobe printed
 when the fault was built for real in the namespace lab.
 
-!!! note "Generated from real runs"
-    The outputs below are not typed by hand. `scripts/gen_catalog.py` builds the namespace
-    lab (`nplab/topology.py`: a client and a server network namespace joined by a veth
-    pair, nftables rules, a userspace delay line), starts the scenario's servers in the
-    server namespace (`nplab/catalog_scenarios.py`; the databases come from
-    `nplab/catalog_db.py`), and runs the command shown in the lab's **client
-    namespace**, which has no default route. Each command ran **once, with `--json`**,
-    under `prlimit --nofile=1024`; the text block is that same report printed by the CLI's
-    own renderer (`netprobe.cli.print_report`), i.e. what the command prints without
-    `--json`. `lab-ca.pem` stands for the lab CA's temporary file. The generator fails,
-    and writes nothing, when a scenario does not give its code.
+How the page is generated from real runs and checked by the test suite:
+[at the end](#how-this-page-is-made).
+"""
 
-    The test suite runs `scripts/gen_catalog.py --check` (`tests/lab/test_catalog.py`): it
-    regenerates the page and compares it with this file, ignoring only what changes from
-    run to run by design: durations, dates derived from the current time, ephemeral ports,
-    the serials, fingerprints and random names of the certificates made for the run, the
-    number of ICMP echoes answered before the verdict was ready (echoes never delay a
-    verdict, so that is a race), and the counts of sockets and descriptors (the kernel's
-    table is read while the diagnosis's own connection opens or closes, so it may or may not
-    be counted). Anything else
-    (a verdict, a summary, a hint, a field) that changes makes the test fail until the page
-    is regenerated: `sudo .venv/bin/python scripts/gen_catalog.py`.
+#: The maintainers' part, at the end of the page: how it is generated and checked.
+HOW_MADE = """
+## How this page is made
 
-    Commands that start with `python nplab/catalog_cli.py` build local state first in
-    the diagnosing process itself (leaked sockets, a full file descriptor table) and then
-    run the same CLI in that process (`netprobe.cli.main`); a `sysctl -w` line was applied to
-    the client namespace for that run only. JSON excerpts leave out null and empty fields.
+The outputs above are not typed by hand. `scripts/gen_catalog.py` builds the namespace
+lab (`nplab/topology.py`: a client and a server network namespace joined by a veth
+pair, nftables rules, a userspace delay line), starts the scenario's servers in the
+server namespace (`nplab/catalog_scenarios.py`; the databases come from
+`nplab/catalog_db.py`), and runs the command shown in the lab's **client
+namespace**, which has no default route. Each command ran **once, with `--json`**,
+under `prlimit --nofile=1024`; the text block is that same report printed by the CLI's
+own renderer (`netprobe.cli.print_report`), i.e. what the command prints without
+`--json`. `lab-ca.pem` stands for the lab CA's temporary file. The generator fails,
+and writes nothing, when a scenario does not give its code.
+
+The test suite runs `scripts/gen_catalog.py --check` (`tests/lab/test_catalog.py`): it
+regenerates the page and compares it with this file, ignoring only what changes from
+run to run by design: durations, dates derived from the current time, ephemeral ports,
+the serials, fingerprints and random names of the certificates made for the run, the
+number of ICMP echoes answered before the verdict was ready (echoes never delay a
+verdict, so that is a race), and the counts of sockets and descriptors (the kernel's
+table is read while the diagnosis's own connection opens or closes, so it may or may not
+be counted). Anything else
+(a verdict, a summary, a hint, a field) that changes makes the test fail until the page
+is regenerated: `sudo .venv/bin/python scripts/gen_catalog.py`.
+
+Commands that start with `python nplab/catalog_cli.py` build local state first in
+the diagnosing process itself (leaked sockets, a full file descriptor table) and then
+run the same CLI in that process (`netprobe.cli.main`); a `sysctl -w` line was applied to
+the client namespace for that run only. JSON excerpts leave out null and empty fields.
 """
 
 #: Section titles of the faults, by ``layer`` (the warnings come last).

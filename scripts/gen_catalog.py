@@ -39,7 +39,7 @@ from typing import Any
 
 from netprobe.cli import print_report
 from netprobe.report import FAULT_CODES, WARNING_CODES, Report
-from nplab.catalog_prose import INTRO, LAYERS, PROSE
+from nplab.catalog_prose import HOW_MADE, INTRO, LAYERS, PROSE
 from nplab.catalog_scenarios import (
     CATALOG_CA,
     build_scenarios,
@@ -305,6 +305,7 @@ def render_page(results: Sequence[Result]) -> str:
         lines += [f"## {title}", ""]
         for code in codes:
             lines += _section(code, by_code.get(code))
+    lines += [HOW_MADE.strip(), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

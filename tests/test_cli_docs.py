@@ -30,8 +30,8 @@ def _commands() -> list[tuple[str, click.Command]]:
     return sorted(cli.commands.items())
 
 
-def test_the_four_commands_exist() -> None:
-    assert {name for name, _ in _commands()} == {"diagnose", "demo", "pool", "wait"}
+def test_the_commands_exist() -> None:
+    assert {name for name, _ in _commands()} == {"diagnose", "demo", "pool", "wait", "serve"}
 
 
 @pytest.mark.parametrize(("name", "command"), _commands())

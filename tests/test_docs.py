@@ -48,3 +48,63 @@ def test_readme_has_the_two_commands() -> None:
     assert "scripts/test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/test" in ci
+
+
+def test_report_fields_are_current_and_every_field_has_a_meaning() -> None:
+    """docs/report-fields.md lists every field of every model a report holds (generated
+    from the models: a field added without regenerating fails here), each with a meaning."""
+    gen = _gen_docs()
+    current = (ROOT / "docs" / "report-fields.md").read_text()
+    assert current == gen.report_fields(), "run: .venv/bin/python scripts/gen_docs.py"  # type: ignore[attr-defined]
+    from netprobe.report import Report
+    from netprobe.steps import DatabaseResult, HttpResult, TcpStep
+
+    for model in (Report, TcpStep, DatabaseResult, HttpResult):
+        section = current.split(f"### {model.__name__}\n", 1)[1].split("\n### ", 1)[0]
+        for name in [*model.model_fields, *model.model_computed_fields]:
+            if model.model_fields.get(name) is not None and model.model_fields[name].exclude:
+                continue
+            assert f"| `{name}` |" in section, f"{model.__name__}.{name}"
+    rows = [line for line in current.splitlines() if line.startswith("| `")]
+    assert len(rows) > 150
+    empty = [row for row in rows if row.endswith("|  |")]
+    assert empty == [], (
+        "fields without a meaning (give a description, or scripts/gen_docs.py MEANINGS)"
+    )
+    assert '--8<-- "docs/report-fields.md"' in (ROOT / "docs" / "report.md").read_text()
+
+
+def test_the_api_page_renders_functions_not_modules() -> None:
+    """``::: netprobe.diagnose`` renders the module netprobe/diagnose.py (its docstring), not
+    the function: an identifier of the page must not name a module unless it means one."""
+    page = (ROOT / "docs" / "api.md").read_text()
+    identifiers = [line[4:].strip() for line in page.splitlines() if line.startswith("::: ")]
+    assert "netprobe.diagnose.diagnose" in identifiers
+    for path in identifiers:
+        source = ROOT / path.replace(".", "/")
+        is_module = source.with_suffix(".py").exists() or (source / "__init__.py").exists()
+        assert not is_module, f"::: {path} renders the module, not the object"
+
+
+def test_the_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every Python block of the README type-checks under mypy --strict (the first one read
+    ``report.fault.layer`` under ``if not report.ok``, which mypy rejects: fault is
+    optional)."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    files = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme_{i}.py"
+        path.write_text(block)
+        files.append(str(path))
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(ROOT / "pyproject.toml"),
+         "--cache-dir", str(ROOT / ".mypy_cache"), *files],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .._cliutil import run_async
+from .._cliutil import print_lines, run_async
 from .._errors import NetprobeError
 from .._unavailable import DependencyUnavailable
 from ..render import render_ladder
@@ -96,13 +96,27 @@ class _Progress:
     def _table(self) -> Table:
         elapsed = time.monotonic() - self.started
         table = Table(title=f"waiting for dependencies · {elapsed:.0f} s", title_justify="left")
-        for col in ("", "target", "attempts", "verdict"):
-            table.add_column(col)
+        # The target's host:port is never cut (its port least of all): its column is as wide
+        # as the longest, the scheme and path go on a dim second line, and the verdict gives
+        # way, cut to one line with an ellipsis (the full diagnosis of a failing target is
+        # printed at the deadline).
+        width = self.console.width
+        fixed = 17  # the borders and padding of 4 columns, the mark and the tries
+        longest = max((len(r.target.netloc) for r in self.rows.values()), default=10)
+        target_w = min(max(longest, 6), max(10, width - fixed - 8))
+        verdict_w = max(8, width - fixed - target_w)
+        table.add_column("", no_wrap=True, width=1)
+        table.add_column("target", width=target_w, overflow="fold")
+        table.add_column("try", justify="right", no_wrap=True, width=3)
+        table.add_column("verdict", no_wrap=True, overflow="ellipsis", width=verdict_w)
         for row in self.rows.values():
+            t = row.target
             mark = "[green]✓[/]" if row.verdict == "ok" else "[yellow]…[/]"
             verdict = "[green]ready[/]" if row.verdict == "ok" else escape(row.summary)
             code = "" if row.verdict in ("ok", "…") else f"[bold]{escape(row.verdict)}[/] "
-            table.add_row(mark, escape(row.target.url), str(row.attempts), code + verdict)
+            path = f" {t.path}" if t.protocol == "http" and t.path not in ("", "/") else ""
+            shown = f"{escape(t.netloc)}\n[dim]{t.scheme}{escape(path)}[/]"
+            table.add_row(mark, shown, str(row.attempts), code + verdict)
         return table
 
 
@@ -124,11 +138,19 @@ def run_wait(
         return EXIT_USAGE
     deadline = DEFAULT_TIMEOUT if timeout is None else timeout
     parsed: list[Target] = []
-    for t in targets:
+    for i, t in enumerate(targets):
         try:
             parsed.append(parse_target(t))
         except NetprobeError as exc:
-            err.print(f"[red]netprobe: error:[/] {escape(str(exc))}")
+            message = str(exc)
+            if i > 0 and not command and ":" not in t and "/" not in t:
+                # `netprobe wait db:5432 echo hi`: the command, without the -- before it.
+                shown = " ".join([*targets[:i], "--", *targets[i:]])
+                message = (
+                    f"{t!r} is not a target: to run a command once the targets are ready, "
+                    f"put -- before it: netprobe wait {shown}"
+                )
+            err.print(f"[red]netprobe: error:[/] {escape(message)}")
             return EXIT_USAGE
     progress = _Progress(parsed, err, live=err.is_terminal and not quiet)
 
@@ -150,8 +172,7 @@ def run_wait(
     if isinstance(outcome, DependencyUnavailable):
         err.print(f"[bold red]netprobe wait: not ready after {deadline:g} s[/]")
         for report in outcome.failing:
-            for line in render_ladder(report):
-                err.print(line)
+            print_lines(err, render_ladder(report))
         return EXIT_NOT_READY
     if not quiet:
         err.print(f"netprobe wait: all {len(parsed)} ready")

@@ -144,7 +144,7 @@ class HealthApp:
             from .metrics import render_metrics
         except ImportError:
             msg = _json(
-                {"error": "metrics need prometheus_client: pip install netprobe[prometheus]"}
+                {"error": "metrics need prometheus_client: pip install 'netprobe-sdk[prometheus]'"}
             )
             await _send(send, scope, 501, msg, "application/json")
             return

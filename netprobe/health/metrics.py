@@ -13,7 +13,7 @@ until its first diagnosis ends: a fresh deploy never looks like an outage. Only
 ``netprobe_dependency_critical unless on(dependency) probe_success`` lists what has no
 verdict yet.
 
-Needs the ``prometheus`` extra (``pip install netprobe[prometheus]``).
+Needs the ``prometheus`` extra (``pip install 'netprobe-sdk[prometheus]'``).
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ from .ssl_contexts import asyncpg_ssl, redis_connection
 
 __all__ = ["DriverLogin", "DriverSession", "login_once"]
 
+#: The optional extra that installs each protocol's login driver (pyproject.toml).
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "redis": "redis"}
+
 
 async def login_once(ctx: ProbeContext) -> DatabaseResult:
     """One authenticated check: log in, run the validation query, log out."""
@@ -121,7 +124,11 @@ class DriverLogin:
         except TimeoutError:
             return self._set(outcome="timeout", login_ms=elapsed_ms(start))
         except ImportError as exc:
-            return self._set(outcome="unavailable", error_message=str(exc))
+            extra = _EXTRAS[proto]
+            return self._set(
+                outcome="unavailable",
+                error_message=f"{exc} (the {extra} extra: pip install 'netprobe-sdk[{extra}]')",
+            )
         except Exception as exc:  # noqa: BLE001 - driver exceptions are mapped to data here
             return self._set(login_ms=elapsed_ms(start), **_driver_error(proto, exc))
 

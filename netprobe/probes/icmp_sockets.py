@@ -248,7 +248,7 @@ async def open_engine(
             import aioping  # noqa: F401
         except ImportError:
             raise IcmpUnavailable(
-                "the aioping engine is not installed: pip install 'netprobe[aioping]'"
+                "the aioping engine is not installed: pip install 'netprobe-sdk[aioping]'"
             ) from None
         yield AiopingEngine()
         return

@@ -18,6 +18,7 @@ import asyncio
 import time
 
 import anyio
+import sniffio
 from anyio.abc import TaskGroup
 
 from ..steps import AddressAttempt, TcpStep
@@ -75,7 +76,19 @@ class Witness:
         try:
             if self._tg is None:
                 raise RuntimeError("no task group")
-            self._tg.start_soon(self._canaries, self._delay())
+            if self._ctx.remaining() <= 0:
+                # The total deadline fired in the same loop turn and is cancelling the task
+                # group: a task started now would be cancelled before its first step, its
+                # coroutine never awaited (a RuntimeWarning). The canary has no time left.
+                raise RuntimeError("the diagnosis's deadline has passed")
+            # A loop callback runs outside any task: anyio finds the running library through
+            # sniffio, whose context variable anyio.run sets and asyncio.run (uvicorn, every
+            # asyncio service) does not. This timer only exists on asyncio (start()).
+            token = sniffio.current_async_library_cvar.set("asyncio")
+            try:
+                self._tg.start_soon(self._canaries, self._delay())
+            finally:
+                sniffio.current_async_library_cvar.reset(token)
         except RuntimeError:  # the diagnosis ended meanwhile (close() cancels the timer)
             self._done.set()
 

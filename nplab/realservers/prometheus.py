@@ -48,21 +48,27 @@ class Prometheus(RealServer):
         scrape_interval: float = 0.5,
         host: str = "127.0.0.1",
         port: int | None = None,
+        scrape_configs: str | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self.targets = targets
+        #: YAML of the ``scrape_configs:`` list, in place of the one job scraping ``targets``
+        #: (a blackbox-style job with its relabel_configs, for example).
+        self.scrape_configs = scrape_configs
         self.metrics_path = metrics_path
         self.scrape_interval = scrape_interval
 
     def configure(self) -> None:
         interval = f"{round(self.scrape_interval * 1000)}ms"
         targets = ", ".join(json.dumps(t) for t in self.targets)
-        (self.dir / "prometheus.yml").write_text(
-            f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
-            "scrape_configs:\n"
+        scrape_configs = self.scrape_configs or (
             "  - job_name: netprobe\n"
             f"    metrics_path: {json.dumps(self.metrics_path)}\n"
             f"    static_configs:\n      - targets: [{targets}]\n"
+        )
+        (self.dir / "prometheus.yml").write_text(
+            f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
+            f"scrape_configs:\n{scrape_configs}"
         )
         (self.dir / "data").mkdir()
 
