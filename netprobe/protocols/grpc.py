@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from .mismatch import ProtocolMismatch
 
@@ -46,8 +47,10 @@ __all__ = [
     "HEALTH_CHECK_PATH",
     "MAX_MESSAGE",
     "SERVING_STATUS_NAMES",
+    "GrpcFailure",
     "GrpcMessage",
     "GrpcProtocolError",
+    "StatusSource",
     "decode_grpc_message",
     "decode_health_request",
     "decode_health_response",
@@ -62,6 +65,22 @@ __all__ = [
     "status_from_rst_stream",
     "status_name",
 ]
+
+GrpcFailure = Literal[
+    "timeout",  # no complete answer within the read timeout (see the progress fields)
+    "closed",  # the peer closed or reset the connection before the answer was complete
+    "not_http2",  # the first bytes back are not an HTTP/2 server preface: see peer_sent
+    "not_grpc",  # HTTP/2, but the answer carries no grpc-status (a proxy's 502, a web page)
+    "reset_stream",  # the server reset the call's stream (RST_STREAM): see rst_stream
+    "goaway",  # the server ended the connection (GOAWAY) before answering: see goaway
+    "protocol",  # broken HTTP/2 or gRPC after the preface: see protocol_error
+    "tls_alert",  # a TLS alert after the handshake (TLS 1.3: client certificate required)
+]
+
+#: Where the call's status came from: the peer's trailers (or Trailers-Only headers), or
+#: synthesised as a gRPC client does when there are none.
+StatusSource = Literal["trailers", "trailers_only", "http_status", "rst_stream", "goaway", "client"]
+
 
 #: The method every health-checked gRPC server exposes (case-sensitive ``:path``).
 HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
@@ -235,7 +254,8 @@ def parse_status(value: bytes | str) -> int:
     raw = value.encode("latin-1", "replace") if isinstance(value, str) else value
     raw = raw.strip(b" \t")
     if not _STATUS_RE.fullmatch(raw):
-        raise GrpcProtocolError(f"grpc-status {raw[:20]!r} is not a number", raw)
+        shown = raw[:20].decode("latin-1")
+        raise GrpcProtocolError(f"grpc-status {shown!r} is not a number", raw)
     return int(raw)
 
 
