@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..report import Fault, ReportWarning
 from ._observations import Observations, fault
 from .database import database_fault
+from .grpc import grpc_application_fault
 from .http import http_fault
 
 __all__ = ["application_fault", "application_warnings"]
@@ -17,6 +18,8 @@ def application_fault(obs: Observations) -> Fault | None:
         return database_fault(obs)
     if app is None or app.status != "failed":
         return None
+    if app.protocol == "grpc":
+        return grpc_application_fault(obs, app)
     if app.protocol == "http":
         return http_fault(obs, app)
     msg = app.error.message if app.error else (app.reason or "unknown")

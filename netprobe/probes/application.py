@@ -34,3 +34,8 @@ async def _probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
 
 
 APP_PROBES["http"] = _probe_http
+
+
+from .grpc import grpc_application_step  # noqa: E402 - h2 itself is imported at the first call
+
+APP_PROBES["grpc"] = grpc_application_step
