@@ -266,6 +266,17 @@ async def test_client_certificate_alert_after_the_handshake(pki: CertBook) -> No
 
 
 @pytest.mark.anyio
+async def test_grpcs_on_a_cleartext_grpc_port(grpc_servers: dict[str, int]) -> None:
+    """grpcio answers a ClientHello with its HTTP/2 server preface: the TLS rung names it."""
+    port = grpc_servers["plain"]
+    report = await run(f"grpcs://127.0.0.1:{port}/shop.Orders")
+    assert code_of(report) == "tls.not_tls"
+    assert report.fault is not None
+    assert "an HTTP/2 SETTINGS frame" in report.fault.summary
+    assert f"use grpc://127.0.0.1:{port}/shop.Orders" in report.fault.hints[0]
+
+
+@pytest.mark.anyio
 async def test_plain_grpc_on_a_tls_port(grpc_servers: dict[str, int]) -> None:
     report = await run(f"grpc://127.0.0.1:{grpc_servers['tls']}")
     assert code_of(report) == "l7.connection_closed"

@@ -267,3 +267,24 @@ def test_health_response_round_trips_with_unknown_fields(status: int, junk: byte
 def test_framed_messages_parse_back(message: bytes, rest: bytes) -> None:
     parsed = g.parse_message(g.frame_message(message) + rest)
     assert parsed == (g.GrpcMessage(False, message), rest)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # grpcio's server preface (captured on loopback): SETTINGS, 24 bytes, stream 0.
+        (
+            bytes.fromhex("000018040000000000000400400000000500400000000600004000fe0300000001"),
+            "an HTTP/2 SETTINGS frame (a cleartext HTTP/2 server: h2c, gRPC)",
+        ),
+        (b"\x00\x00\x00\x04\x00\x00\x00\x00\x00", "an HTTP/2 SETTINGS frame"),
+        (b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8), "an HTTP/2 GOAWAY frame"),
+        (b"\x00\x00\x05\x04\x00\x00\x00\x00\x00", "unrecognised bytes"),  # not 6n long
+        (b"\x00\x00\x00\x04\x00\x00\x00\x00\x01", "unrecognised bytes"),  # stream 1
+        (b"\x00\x00\x00\x04\x00\x00\x00", "unrecognised bytes"),  # cut short
+    ],
+)
+def test_sniff_names_an_http2_server_preface(data: bytes, expected: str) -> None:
+    from netprobe.protocols.sniff import describe_bytes
+
+    assert describe_bytes(data).startswith(expected)

@@ -250,7 +250,13 @@ def _alert(obs: Observations, tls: TlsStep) -> Fault:
 def _not_tls(obs: Observations, tls: TlsStep) -> Fault:
     sent = tls.peer_sent or "something else"
     hint = "The port speaks another protocol: check the port, or use the plain scheme."
-    if sent.startswith("an HTTP"):
+    if sent.startswith("an HTTP/2") and obs.target.protocol == "grpc":
+        service = f"/{obs.target.path}" if obs.target.path else ""
+        hint = (
+            f"The port serves cleartext HTTP/2 (gRPC without TLS): use "
+            f"grpc://{obs.target.netloc}{service}, or the server's TLS port."
+        )
+    elif sent.startswith("an HTTP"):
         hint = (
             f"The port serves plain HTTP: use http://{obs.target.netloc}, or the server's TLS port."
         )
