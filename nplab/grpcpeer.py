@@ -161,6 +161,7 @@ http {{
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_ready(root)
@@ -404,6 +405,16 @@ class H2Peer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, so that a
+    test run killed hard leaves no nginx behind (prctl PR_SET_PDEATHSIG, Linux)."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
