@@ -164,6 +164,8 @@ def _application_line(step: ApplicationStep) -> str:
         return escape(step.reason or db.outcome) + timing
     if step.http is not None:
         return _http_line(step)
+    if step.grpc is not None:
+        return _grpc_line(step)
     if step.status == "ok":
         return escape(f"{step.protocol}: {step.reason or 'ok'}")
     return escape(f"{step.protocol}: {step.reason or (step.error.message if step.error else '')}")
@@ -183,5 +185,36 @@ def _http_line(step: ApplicationStep) -> str:
             text += f" [{len(http.redirects)} redirect(s) followed]"
     else:
         text = f"{http.method} {http.url}: {step.reason or http.failure or 'failed'}"
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
+    return escape(text) + timing
+
+
+def _grpc_line(step: ApplicationStep) -> str:
+    """``Health/Check shop.Orders → HTTP/2 200, grpc-status 0 OK, NOT_SERVING (3.1 ms)``; what
+    the call got as far as it went (a status a client synthesised is said to be)."""
+    g = step.grpc
+    assert g is not None
+    call = "Health/Check" + (f" {g.service}" if g.service else "")
+    parts: list[str] = []
+    if g.http_status is not None:
+        parts.append(f"{g.http_version or 'HTTP'} {g.http_status}")
+    if g.grpc_status is not None and g.status_from in ("trailers", "trailers_only"):
+        status = f"grpc-status {g.grpc_status} {g.grpc_status_name or ''}".rstrip()
+        if g.grpc_message and g.grpc_status != 0:
+            status += f": {g.grpc_message}"
+        parts.append(status)
+    if g.health_status is not None:
+        parts.append(g.health_status_name or f"health status {g.health_status}")
+    if g.healthy or (parts and g.failure in (None, "not_http2", "not_grpc")):
+        text = f"{call} → " + ", ".join(parts)
+        if g.failure == "not_http2":
+            text += " (not HTTP/2)"
+        elif g.failure == "not_grpc":
+            text += " (no grpc-status)"
+    else:
+        text = f"{call}: {step.reason or g.failure or 'failed'}"
+    server = g.headers.get("server")
+    if server and g.failure is not None:
+        text += f" [server: {server}]"
     timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
     return escape(text) + timing

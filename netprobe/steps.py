@@ -27,6 +27,9 @@ __all__ = [
     "DeadlineCut",
     "DnsStep",
     "ErrorInfo",
+    "GrpcFailure",
+    "GrpcResult",
+    "GrpcStatusSource",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
@@ -338,6 +341,89 @@ class HttpResult(Frozen):
     first_byte_ms: float | None = Field(None, description="Request sent to first byte back.")
 
 
+# -- A gRPC health check, over HTTP/2 -----------------------------------------------------------
+
+GrpcFailure = Literal[
+    "timeout",  # no complete answer within the read timeout (see the progress fields)
+    "closed",  # the peer closed or reset the connection before the answer was complete
+    "not_http2",  # the first bytes back are not an HTTP/2 server preface: see peer_sent
+    "not_grpc",  # HTTP/2, but the answer carries no grpc-status (a proxy's 502, a web page)
+    "reset_stream",  # the server reset the call's stream (RST_STREAM): see rst_stream
+    "goaway",  # the server ended the connection (GOAWAY) before answering: see goaway
+    "protocol",  # broken HTTP/2 or gRPC after the preface: see protocol_error
+    "tls_alert",  # a TLS alert after the handshake (TLS 1.3: client certificate required)
+]
+
+#: Where a call's gRPC status came from: the server's trailers (or Trailers-Only headers),
+#: or synthesised as a gRPC client does for an answer without one (PROTOCOL-HTTP2.md).
+GrpcStatusSource = Literal[
+    "trailers", "trailers_only", "http_status", "rst_stream", "goaway", "client"
+]
+
+
+class GrpcResult(Frozen):
+    """What the gRPC health check observed, from the HTTP/2 preface to the decoded status."""
+
+    method: str = Field(
+        "/grpc.health.v1.Health/Check", description="The gRPC method called (:path)."
+    )
+    service: str = Field(
+        "", description="The service whose health was asked ('' is the server as a whole)."
+    )
+    authority: str = Field(description="The :authority sent (host:port).")
+    tls: bool = Field(False, description="Whether the exchange ran over TLS.")
+    alpn: str | None = Field(None, description="The ALPN protocol the TLS handshake agreed on.")
+    healthy: bool = Field(False, description="True only for grpc-status OK and SERVING.")
+    failure: GrpcFailure | None = None
+    reason: str = Field("", description="What happened, in one line.")
+    # The HTTP/2 connection.
+    http2: bool = Field(False, description="The peer sent an HTTP/2 SETTINGS frame first.")
+    settings_acked: bool = Field(False, description="The peer acknowledged our SETTINGS.")
+    server_settings: FrozenMap[str, int] = Field(
+        default_factory=FrozenMap, description="The SETTINGS the server sent, by name."
+    )
+    goaway: str | None = Field(None, description="A GOAWAY's error code name, if one came.")
+    goaway_debug: str | None = Field(None, description="A GOAWAY's debug data, as text.")
+    rst_stream: str | None = Field(None, description="The RST_STREAM error code name, if any.")
+    # The response.
+    http_version: str | None = Field(
+        None, description="HTTP/2, or the version of an HTTP/1.x answer to the preface."
+    )
+    http_status: int | None = Field(
+        None, description="The response's :status (or an HTTP/1.x answer's status code)."
+    )
+    headers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="Response headers of interest (lower-case names)."
+    )
+    trailers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap,
+        description="grpc-* trailers (or Trailers-Only headers), raw.",
+    )
+    trailers_only: bool = Field(False, description="Status in the headers (Trailers-Only).")
+    grpc_status: int | None = Field(None, description="The call's status code.")
+    grpc_status_name: str | None = Field(None, description="Its canonical name, e.g. NOT_FOUND.")
+    status_from: GrpcStatusSource | None = Field(
+        None, description="Where the status came from; anything but trailers is synthesised."
+    )
+    grpc_message: str | None = Field(None, description="grpc-message, percent-decoded.")
+    health_status: int | None = Field(None, description="HealthCheckResponse.status, a number.")
+    health_status_name: str | None = Field(None, description="SERVING, NOT_SERVING, ...")
+    body_bytes: int = Field(0, description="Response DATA bytes received.")
+    body_preview: str | None = Field(None, description="Start of a body that is not gRPC.")
+    protocol_error: str | None = Field(None, description="What broke HTTP/2 or gRPC, in words.")
+    # What came back when it was not HTTP/2.
+    peer_sent: str | None = Field(None, description="What came back instead, in words.")
+    peer_bytes: str | None = Field(None, description="First bytes received, hex.")
+    bytes_received: int = 0
+    error: ErrorInfo | None = Field(None, description="The socket or TLS error, if one ended it.")
+    tls_alert: str | None = Field(None, description="A post-handshake TLS alert, normalised.")
+    # Timings (ms), from the moment the preface and the request were sent.
+    timeout_s: float | None = Field(None, description="The read timeout the exchange had.")
+    first_byte_ms: float | None = None
+    response_ms: float | None = Field(None, description="To the response headers.")
+    duration_ms: float | None = None
+
+
 # -- A database conversation ---------------------------------------------------------------------
 
 DatabaseOutcome = Literal[
@@ -415,6 +501,7 @@ class ApplicationStep(StepBase):
     error: ErrorInfo | None = None
     database: DatabaseResult | None = None
     http: HttpResult | None = None
+    grpc: GrpcResult | None = None
 
 
 # -- This host -----------------------------------------------------------------------------------

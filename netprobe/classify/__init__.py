@@ -7,6 +7,7 @@ Every verdict netprobe gives is decided here, one file per concern, findable by 
 * ``transport.py``: the connect was refused, silent, unreachable or reset (``l3.*``, ``l4.*``);
 * ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
 * ``http.py``: the HTTP answer (``http.*``);
+* ``grpc.py``: the gRPC health check's answer (``grpc.*``);
 * ``database.py``: the database's greeting, errors and login (``db.*``);
 * ``deadline.py``: the total deadline cut the diagnosis (``diagnosis.deadline``);
 * ``pool.py``: a pool probe's connections, one by one and taken together.
@@ -29,6 +30,7 @@ from ._observations import Observations
 from .database import database_fault
 from .deadline import deadline_fault, deadline_warnings
 from .dns import dns_fault
+from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
 from .tls import tls_fault, tls_warnings
@@ -48,6 +50,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
     transport_fault,
     tls_fault,
     http_fault,
+    grpc_fault,
     database_fault,
     deadline_fault,
 )

@@ -1,0 +1,85 @@
+"""The hand-written half of the catalog sections of issue 14's codes (gRPC health, proxies and
+their upstreams, forward proxies): ``nplab/catalog_prose.py`` turns each entry into its
+``Prose`` (kept apart so that the shared table grows by one line). The scenarios are
+``nplab/catalog_l7.py``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PROSE"]
+
+_GRPC_APART = (
+    "The health check runs over netprobe's own HTTP/2 connection, after the TCP (and TLS) "
+    "rungs: a refused port is `l4.refused`, a bad certificate a `tls.*` code, never a gRPC "
+    "one, although a gRPC client reports all of them as UNAVAILABLE."
+)
+
+PROSE: dict[str, dict[str, str]] = {
+    "grpc.not_serving": dict(
+        wire="HTTP/2 preface, SETTINGS both ways, `POST /grpc.health.v1.Health/Check` with "
+        "the service name; the server answers `:status 200`, one `HealthCheckResponse` "
+        "with status NOT_SERVING (2), and trailers `grpc-status: 0`. The server is up and "
+        "says it should not get traffic; UNKNOWN (0) and numbers this client does not know "
+        "count the same.",
+        apart=f"{_GRPC_APART} `grpc.unknown_service` is a service the health service has "
+        "no status for; `grpc.error` a call that failed with another status.",
+        next="The server's own logs and what its health depends on (the server sets the "
+        "status; grpcio: `health_servicer.set(...)`). A server starting or shutting down "
+        "answers NOT_SERVING too.",
+    ),
+    "grpc.unknown_service": dict(
+        wire="The call ends with `grpc-status: 5` (NOT_FOUND): the health service runs but "
+        "has no status for the service named in the request (grpcio still sends an empty "
+        "message first). Some servers answer OK with SERVICE_UNKNOWN (3) instead: same "
+        "verdict.",
+        apart="`grpc.no_health_service` is a server without the health service at all "
+        "(UNIMPLEMENTED); `grpc.not_serving` a known service that is down.",
+        next="The service name in the target (`grpc://host:port/package.Service`, case and "
+        "package included) against the names the server registers with its health service.",
+    ),
+    "grpc.no_health_service": dict(
+        wire="A Trailers-Only response `grpc-status: 12` (UNIMPLEMENTED), grpcio's message "
+        "`Method not found!`: the server speaks gRPC but has no `grpc.health.v1.Health`.",
+        apart="`grpc.unknown_service` has the health service and lacks the one service; "
+        "`grpc.not_grpc` is a peer that does not speak gRPC at all (a web server's 404 over "
+        "HTTP/2 is synthesised as UNIMPLEMENTED by gRPC clients, and named apart here).",
+        next="Register the health service in the server (grpcio-health-checking, grpc-go's "
+        "`health` package, grpc-java's `HealthStatusManager`), or check that the port is "
+        "the right server (a gRPC proxy may route only some services).",
+    ),
+    "grpc.error": dict(
+        wire="The call ends with a status the health check does not expect (here "
+        "`grpc-status: 7` PERMISSION_DENIED and its percent-encoded `grpc-message`), or the "
+        "server breaks the call: RST_STREAM, GOAWAY, a broken message. The code and the "
+        "message are in the evidence.",
+        apart="A status the server sent is its own word; one a gRPC client would synthesise "
+        "(from an RST_STREAM, a GOAWAY, an HTTP status without `grpc-status`) is said to be "
+        "synthesised (`status_from`). A proxy's 502/503/504 about its upstream is named by "
+        "the proxy rules (`http.upstream_*`).",
+        next="The server's interceptors and logs for that status: authentication or "
+        "authorisation that does not exempt the health service, resource limits.",
+    ),
+    "grpc.timeout": dict(
+        wire="TCP and HTTP/2 are up (the server's SETTINGS came at once), the request went, "
+        "and no response (or no trailers) came within the read timeout: the handler is "
+        "stuck. A server that answers DEADLINE_EXCEEDED to the `grpc-timeout` it was sent "
+        "gets the same code.",
+        apart="The evidence says how far the exchange got: nothing at all (not even SETTINGS: "
+        "the process is frozen, or the port is not HTTP/2), SETTINGS only, or headers "
+        "without a status. `l7.connection_closed` is a close instead of silence.",
+        next="The server's threads and worker pool, and the dependencies its health "
+        "handler waits on.",
+    ),
+    "grpc.not_grpc": dict(
+        wire="The first bytes back are not an HTTP/2 SETTINGS frame: here nginx answers the "
+        "HTTP/2 preface (`PRI * HTTP/2.0`) as an HTTP/1.1 request, `400 Bad Request`. Also an "
+        "HTTP/2 server that answers without `grpc-status` (a web server's 404), or a TLS "
+        "server whose ALPN did not agree to `h2`.",
+        apart="What the peer sent is named: an HTTP/1.1 server and its `Server` header, a "
+        "TLS record (use `grpcs://`), another protocol. `tls.not_tls` is the reverse: "
+        "`grpcs://` to a cleartext port.",
+        next="The port (is this the gRPC server's?) and, behind a proxy, whether it speaks "
+        "HTTP/2 to clients and passes gRPC on (nginx: `http2` on the listener and "
+        "`grpc_pass`).",
+    ),
+}
