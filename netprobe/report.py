@@ -86,6 +86,14 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "grpc.error": ("l7", "the gRPC health check ended with another status (see its code)"),
     "grpc.not_grpc": ("l7", "the peer does not speak HTTP/2 or gRPC"),
     "grpc.timeout": ("l7", "connected, but no gRPC health answer within the read timeout"),
+    "http.upstream_refused": ("l7", "a proxy answered: its upstream refused the connection"),
+    "http.upstream_timeout": ("l7", "a proxy answered: its upstream did not answer in time"),
+    "http.upstream_unavailable": (
+        "l7",
+        "a proxy answered: it has no healthy upstream (backend) to send the request to",
+    ),
+    "http.upstream_tls": ("l7", "a proxy answered: TLS between it and its upstream failed"),
+    "http.upstream_error": ("l7", "a proxy answered: its upstream failed (see its words)"),
 }
 
 #: Every warning code: things that are not faults but matter.

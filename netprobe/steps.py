@@ -304,6 +304,12 @@ HEADERS_OF_INTEREST = (
     "via",
     "connection",
     "x-request-id",
+    # which intermediary answered, and what it said (classify/proxy.py)
+    "proxy-status",
+    "x-squid-error",
+    "cf-ray",
+    "x-envoy-upstream-service-time",
+    "proxy-authenticate",
 )
 
 

@@ -9,8 +9,14 @@ The CLI runs in the client namespace, as for every catalog scenario.
 ============  =====================================================================
 198.18.0.70   ``orders.lab``: grpcio servers (health service with statuses, without
               it, failing with PERMISSION_DENIED, a handler slower than the check)
-198.18.0.71   ``edge.lab``: nginx: a plain web site, reverse proxies to dead, silent
-              and slow upstreams, ``grpc_pass`` to a dead gRPC server
+198.18.0.71   ``edge.lab``: nginx: a plain web site (8080), reverse proxies to a dead
+              (8081) and a silent (8082) upstream
+198.18.0.72   the upstreams: nothing on port 9, a server that accepts and never
+              answers on 8000, HTTPS with an expired certificate on 8443
+198.18.0.73   ``lb.lab``: HAProxy, mode http, its one server dead (8080)
+198.18.0.74   ``cdn.lab``: a reverse proxy that reports with RFC 9209 Proxy-Status
+              (nplab/rfc9209proxy.py): to the dead upstream (8080), to the expired
+              certificate (8081)
 ============  =====================================================================
 
 The prose of each section (what is on the wire, the look-alikes, what to check next) is in
@@ -20,19 +26,27 @@ The prose of each section (what is on the wire, the look-alikes, what to check n
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+from netprobe.testing import CertBook
 from nplab.realservers.grpc_server import GrpcServers
-from nplab.realservers.nginx import Nginx, static
+from nplab.realservers.haproxy import HAProxy
+from nplab.realservers.nginx import Nginx, proxy, static
 from nplab.scenario import Scenario
-from nplab.topology import Lab
+from nplab.topology import HERE, PY, Lab
 
 __all__ = ["ADDRESSES", "l7_scenarios"]
 
 GRPC_HOST, GRPC_ADDR = "orders.lab", "198.18.0.70"
 EDGE_HOST, EDGE_ADDR = "edge.lab", "198.18.0.71"
-ADDRESSES = (GRPC_ADDR, EDGE_ADDR)
+UPSTREAM_ADDR = "198.18.0.72"
+LB_HOST, LB_ADDR = "lb.lab", "198.18.0.73"
+CDN_HOST, CDN_ADDR = "cdn.lab", "198.18.0.74"
+ADDRESSES = (GRPC_ADDR, EDGE_ADDR, UPSTREAM_ADDR, LB_ADDR, CDN_ADDR)
+DEAD = f"{UPSTREAM_ADDR}:9"
 
 #: grpcio servers on GRPC_ADDR, by port.
 _GRPC: dict[str, dict[str, Any]] = {
@@ -61,16 +75,114 @@ def l7_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
             lab.add_address(address)
         lab.add_host(GRPC_HOST, GRPC_ADDR)
         lab.add_host(EDGE_HOST, EDGE_ADDR)
+        lab.add_host(LB_HOST, LB_ADDR)
+        lab.add_host(CDN_HOST, CDN_ADDR)
+        book = stack.enter_context(CertBook(names=("upstream.lab",)))
+        cert, key = book.cert_files("expired")
+        upstreams = [
+            ["silent", UPSTREAM_ADDR, 8000, {}],
+            ["tls", UPSTREAM_ADDR, 8443, {"cert": cert, "key": key}],
+        ]
+        _start(stack, lab, [PY, str(HERE / "catalog_servers.py"), json.dumps(upstreams)])
         stack.enter_context(GrpcServers(_GRPC, host=GRPC_ADDR, netns=lab.server))
         web = Nginx(host=EDGE_ADDR, netns=lab.server)
         web.site("web", static("edge web site"), port=_WEB_PORT)
+        web.site("refused", proxy(DEAD), port=8081)
+        web.site("silent", proxy(f"{UPSTREAM_ADDR}:8000", read_timeout=1.0), port=8082)
         stack.enter_context(web)
+        lb = HAProxy(host=LB_ADDR, netns=lab.server)
+        lb.listen("web", mode="http", servers=[DEAD], port=8080)
+        stack.enter_context(lb)
+        for port, upstream, extra in (
+            (8080, DEAD, []),
+            (8081, f"{UPSTREAM_ADDR}:8443", ["--tls-ca", book.ca_file, "--server-name",
+                                            "upstream.lab"]),
+        ):  # fmt: skip
+            host, _, up_port = upstream.rpartition(":")
+            argv = [PY, "-m", "nplab.rfc9209proxy", CDN_ADDR, str(port), host, up_port, *extra]
+            _start(stack, lab, argv)
         yield _scenarios()
+
+
+def _start(stack: contextlib.ExitStack, lab: Lab, argv: list[str]) -> None:
+    """A helper process in the server namespace that prints "ready" and ends when its stdin
+    closes (catalog_servers.py, rfc9209proxy.py)."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", lab.server, *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=HERE.parent,
+    )
+
+    def stop() -> None:
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    stack.callback(stop)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        stop()
+        raise RuntimeError(f"{argv[1:3]} did not start: {line!r}")
 
 
 def _scenarios() -> list[Scenario]:
     grpc = f"{GRPC_HOST}"
     return [
+        # --- a proxy about its upstream ---------------------------------------------------
+        Scenario(
+            "http.upstream_error",
+            "nginx in front of a dead upstream",
+            f"nginx on {EDGE_ADDR}:8081 (`{EDGE_HOST}`) with `proxy_pass http://{DEAD}`, where "
+            "nothing listens: nginx answers its own 502 page (its error.log says `connect() "
+            "failed (111: Connection refused)`, the page does not).",
+            f"http://{EDGE_HOST}:8081/health",
+        ),
+        Scenario(
+            "http.upstream_timeout",
+            "nginx in front of an upstream that never answers",
+            f"nginx on {EDGE_ADDR}:8082 with `proxy_pass http://{UPSTREAM_ADDR}:8000` (a "
+            "server that accepts and never answers) and `proxy_read_timeout 1s`: after 1 s "
+            "nginx answers 504.",
+            f"http://{EDGE_HOST}:8082/health",
+        ),
+        Scenario(
+            "http.upstream_unavailable",
+            "HAProxy with no server left",
+            f"HAProxy (mode http) on {LB_ADDR}:8080 (`{LB_HOST}`), its only server "
+            f"`{DEAD}` refusing connections (`retries 0`): HAProxy answers its fixed 503 "
+            "page, 'No server is available to handle this request.'",
+            f"http://{LB_HOST}:8080/health",
+        ),
+        Scenario(
+            "http.upstream_refused",
+            "A proxy reports connection_refused (RFC 9209)",
+            f"A reverse proxy on {CDN_ADDR}:8080 (`{CDN_HOST}`, nplab/rfc9209proxy.py) whose "
+            f"upstream `{DEAD}` refuses its connection: it answers 502 with `Proxy-Status: "
+            'nplab-proxy; error=connection_refused; next-hop="198.18.0.72:9"`, as CDNs and '
+            "proxies that implement RFC 9209 do.",
+            f"http://{CDN_HOST}:8080/health",
+        ),
+        Scenario(
+            "http.upstream_tls",
+            "A proxy reports tls_certificate_error (RFC 9209)",
+            f"The same kind of proxy on {CDN_ADDR}:8081, whose upstream "
+            f"`{UPSTREAM_ADDR}:8443` presents an expired certificate: its TLS handshake "
+            "fails verification, and it answers 502 with `Proxy-Status: nplab-proxy; "
+            "error=tls_certificate_error`.",
+            f"http://{CDN_HOST}:8081/health",
+        ),
         Scenario(
             "grpc.not_serving",
             "The gRPC server reports the service NOT_SERVING",

@@ -82,4 +82,55 @@ PROSE: dict[str, dict[str, str]] = {
         "HTTP/2 to clients and passes gRPC on (nginx: `http2` on the listener and "
         "`grpc_pass`).",
     ),
+    # -- a proxy about its upstream ------------------------------------------------------
+    "http.upstream_error": dict(
+        wire="TCP to the proxy works and it answers at once, with its own error page: here "
+        "nginx's `502 Bad Gateway` (`Server: nginx/1.22.1`, the `<center>nginx</center>` "
+        "footer) after its connect to the upstream was refused. The page is the same for a "
+        "refused, reset or TLS-failed upstream; only nginx's error.log says which.",
+        apart="A 502 from the service itself (no proxy fingerprint) stays "
+        "`http.server_error`. Proxies that say more get the precise code: "
+        "`http.upstream_refused`, `http.upstream_timeout`, `http.upstream_unavailable`, "
+        "`http.upstream_tls`. The proxy is named in the summary and in the evidence (`via`).",
+        next="The upstream the proxy points at (its address, port, health) and the proxy's "
+        "error log for that request.",
+    ),
+    "http.upstream_timeout": dict(
+        wire="The proxy accepted the request and waited for its upstream: here nginx's "
+        "`proxy_read_timeout` (1 s) ran out and it answered `504 Gateway Time-out`. A connect "
+        "timeout toward the upstream gives the same bytes.",
+        apart="`http.timeout` is the service (or the proxy) itself not answering within "
+        "netprobe's read timeout; here the proxy answered, in time, that its upstream did not.",
+        next="The upstream's load and latency, and the proxy's timeouts toward it.",
+    ),
+    "http.upstream_unavailable": dict(
+        wire="HAProxy answers its fixed `503 Service Unavailable` page, 'No server is "
+        "available to handle this request.', with no `Server` header: every server of the "
+        "backend is down or refused the connect (its log line shows `<NOSRV>` or `SC--`).",
+        apart="A 503 from the application (maintenance, overload, Retry-After) stays "
+        "`http.server_error`; Envoy's 'no healthy upstream', Traefik's 'no available server', "
+        "an ALB's 503 and RFC 9209 `destination_unavailable` give this code too.",
+        next="The backend's servers and the proxy's health checks (`show stat` on HAProxy's "
+        "stats socket, the load balancer's target health).",
+    ),
+    "http.upstream_refused": dict(
+        wire="The proxy's connect to its upstream got an RST, and it says so: here a 502 with "
+        "`Proxy-Status: nplab-proxy; error=connection_refused; next-hop=...` (RFC 9209). "
+        "Envoy's 'delayed connect error: 111', Squid's `ERR_CONNECT_FAIL 111` and "
+        "Cloudflare's 521 say the same.",
+        apart="`l4.refused` is netprobe's own connect refused (no proxy in between); "
+        "`http.upstream_error` is a proxy that does not say why.",
+        next="The upstream service and the port the proxy is configured with (the `next-hop` "
+        "in the evidence names it).",
+    ),
+    "http.upstream_tls": dict(
+        wire="The proxy's TLS handshake with its upstream failed and it says so: here a 502 "
+        'with `Proxy-Status: nplab-proxy; error=tls_certificate_error; details="certificate '
+        "has expired\"` (RFC 9209). Envoy's TLS transport failure, Squid's "
+        "`ERR_SECURE_CONNECT_FAIL` and Cloudflare's 525/526 say the same.",
+        apart="The `tls.*` codes are about netprobe's own handshake with the target; this is "
+        "the proxy's handshake with the server behind it, which netprobe does not see.",
+        next="The upstream's certificate (expiry, chain, name) and the proxy's TLS settings "
+        "toward it (trusted CA, SNI).",
+    ),
 }

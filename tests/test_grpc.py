@@ -392,8 +392,9 @@ ODD = {
     "compressed": ("grpc.error", "a compressed message"),
     "unknown_health": ("grpc.not_serving", "an unknown status (7)"),
     "service_unknown": ("grpc.unknown_service", "SERVICE_UNKNOWN"),
-    "envoy_unavailable": ("grpc.error", "upstream connect error or disconnect/reset"),
-    "proxy_502": ("grpc.error", "answered HTTP 502 without a gRPC status"),
+    # Proxies about their upstream: classify/proxy.py names them (its words, Proxy-Status).
+    "envoy_unavailable": ("http.upstream_error", "envoy answered gRPC UNAVAILABLE"),
+    "proxy_502": ("http.upstream_refused", "edge-proxy answered 502"),
     "trickle": ("grpc.timeout", "HTTP/2 is up"),
     "flood": ("grpc.error", "more than 256 KiB and no end"),
 }

@@ -6,6 +6,7 @@ Every verdict netprobe gives is decided here, one file per concern, findable by 
 * ``local.py``: this host's own limits and socket health (``local.*``);
 * ``transport.py``: the connect was refused, silent, unreachable or reset (``l3.*``, ``l4.*``);
 * ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
+* ``proxy.py``: a proxy's answer about its upstream (``http.upstream_*``);
 * ``http.py``: the HTTP answer (``http.*``);
 * ``grpc.py``: the gRPC health check's answer (``grpc.*``);
 * ``database.py``: the database's greeting, errors and login (``db.*``);
@@ -33,6 +34,7 @@ from .dns import dns_fault
 from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
+from .proxy import upstream_fault
 from .tls import tls_fault, tls_warnings
 from .transport import transport_fault, transport_warnings
 
@@ -49,6 +51,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
     local_fault,
     transport_fault,
     tls_fault,
+    upstream_fault,
     http_fault,
     grpc_fault,
     database_fault,

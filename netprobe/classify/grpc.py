@@ -15,6 +15,7 @@ from ..report import Evidence, Fault, JsonScalar
 from ..steps import GrpcResult
 from ..target import Target
 from ._observations import Observations, fault
+from .proxy import DEAD_BACKEND, DEAD_BACKEND_HINT
 
 __all__ = ["cut_call", "grpc_fault"]
 
@@ -348,8 +349,8 @@ def _closed_fault(target: Target, options: Options, result: GrpcResult) -> Fault
     err = result.error
     how = "reset" if err is not None and err.errno_name == "ECONNRESET" else "closed"
     if result.bytes_received == 0:
-        when = "without sending anything"
-        hints = ["A TCP load balancer without a live backend also accepts and closes at once."]
+        when = f"without sending anything ({DEAD_BACKEND})"
+        hints = [DEAD_BACKEND_HINT]
         if how == "closed" and not target.tls:
             # grpcio (C core) closes a cleartext connection to its TLS port without a word.
             hints.insert(

@@ -51,6 +51,8 @@ GRPC_HEADERS_OF_INTEREST = (
     "www-authenticate",
     "grpc-encoding",
     "x-envoy-upstream-service-time",
+    "x-squid-error",
+    "cf-ray",
 )
 
 _PEEK = 64  # first bytes kept as evidence
