@@ -9,12 +9,12 @@ from rich.markup import escape
 
 from .describe import describe_attempt, describe_echoes, witness_line
 from .report import Report
-from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
+from .steps import ApplicationStep, DnsStep, IcmpStep, ProxyStep, Step, TcpStep, TlsStep
 
 __all__ = ["render_ladder", "step_line", "waterfall_phases"]
 
 _MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
-_RUNGS = ("dns", "icmp", "tcp", "tls", "application")
+_RUNGS = ("dns", "icmp", "tcp", "proxy", "tls", "application")
 
 
 def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
@@ -29,7 +29,7 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
                 continue
             if rung == "application" and t.protocol == "tcp":
                 continue
-            if rung == "icmp":
+            if rung in ("icmp", "proxy"):
                 continue
             cut = report.deadline
             if cut is not None and cut.rung == rung:
@@ -42,7 +42,8 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
             continue
         lines.append(f"  {_MARK[step.status]} {rung:<11} {step_line(step)}")
         if isinstance(step, TcpStep):
-            lines.extend(_witness_lines(step, present.get("icmp"), t.port))
+            port = step.attempts[0].port if step.attempts else t.port  # the proxy's, via one
+            lines.extend(_witness_lines(step, present.get("icmp"), port))
     lines.extend(_waterfall(report))
     if report.fault is None:
         lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
@@ -107,7 +108,28 @@ def step_line(step: Step) -> str:
         return _tcp_line(step)
     if isinstance(step, TlsStep):
         return _tls_line(step)
+    if isinstance(step, ProxyStep):
+        return _proxy_line(step)
     return _application_line(step)
+
+
+def _proxy_line(step: ProxyStep) -> str:
+    """``via http://proxy.lab:3128 (HTTPS_PROXY): CONNECT api.lab:443 → 200 Connection
+    established``."""
+    head = f"via {step.url} ({step.source}"
+    head += ", with credentials)" if step.authenticated else ")"
+    if step.status == "skipped":
+        text = f"{head}: {step.reason}"
+    elif step.mode == "forward":
+        text = f"{head}: the request goes to the proxy with its absolute URL"
+    elif step.http_status is not None:
+        said = f"{step.http_status} {step.http_reason or ''}".rstrip()
+        squid = step.headers.get("x-squid-error")
+        text = f"{head}: {step.request} → {said}" + (f" ({squid})" if squid else "")
+    else:
+        text = f"{head}: {step.request}: {step.reason or step.failure or 'failed'}"
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
+    return escape(text) + timing
 
 
 def _dns_line(step: DnsStep) -> str:

@@ -94,6 +94,9 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     ),
     "http.upstream_tls": ("l7", "a proxy answered: TLS between it and its upstream failed"),
     "http.upstream_error": ("l7", "a proxy answered: its upstream failed (see its words)"),
+    "proxy.auth_required": ("l7", "the forward proxy wants credentials (407)"),
+    "proxy.denied": ("l7", "the forward proxy refuses this destination or client (403...)"),
+    "proxy.connect_failed": ("l7", "the forward proxy could not reach the target"),
 }
 
 #: Every warning code: things that are not faults but matter.

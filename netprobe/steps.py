@@ -37,6 +37,8 @@ __all__ = [
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
+    "ProxyFailure",
+    "ProxyStep",
     "Rcode",
     "Rung",
     "Step",
@@ -281,6 +283,47 @@ class TlsStep(StepBase):
     chain: tuple[CertificateInfo, ...] = Field(
         default_factory=tuple, description="The presented chain, leaf first (also on failure)."
     )
+
+
+# -- A forward proxy on the way (HTTP_PROXY / HTTPS_PROXY, or the proxy option) ----------------
+
+ProxyFailure = Literal[
+    "timeout",  # no answer to the CONNECT within the read timeout
+    "closed",  # the proxy closed or reset the connection before answering the CONNECT
+    "protocol",  # the answer to the CONNECT is not HTTP: see peer_sent
+    "refused",  # the proxy answered the CONNECT with a status other than 2xx
+    "error",  # anything else: see error
+]
+
+
+class ProxyStep(StepBase):
+    """The way through a forward HTTP proxy, as the application goes (httpx's rules).
+
+    ``mode`` ``connect``: an ``https://`` target is reached through a ``CONNECT`` tunnel (this
+    step is the CONNECT and its answer; TLS to the target runs inside the tunnel).
+    ``forward``: an ``http://`` target's request goes to the proxy with its absolute URL (the
+    answer is the application step's; this step records the route). The DNS and TCP rungs are
+    about the proxy.
+    """
+
+    name: Literal["proxy"] = "proxy"
+    url: str = Field(description="The proxy, scheme://host:port (credentials never shown).")
+    source: str = Field(
+        description="Where the proxy came from: an environment variable (HTTPS_PROXY, "
+        "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
+    )
+    mode: Literal["connect", "forward"]
+    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    request: str | None = Field(None, description="The request line sent to the proxy.")
+    http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
+    http_reason: str | None = None
+    headers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="The proxy's response headers of interest."
+    )
+    body_preview: str | None = Field(None, description="Start of the proxy's error page.")
+    failure: ProxyFailure | None = None
+    error: ErrorInfo | None = None
+    peer_sent: str | None = Field(None, description="What came back instead of HTTP, in words.")
 
 
 # -- HTTP, over the established (and encrypted) connection ---------------------------------------
@@ -546,8 +589,9 @@ class LocalHealth(Frozen):
 
 # -- The total deadline ------------------------------------------------------------------------
 
-#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP).
-Rung = Literal["dns", "tcp", "tls", "application"]
+#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP; the
+#: proxy's CONNECT comes between TCP and TLS when an https:// target goes through a proxy).
+Rung = Literal["dns", "tcp", "proxy", "tls", "application"]
 
 
 class DeadlineCut(Frozen):
@@ -571,5 +615,6 @@ class DeadlineCut(Frozen):
 # -- Every rung ------------------------------------------------------------------------------
 
 Step = Annotated[
-    DnsStep | IcmpStep | TcpStep | TlsStep | ApplicationStep, Field(discriminator="name")
+    DnsStep | IcmpStep | TcpStep | ProxyStep | TlsStep | ApplicationStep,
+    Field(discriminator="name"),
 ]

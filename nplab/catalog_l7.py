@@ -17,6 +17,9 @@ The CLI runs in the client namespace, as for every catalog scenario.
 198.18.0.74   ``cdn.lab``: a reverse proxy that reports with RFC 9209 Proxy-Status
               (nplab/rfc9209proxy.py): to the dead upstream (8080), to the expired
               certificate (8081)
+198.18.0.75   ``proxy.lab``: Squid as the forward proxy the client goes through: 3128
+              denies 198.18.0.76 (``denied.lab``), 3129 wants a password; Squid's own
+              hosts file names ``api.lab`` (198.18.0.72) and ``denied.lab``
 ============  =====================================================================
 
 The prose of each section (what is on the wire, the look-alikes, what to check next) is in
@@ -35,6 +38,7 @@ from netprobe.testing import CertBook
 from nplab.realservers.grpc_server import GrpcServers
 from nplab.realservers.haproxy import HAProxy
 from nplab.realservers.nginx import Nginx, proxy, static
+from nplab.realservers.squid import Squid
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab
 
@@ -45,7 +49,9 @@ EDGE_HOST, EDGE_ADDR = "edge.lab", "198.18.0.71"
 UPSTREAM_ADDR = "198.18.0.72"
 LB_HOST, LB_ADDR = "lb.lab", "198.18.0.73"
 CDN_HOST, CDN_ADDR = "cdn.lab", "198.18.0.74"
-ADDRESSES = (GRPC_ADDR, EDGE_ADDR, UPSTREAM_ADDR, LB_ADDR, CDN_ADDR)
+PROXY_HOST, PROXY_ADDR = "proxy.lab", "198.18.0.75"
+DENIED_ADDR = "198.18.0.76"
+ADDRESSES = (GRPC_ADDR, EDGE_ADDR, UPSTREAM_ADDR, LB_ADDR, CDN_ADDR, PROXY_ADDR)
 DEAD = f"{UPSTREAM_ADDR}:9"
 
 #: grpcio servers on GRPC_ADDR, by port.
@@ -101,6 +107,11 @@ def l7_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
             host, _, up_port = upstream.rpartition(":")
             argv = [PY, "-m", "nplab.rfc9209proxy", CDN_ADDR, str(port), host, up_port, *extra]
             _start(stack, lab, argv)
+        lab.add_host(PROXY_HOST, PROXY_ADDR)
+        names = {"api.lab": UPSTREAM_ADDR, "denied.lab": DENIED_ADDR}
+        for port, options in ((3128, {"deny": [DENIED_ADDR]}), (3129, {"users": {"app": "pw"}})):
+            squid = Squid(host=PROXY_ADDR, port=port, netns=lab.server, hosts=names, **options)
+            stack.enter_context(squid)
         yield _scenarios()
 
 
@@ -139,7 +150,37 @@ def _start(stack: contextlib.ExitStack, lab: Lab, argv: list[str]) -> None:
 
 def _scenarios() -> list[Scenario]:
     grpc = f"{GRPC_HOST}"
+    via = ("--proxy", f"http://{PROXY_HOST}:3128")
     return [
+        # --- a forward proxy on the way ---------------------------------------------------
+        Scenario(
+            "proxy.denied",
+            "The forward proxy's ACL denies the destination",
+            f"Squid 5.7 on {PROXY_ADDR}:3128 (`{PROXY_HOST}`) with `acl denied dst "
+            f"{DENIED_ADDR}` and `http_access deny denied`; the client goes through it "
+            "(`--proxy`, as HTTPS_PROXY would) to `denied.lab`, which Squid's hosts file "
+            f"maps to {DENIED_ADDR}: the CONNECT is answered 403.",
+            "https://denied.lab:8443/health",
+            via,
+        ),
+        Scenario(
+            "proxy.connect_failed",
+            "The forward proxy cannot reach the target",
+            f"The same Squid; the target `api.lab` (Squid's hosts file: {UPSTREAM_ADDR}) "
+            "refuses connections on port 9: Squid answers the forwarded GET with 503 and "
+            "`X-Squid-Error: ERR_CONNECT_FAIL 111`.",
+            "http://api.lab:9/health",
+            via,
+        ),
+        Scenario(
+            "proxy.auth_required",
+            "The forward proxy wants a password",
+            f"Squid 5.7 on {PROXY_ADDR}:3129 with basic authentication (basic_ncsa_auth); "
+            "the proxy URL carries no credentials: the CONNECT is answered 407 with "
+            '`Proxy-Authenticate: Basic realm="netprobe-squid"`.',
+            "https://api.lab:8443/health",
+            ("--proxy", f"http://{PROXY_HOST}:3129"),
+        ),
         # --- a proxy about its upstream ---------------------------------------------------
         Scenario(
             "http.upstream_error",

@@ -133,4 +133,37 @@ PROSE: dict[str, dict[str, str]] = {
         next="The upstream's certificate (expiry, chain, name) and the proxy's TLS settings "
         "toward it (trusted CA, SNI).",
     ),
+    # -- a forward proxy on the way --------------------------------------------------------
+    "proxy.auth_required": dict(
+        wire="The way to the proxy works (DNS, TCP to it); it answers the CONNECT (or the "
+        "forwarded request) with `407 Proxy Authentication Required` and a "
+        "`Proxy-Authenticate` challenge: the request never left the proxy.",
+        apart="A 401 is the target's own authentication; 407 is always the proxy's. With "
+        "credentials in the proxy URL that the proxy rejects, the summary says they were "
+        "sent and rejected.",
+        next="The proxy's credentials in its URL (`http://user:password@host:port` in "
+        "HTTPS_PROXY / HTTP_PROXY or `--proxy`): the application needs the same.",
+    ),
+    "proxy.denied": dict(
+        wire="The proxy answers the CONNECT (or the forwarded request) itself with `403 "
+        "Forbidden`; Squid adds `X-Squid-Error: ERR_ACCESS_DENIED 0`. The target is never "
+        "contacted.",
+        apart="A 403 from the target comes back through the proxy without `X-Squid-Error` "
+        "(and is `http.client_error`); `proxy.connect_failed` is a proxy that tried and "
+        "could not reach the target.",
+        next="The proxy's access rules for this destination, port and client (Squid's "
+        "`acl` / `http_access`), or NO_PROXY if the application should go direct.",
+    ),
+    "proxy.connect_failed": dict(
+        wire="The proxy tried to reach the target and could not: here Squid answers the "
+        "forwarded GET with `503 Service Unavailable` and `X-Squid-Error: ERR_CONNECT_FAIL "
+        "111` (111 is ECONNREFUSED). Squid 5.7 reports a target name it cannot resolve as "
+        "`502 ERR_READ_ERROR` (GET) or `500 ERR_CANNOT_FORWARD` (CONNECT), never "
+        "`ERR_DNS_FAIL`; a CONNECT the proxy does not answer in time is the same code.",
+        apart="`l4.refused` and friends are the way to the proxy failing (the summary then "
+        "starts with the proxy); this code means the proxy itself answered, about the "
+        "target. A reverse proxy's answer about its upstream is `http.upstream_*`.",
+        next="The target from the proxy's side: its name as the proxy resolves it, its "
+        "port, the firewall between them (Squid's cache.log and access.log name the cause).",
+    ),
 }

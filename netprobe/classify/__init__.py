@@ -34,7 +34,7 @@ from .dns import dns_fault
 from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
-from .proxy import upstream_fault
+from .proxy import about_the_route, forward_proxy_fault, upstream_fault
 from .tls import tls_fault, tls_warnings
 from .transport import transport_fault, transport_warnings
 
@@ -50,6 +50,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
     dns_fault,
     local_fault,
     transport_fault,
+    forward_proxy_fault,
     tls_fault,
     upstream_fault,
     http_fault,
@@ -102,6 +103,8 @@ def classify(
         found = rule(obs)
         if found is not None:
             break
+    if found is not None and obs.proxy is not None:
+        found = about_the_route(obs, found)
     warnings: list[ReportWarning] = []
     for wrule in WARNING_RULES:
         warnings.extend(wrule(obs))

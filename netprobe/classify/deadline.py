@@ -18,6 +18,7 @@ from ._observations import Observations, warning
 from .database import cut_conversation
 from .grpc import cut_call
 from .http import cut_exchange
+from .proxy import cut_connect
 from .tls import cut_handshake
 
 __all__ = ["deadline_fault", "deadline_warnings"]
@@ -30,6 +31,8 @@ def deadline_fault(obs: Observations) -> Fault | None:
         return None
     if cut.rung == "tls":
         return cut_handshake(obs)
+    if cut.rung == "proxy":
+        return cut_connect(obs)
     if cut.rung == "application":
         if obs.target.protocol == "http":
             return cut_exchange(obs)

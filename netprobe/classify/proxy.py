@@ -20,9 +20,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..describe import response_evidence
 from ..protocols.proxy_status import ERROR_TYPES, ProxyStatusEntry, parse_proxy_status
 from ..report import Evidence, Fault, JsonScalar
-from ..steps import GrpcResult, HttpResult
+from ..steps import GrpcResult, HttpResult, ProxyStep
 from ._observations import Observations, fault
 
 __all__ = [
@@ -33,7 +34,10 @@ __all__ = [
     "Answer",
     "Attribution",
     "Fingerprint",
+    "about_the_route",
     "attribute",
+    "cut_connect",
+    "forward_proxy_fault",
     "upstream_fault",
 ]
 
@@ -690,3 +694,237 @@ def _evidence(found: Attribution, answer: Answer) -> Evidence:
         observation=f"{found.proxy} answered {answer.status} ({found.by}): {found.words}",
         data=data,
     )
+
+
+# -- A forward proxy on the way (HTTP_PROXY / HTTPS_PROXY, or the proxy option) ----------------
+
+#: Squid's error names (X-Squid-Error: NAME ERRNO) -> what happened, in words.
+_SQUID_ERRORS: dict[str, str] = {
+    "ERR_CONNECT_FAIL": "its connect to the target failed",
+    "ERR_DNS_FAIL": "it could not resolve the target's name",
+    "ERR_READ_ERROR": "it got no answer from the target (Squid 5 reports a failed DNS lookup "
+    "of the target this way too: its cache.log says which)",
+    "ERR_READ_TIMEOUT": "the target did not answer in time",
+    "ERR_ZERO_SIZE_OBJECT": "the target closed the connection without an answer",
+    "ERR_SECURE_CONNECT_FAIL": "its TLS connection to the target failed",
+    "ERR_GATEWAY_FAILURE": "it could not reach the target",
+    "ERR_CANNOT_FORWARD": "it could not forward the request (Squid 5 answers a CONNECT to a "
+    "name it cannot resolve this way: its cache.log says which)",
+}
+_ERRNO_WORDS = {"111": "refused (ECONNREFUSED)", "110": "timed out (ETIMEDOUT)",
+                "113": "no route to host (EHOSTUNREACH)", "101": "network unreachable"}  # fmt: skip
+
+
+def _proxy_name(step: ProxyStep, headers: Mapping[str, str]) -> str:
+    server = headers.get("server")
+    where = f"{step.url} ({step.source}"
+    return where + (f", {server})" if server else ")")
+
+
+def forward_proxy_fault(obs: Observations) -> Fault | None:
+    """``proxy.*`` when the forward proxy the target is reached through refused, wanted
+    credentials or could not reach the target; an ``http://`` target's answer counts only
+    when the proxy made it (407, ``X-Squid-Error``, ``Proxy-Status``). Also names a forward
+    proxy hit directly as if it were the service (Squid's ERR_INVALID_URL)."""
+    step = obs.proxy
+    app = obs.application
+    if step is None:
+        return _proxy_as_target(obs)
+    if step.mode == "connect":
+        if step.status != "failed":
+            return None  # open, or never reached (the way to the proxy failed first)
+        if step.http_status is None:
+            return _connect_unanswered(obs, step)
+        return _proxy_refusal(
+            obs, step, step.http_status, step.http_reason, step.headers, step.body_preview
+        )
+    if app is None or app.http is None or app.http.status is None:
+        return None
+    http = app.http
+    status = app.http.status
+    made_by_proxy = (
+        status == 407
+        or "x-squid-error" in http.headers
+        or any(e.error for e in parse_proxy_status(http.headers.get("proxy-status")))
+    )
+    if not made_by_proxy or http.healthy:
+        return None
+    return _proxy_refusal(obs, step, status, http.reason, http.headers, http.body_preview)
+
+
+def _proxy_refusal(
+    obs: Observations,
+    step: ProxyStep,
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    body: str | None,
+) -> Fault:
+    t = obs.target
+    name = _proxy_name(step, headers)
+    said = f"{status} {reason or ''}".rstrip()
+    squid = headers.get("x-squid-error")
+    words = f" ({squid})" if squid else ""
+    what = f"CONNECT {t.netloc}" if step.mode == "connect" else f"{step.request or t.url}"
+    ev = Evidence(
+        step="proxy",
+        observation=f"{what} sent to the proxy {step.url}; it answered {said}{words}",
+        data={
+            "proxy": step.url,
+            "proxy_source": step.source,
+            "status": status,
+            "x_squid_error": squid,
+            "proxy_status": headers.get("proxy-status"),
+            "server": headers.get("server"),
+            "proxy_authenticate": headers.get("proxy-authenticate"),
+            "credentials_sent": step.authenticated,
+        },
+    )
+    if status == 407:
+        asks = headers.get("proxy-authenticate")
+        if step.authenticated:
+            summary = (
+                f"The HTTP proxy {name} rejected the credentials sent with the request for "
+                f"{t.netloc} (407 Proxy Authentication Required): the target was not contacted."
+            )
+            hint = "Check the user and password in the proxy URL (they are the proxy's, not "
+            hint += "the target's)."
+        else:
+            summary = (
+                f"The HTTP proxy {name} requires authentication (407 Proxy Authentication "
+                f"Required) and none was sent: the request for {t.netloc} never left it."
+            )
+            hint = (
+                "Put the proxy's credentials in its URL, http://user:password@host:port "
+                f"({step.source} or --proxy): the application needs them too."
+            )
+        if asks:
+            hint += f" The proxy asks for: {asks}."
+        return fault("proxy.auth_required", summary, [ev], [hint])
+    if status < 500:
+        return fault(
+            "proxy.denied",
+            f"The HTTP proxy {name} refused to {_verb(step)} {t.netloc}: {said}{words}. "
+            "The target was not contacted.",
+            [ev],
+            [
+                "The proxy's access rules (Squid: acl and http_access) do not allow this "
+                "destination, port or client: ask the proxy's owners, or list the host in "
+                "NO_PROXY if the application should reach it directly.",
+            ],
+        )
+    meaning = "it could not reach the target"
+    if squid:
+        code_name, _, errno_text = squid.partition(" ")
+        meaning = _SQUID_ERRORS.get(code_name, meaning)
+        if code_name == "ERR_CONNECT_FAIL" and errno_text in _ERRNO_WORDS:
+            meaning = f"its connect to the target was {_ERRNO_WORDS[errno_text]}"
+    else:
+        failed = next((e for e in parse_proxy_status(headers.get("proxy-status")) if e.error), None)
+        if failed is not None and failed.error is not None:
+            meaning = ERROR_TYPES.get(failed.error, failed.error)
+    return fault(
+        "proxy.connect_failed",
+        f"The HTTP proxy {name} could not reach {t.netloc}: {said}{words}, {meaning}.",
+        [ev],
+        [
+            f"The proxy reaches {t.netloc} from its own network: check the target from the "
+            "proxy's side (its cache.log or access log names the cause), and the target's "
+            "name and port as the proxy resolves them.",
+            f"The way to the proxy works: {step.url} answered.",
+        ],
+    )
+
+
+def _connect_unanswered(obs: Observations, step: ProxyStep) -> Fault:
+    t = obs.target
+    ev = Evidence(
+        step="proxy",
+        observation=f"CONNECT {t.netloc} sent to the proxy {step.url}: {step.reason}",
+        data={"proxy": step.url, "proxy_source": step.source, "failure": step.failure},
+    )
+    if step.failure == "timeout":
+        return fault(
+            "proxy.connect_failed",
+            f"The HTTP proxy {step.url} ({step.source}) accepted the connection but did not "
+            f"answer the CONNECT to {t.netloc} within {obs.options.read_timeout:g} s "
+            "(read_timeout): it is most likely still trying to reach the target (a silent "
+            "target keeps a proxy waiting for its own connect timeout).",
+            [ev],
+            [
+                f"Check that {t.netloc} is reachable from the proxy's network (a firewall "
+                "that drops the proxy's SYNs), and the proxy's own load.",
+            ],
+        )
+    if step.failure == "protocol":
+        return fault(
+            "http.protocol_error",
+            f"The proxy {step.url} ({step.source}) does not answer HTTP: it answered the "
+            f"CONNECT with {step.peer_sent or 'something else'}.",
+            [ev],
+            ["Check the proxy URL's port: another protocol listens there."],
+        )
+    return fault(
+        "l7.connection_closed",
+        f"The HTTP proxy {step.url} ({step.source}) closed the connection without answering "
+        f"the CONNECT to {t.netloc}.",
+        [ev],
+        ["The proxy crashed, or refuses this client at the connection level (an allow-list)."],
+    )
+
+
+def cut_connect(obs: Observations) -> Fault:
+    """The total deadline ended the diagnosis while the proxy had not answered the CONNECT
+    (classify/deadline.py)."""
+    route = obs.proxy.url if obs.proxy is not None else "the proxy"
+    timeout = obs.deadline.timeout_s if obs.deadline else obs.options.timeout
+    return fault(
+        "proxy.connect_failed",
+        f"The HTTP proxy {route} accepted the connection but had not answered the CONNECT to "
+        f"{obs.target.netloc} when the total deadline ({timeout:g} s) ended the diagnosis: it "
+        "is most likely still trying to reach the target.",
+    )
+
+
+def _proxy_as_target(obs: Observations) -> Fault | None:
+    """A forward proxy diagnosed as if it were the service (Squid answers a plain request
+    with 400 ERR_INVALID_URL): say what it is."""
+    app = obs.application
+    if app is None or app.http is None or app.http.status != 400:
+        return None
+    squid = app.http.headers.get("x-squid-error", "")
+    if not squid.startswith("ERR_INVALID_URL"):
+        return None
+    server = app.http.headers.get("server", "an HTTP proxy")
+    return fault(
+        "http.client_error",
+        f"{obs.target.netloc} is an HTTP forward proxy ({server}, {squid}), not the service: "
+        "it answered the plain request with 400 Bad Request.",
+        [response_evidence(app.http)],
+        [
+            f"To go through it, give it as the proxy: --proxy http://{obs.target.netloc} "
+            "(or HTTP_PROXY / HTTPS_PROXY), and diagnose the service's own URL.",
+        ],
+    )
+
+
+def about_the_route(obs: Observations, found: Fault) -> Fault:
+    """A fault below the application, when the target is reached through a forward proxy,
+    is about the way to the proxy: the summary says so first."""
+    step = obs.proxy
+    if step is None or found.layer not in ("dns", "l3", "l4", "local"):
+        return found
+    note = (
+        f"The HTTP proxy {step.url} ({step.source}), through which {obs.target.netloc} is "
+        "reached, cannot be reached: "
+    )
+    hint = (
+        f"The application reaches {obs.target.netloc} through this proxy ({step.source}); "
+        "fix the way to the proxy, or list the host in NO_PROXY if it should be reached "
+        "directly."
+    )
+    return found.replace(summary=note + found.summary, hints=(*found.hints, hint))
+
+
+def _verb(step: ProxyStep) -> str:
+    return "open a tunnel to" if step.mode == "connect" else "forward the request to"
