@@ -564,3 +564,17 @@ def test_h2_is_imported_only_for_grpc_targets(tcp_server: Any) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.anyio
+async def test_pool_of_grpc_connections(grpc_servers: dict[str, int]) -> None:
+    """probe_pool holds HTTP/2 connections; after the hold each is checked again on a new
+    stream of the same connection."""
+    from netprobe import probe_pool
+
+    port = grpc_servers["plain"]
+    pool = await probe_pool(f"grpc://127.0.0.1:{port}/shop.Orders", size=3, hold=0.2, icmp=False)
+    assert pool.ok, pool.summary
+    assert pool.opened == 3 and pool.held_ok == 3
+    down = await probe_pool(f"grpc://127.0.0.1:{port}/shop.Down", size=2, icmp=False)
+    assert not down.ok and down.most_common_fault == "grpc.not_serving"
