@@ -97,7 +97,10 @@ def l7_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
         web.site("silent", proxy(f"{UPSTREAM_ADDR}:8000", read_timeout=1.0), port=8082)
         stack.enter_context(web)
         lb = HAProxy(host=LB_ADDR, netns=lab.server)
-        lb.listen("web", mode="http", servers=[DEAD], port=8080)
+        # A client slow to send its request (a loaded machine) must not meet HAProxy's 5 s
+        # request timeout (408) before it meets the dead backend.
+        slow_client = ["timeout http-request 30s", "timeout client 30s"]
+        lb.listen("web", mode="http", servers=[DEAD], port=8080, extra=slow_client)
         stack.enter_context(lb)
         for port, upstream, extra in (
             (8080, DEAD, []),

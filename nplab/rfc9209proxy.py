@@ -34,7 +34,9 @@ __all__ = ["Rfc9209Proxy"]
 
 NAME = "nplab-proxy"
 _CONNECT_TIMEOUT_S = 1.0
-_READ_TIMEOUT_S = 5.0
+# Generous: a client on a loaded machine may take seconds between its connect and its request
+# (netprobe imports httpx after the TCP rung); the proxy must not give up first.
+_READ_TIMEOUT_S = 30.0
 
 
 class Rfc9209Proxy:
@@ -117,7 +119,7 @@ class Rfc9209Proxy:
         self._accept.join(2.0)
         self._sock.close()
         for t in self._threads:
-            t.join(_READ_TIMEOUT_S + _CONNECT_TIMEOUT_S)
+            t.join(5.0)
 
     def __enter__(self) -> Rfc9209Proxy:
         return self
