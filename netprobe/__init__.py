@@ -40,12 +40,14 @@ from .steps import DatabaseResult as DatabaseResult
 from .steps import DeadlineCut as DeadlineCut
 from .steps import DnsStep as DnsStep
 from .steps import ErrorInfo as ErrorInfo
+from .steps import GrpcResult as GrpcResult
 from .steps import HttpHop as HttpHop
 from .steps import HttpResult as HttpResult
 from .steps import IcmpAddressResult as IcmpAddressResult
 from .steps import IcmpStep as IcmpStep
 from .steps import LocalHealth as LocalHealth
 from .steps import NameserverAnswer as NameserverAnswer
+from .steps import ProxyStep as ProxyStep
 from .steps import Step as Step
 from .steps import TcpStep as TcpStep
 from .steps import TlsStep as TlsStep
@@ -98,6 +100,7 @@ __all__ = (
     "ErrorInfo",
     "Evidence",
     "Fault",
+    "GrpcResult",
     "HealthApp",
     "HttpHop",
     "HttpResult",
@@ -112,6 +115,7 @@ __all__ = (
     "OptionsKwargs",
     "PoolConnection",
     "PoolReport",
+    "ProxyStep",
     "Report",
     "ReportWarning",
     "Step",

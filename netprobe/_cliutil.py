@@ -213,6 +213,8 @@ SHARED_OPTIONS: tuple[CliOption, ...] = (
     CliOption("--insecure", "verify", turns_off=True),
     CliOption("--client-cert", "client_cert", metavar="PATH"),
     CliOption("--client-key", "client_key", metavar="PATH"),
+    CliOption("--proxy", "proxy", metavar="URL"),
+    CliOption("--no-env-proxy", "trust_env", turns_off=True),
 )
 
 

@@ -10,6 +10,7 @@ of the slowest necessary step, not the sum.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Unpack
@@ -26,8 +27,10 @@ from .probes.database import login_step
 from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
+from .probes.proxy import unreached_step
 from .probes.tcp import TcpConnector
 from .probes.witness import Witness
+from .proxies import ProxyRoute, proxy_route
 from .report import Report, Timings
 from .steps import ApplicationStep, DeadlineCut, LocalHealth, Rung, Step
 from .target import Target, parse_target
@@ -58,7 +61,9 @@ async def diagnose(
     """
     parsed = parse_target(target)
     opts = make_options(options, **kwargs)
-    return await _Diagnosis(parsed, opts).run()
+    # The way the application would go: a forward proxy from the options or the environment.
+    route = proxy_route(parsed, opts, os.environ)
+    return await _Diagnosis(parsed, opts, route).run()
 
 
 async def diagnose_many(
@@ -78,12 +83,13 @@ async def diagnose_many(
         from ._errors import InvalidOption
 
         raise InvalidOption(f"concurrency must be at least 1 (got {concurrency})")
+    routes = [proxy_route(t, opts, os.environ) for t in parsed]
     results: list[Report | None] = [None] * len(parsed)
     limiter = anyio.CapacityLimiter(concurrency)
 
     async def one(i: int, t: Target) -> None:
         async with limiter:
-            results[i] = await _Diagnosis(t, opts).run()
+            results[i] = await _Diagnosis(t, opts, routes[i]).run()
 
     async with anyio.create_task_group() as tg:
         for i, t in enumerate(parsed):
@@ -94,8 +100,8 @@ async def diagnose_many(
 class _Diagnosis:
     """One run of the ladder. Steps are recorded as they finish, so a deadline keeps them."""
 
-    def __init__(self, target: Target, options: Options) -> None:
-        self.ctx = ProbeContext(target=target, options=options)
+    def __init__(self, target: Target, options: Options, route: ProxyRoute | None) -> None:
+        self.ctx = ProbeContext(target=target, options=options, route=route)
         self.started_at = datetime.now(UTC)
         self.steps: dict[str, Step] = {}
         self.resolver = Resolver(self.ctx)
@@ -176,7 +182,7 @@ class _Diagnosis:
                     tg.start_soon(self.tcp.run)
                 self.witness.start(tg)
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
-                self.local = cached_local(dns.addresses, ctx.target.port)
+                self.local = cached_local(dns.addresses, ctx.dial_port)
                 if self.local is None:
                     tg.start_soon(self._local, dns.addresses)
                 else:
@@ -212,7 +218,7 @@ class _Diagnosis:
         """This host's sockets toward the target, read alongside the connects (a worker
         thread; one read shared by concurrent diagnoses, see probes/local.py)."""
         try:
-            self.local = await gather_local(addresses, self.ctx.target.port)
+            self.local = await gather_local(addresses, self.ctx.dial_port)
         finally:
             self.local_done.set()
 
@@ -242,6 +248,7 @@ class _Diagnosis:
 
     def _ordered_steps(self) -> list[Step]:
         """Every rung's step in ladder order, as far as each probe got (a cut one included)."""
+        ctx = self.ctx
         steps = dict(self.steps)
         steps.setdefault("dns", self.resolver.step())
         if self.pinger is not None:
@@ -249,6 +256,10 @@ class _Diagnosis:
         if self.tcp is not None:
             tcp_step = self.tcp.step()
             steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
+        if self.connection is not None and self.connection.proxy is not None:
+            steps["proxy"] = self.connection.proxy
+        elif ctx.route is not None:
+            steps["proxy"] = unreached_step(ctx)  # type: ignore[assignment]
         if self.connection is not None and self.connection.tls is not None:
             steps["tls"] = self.connection.tls
         if self.app is not None:
@@ -257,5 +268,5 @@ class _Diagnosis:
             if inner is not None and "tls" not in steps:
                 # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
                 steps["tls"] = inner
-        order: Sequence[str] = ("dns", "icmp", "tcp", "tls", "application")
+        order: Sequence[str] = ("dns", "icmp", "tcp", "proxy", "tls", "application")
         return [steps[name] for name in order if name in steps]

@@ -105,6 +105,19 @@ class Options(BaseModel):
         False, description="Follow redirects to the same origin (at most 5)."
     )
 
+    # The way to HTTP targets: a forward proxy, as the application goes (netprobe/proxies.py).
+    proxy: str | None = Field(
+        None,
+        description="The HTTP proxy http(s):// targets go through, http://[user:pass@]host:port "
+        "('none': direct). Default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY and NO_PROXY from "
+        "the environment, with httpx's rules.",
+    )
+    trust_env: bool = Field(
+        True,
+        description="Follow the proxy environment variables (HTTP_PROXY, HTTPS_PROXY, "
+        "ALL_PROXY, NO_PROXY) for http(s):// targets, as httpx does by default.",
+    )
+
     # Databases.
     probe_user: str = Field(
         "netprobe_probe",
@@ -164,6 +177,19 @@ class Options(BaseModel):
             raise ValueError("client_key needs client_cert")
         return v
 
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() == "none":
+            return v
+        scheme, sep, rest = v.strip().partition("://")
+        if not sep or scheme.lower() != "http" or not rest.split("@")[-1].split("/")[0]:
+            raise ValueError(
+                "must be 'http://[user:pass@]host:port' or 'none' (SOCKS and TLS to the proxy "
+                "are not supported)"
+            )
+        return v
+
     @field_validator("expect_status")
     @classmethod
     def _statuses(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -196,6 +222,8 @@ class RungOptionsKwargs(TypedDict, total=False):
     headers: Mapping[str, str]
     expect_status: Sequence[int] | None
     follow_redirects: bool
+    proxy: str | None
+    trust_env: bool
     probe_user: str
 
 

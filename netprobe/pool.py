@@ -66,7 +66,9 @@ async def probe_pool(
     greeting that proves the server accepts the connection (see the module docstring).
 
     Args:
-        target: a database DSN, or ``host:port`` (3306, 5432, 6379 select the protocol).
+        target: a database DSN, ``host:port`` (3306, 5432, 6379 select the protocol), or a
+            ``grpc://`` / ``grpcs://`` target (each connection an HTTP/2 connection with its
+            health check; after the hold, another check on the same connection).
         size: connections to hold at the same time (HikariCP's default pool size is 10).
         hold: seconds to keep them all open before validating again.
         options: an :class:`Options` to start from; ``**kwargs`` override its fields.
@@ -76,8 +78,10 @@ async def probe_pool(
         InvalidTarget, InvalidOption: before any I/O.
     """
     parsed = parse_target(target)
-    if parsed.protocol not in ("mysql", "postgresql", "redis", "tcp"):
-        raise InvalidTarget(f"probe_pool needs a database or tcp target, not {parsed.scheme}://")
+    if parsed.protocol not in ("mysql", "postgresql", "redis", "tcp", "grpc"):
+        raise InvalidTarget(
+            f"probe_pool needs a database, grpc or tcp target, not {parsed.scheme}://"
+        )
     if not 1 <= size <= 10_000:
         raise InvalidOption(f"size must be between 1 and 10000 (got {size})")
     if not 0 <= hold <= 3600:
@@ -180,7 +184,13 @@ class _Pool:
             if self.hold > 0 and slot.conn.outcome == "validated":
                 step = await conn.validate()
                 db = step.database if step is not None else None
-                if db is None:
+                if step is not None and step.grpc is not None:
+                    # Another health check on the held HTTP/2 connection (a new stream).
+                    held = step.status == "ok"
+                    slot.conn = slot.conn.replace(
+                        held_ok=held, detail=None if held else step.reason
+                    )
+                elif db is None:
                     slot.conn = slot.conn.replace(held_ok=True)
                 else:
                     detail = held_detail(db)

@@ -9,12 +9,12 @@ from rich.markup import escape
 
 from .describe import describe_attempt, describe_echoes, witness_line
 from .report import Report
-from .steps import ApplicationStep, DnsStep, IcmpStep, Step, TcpStep, TlsStep
+from .steps import ApplicationStep, DnsStep, IcmpStep, ProxyStep, Step, TcpStep, TlsStep
 
 __all__ = ["render_ladder", "step_line", "waterfall_phases"]
 
 _MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
-_RUNGS = ("dns", "icmp", "tcp", "tls", "application")
+_RUNGS = ("dns", "icmp", "tcp", "proxy", "tls", "application")
 
 
 def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
@@ -29,7 +29,7 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
                 continue
             if rung == "application" and t.protocol == "tcp":
                 continue
-            if rung == "icmp":
+            if rung in ("icmp", "proxy"):
                 continue
             cut = report.deadline
             if cut is not None and cut.rung == rung:
@@ -42,7 +42,8 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
             continue
         lines.append(f"  {_MARK[step.status]} {rung:<11} {step_line(step)}")
         if isinstance(step, TcpStep):
-            lines.extend(_witness_lines(step, present.get("icmp"), t.port))
+            port = step.attempts[0].port if step.attempts else t.port  # the proxy's, via one
+            lines.extend(_witness_lines(step, present.get("icmp"), port))
     lines.extend(_waterfall(report))
     if report.fault is None:
         lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
@@ -107,7 +108,28 @@ def step_line(step: Step) -> str:
         return _tcp_line(step)
     if isinstance(step, TlsStep):
         return _tls_line(step)
+    if isinstance(step, ProxyStep):
+        return _proxy_line(step)
     return _application_line(step)
+
+
+def _proxy_line(step: ProxyStep) -> str:
+    """``via http://proxy.lab:3128 (HTTPS_PROXY): CONNECT api.lab:443 → 200 Connection
+    established``."""
+    head = f"via {step.url} ({step.source}"
+    head += ", with credentials)" if step.authenticated else ")"
+    if step.status == "skipped":
+        text = f"{head}: {step.reason}"
+    elif step.mode == "forward":
+        text = f"{head}: the request goes to the proxy with its absolute URL"
+    elif step.http_status is not None:
+        said = f"{step.http_status} {step.http_reason or ''}".rstrip()
+        squid = step.headers.get("x-squid-error")
+        text = f"{head}: {step.request} → {said}" + (f" ({squid})" if squid else "")
+    else:
+        text = f"{head}: {step.request}: {step.reason or step.failure or 'failed'}"
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
+    return escape(text) + timing
 
 
 def _dns_line(step: DnsStep) -> str:
@@ -164,6 +186,8 @@ def _application_line(step: ApplicationStep) -> str:
         return escape(step.reason or db.outcome) + timing
     if step.http is not None:
         return _http_line(step)
+    if step.grpc is not None:
+        return _grpc_line(step)
     if step.status == "ok":
         return escape(f"{step.protocol}: {step.reason or 'ok'}")
     return escape(f"{step.protocol}: {step.reason or (step.error.message if step.error else '')}")
@@ -183,5 +207,36 @@ def _http_line(step: ApplicationStep) -> str:
             text += f" [{len(http.redirects)} redirect(s) followed]"
     else:
         text = f"{http.method} {http.url}: {step.reason or http.failure or 'failed'}"
+    timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
+    return escape(text) + timing
+
+
+def _grpc_line(step: ApplicationStep) -> str:
+    """``Health/Check shop.Orders → HTTP/2 200, grpc-status 0 OK, NOT_SERVING (3.1 ms)``; what
+    the call got as far as it went (a status a client synthesised is said to be)."""
+    g = step.grpc
+    assert g is not None
+    call = "Health/Check" + (f" {g.service}" if g.service else "")
+    parts: list[str] = []
+    if g.http_status is not None:
+        parts.append(f"{g.http_version or 'HTTP'} {g.http_status}")
+    if g.grpc_status is not None and g.status_from in ("trailers", "trailers_only"):
+        status = f"grpc-status {g.grpc_status} {g.grpc_status_name or ''}".rstrip()
+        if g.grpc_message and g.grpc_status != 0:
+            status += f": {g.grpc_message}"
+        parts.append(status)
+    if g.health_status is not None:
+        parts.append(g.health_status_name or f"health status {g.health_status}")
+    if g.healthy or (parts and g.failure in (None, "not_http2", "not_grpc")):
+        text = f"{call} → " + ", ".join(parts)
+        if g.failure == "not_http2":
+            text += " (not HTTP/2)"
+        elif g.failure == "not_grpc":
+            text += " (no grpc-status)"
+    else:
+        text = f"{call}: {step.reason or g.failure or 'failed'}"
+    server = g.headers.get("server")
+    if server and g.failure is not None:
+        text += f" [server: {server}]"
     timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
     return escape(text) + timing

@@ -73,6 +73,30 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "this host's own firewall or security policy forbids the connection (EPERM/EACCES)",
     ),
     "l4.connect_failed": ("l4", "connect() failed with an unexpected error (see the evidence)"),
+    # -- gRPC health, proxies and their upstreams, forward proxies (issue 14) --------------
+    "grpc.not_serving": ("l7", "the gRPC health check answers NOT_SERVING (or UNKNOWN)"),
+    "grpc.unknown_service": (
+        "l7",
+        "the gRPC health service does not know the service asked for (NOT_FOUND)",
+    ),
+    "grpc.no_health_service": (
+        "l7",
+        "the gRPC server does not expose grpc.health.v1.Health (UNIMPLEMENTED)",
+    ),
+    "grpc.error": ("l7", "the gRPC health check ended with another status (see its code)"),
+    "grpc.not_grpc": ("l7", "the peer does not speak HTTP/2 or gRPC"),
+    "grpc.timeout": ("l7", "connected, but no gRPC health answer within the read timeout"),
+    "http.upstream_refused": ("l7", "a proxy answered: its upstream refused the connection"),
+    "http.upstream_timeout": ("l7", "a proxy answered: its upstream did not answer in time"),
+    "http.upstream_unavailable": (
+        "l7",
+        "a proxy answered: it has no healthy upstream (backend) to send the request to",
+    ),
+    "http.upstream_tls": ("l7", "a proxy answered: TLS between it and its upstream failed"),
+    "http.upstream_error": ("l7", "a proxy answered: its upstream failed (see its words)"),
+    "proxy.auth_required": ("l7", "the forward proxy wants credentials (407)"),
+    "proxy.denied": ("l7", "the forward proxy refuses this destination or client (403...)"),
+    "proxy.connect_failed": ("l7", "the forward proxy could not reach the target"),
 }
 
 #: Every warning code: things that are not faults but matter.

@@ -27,6 +27,9 @@ __all__ = [
     "DeadlineCut",
     "DnsStep",
     "ErrorInfo",
+    "GrpcFailure",
+    "GrpcResult",
+    "GrpcStatusSource",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
@@ -34,6 +37,8 @@ __all__ = [
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
+    "ProxyFailure",
+    "ProxyStep",
     "Rcode",
     "Rung",
     "Step",
@@ -280,6 +285,47 @@ class TlsStep(StepBase):
     )
 
 
+# -- A forward proxy on the way (HTTP_PROXY / HTTPS_PROXY, or the proxy option) ----------------
+
+ProxyFailure = Literal[
+    "timeout",  # no answer to the CONNECT within the read timeout
+    "closed",  # the proxy closed or reset the connection before answering the CONNECT
+    "protocol",  # the answer to the CONNECT is not HTTP: see peer_sent
+    "refused",  # the proxy answered the CONNECT with a status other than 2xx
+    "error",  # anything else: see error
+]
+
+
+class ProxyStep(StepBase):
+    """The way through a forward HTTP proxy, as the application goes (httpx's rules).
+
+    ``mode`` ``connect``: an ``https://`` target is reached through a ``CONNECT`` tunnel (this
+    step is the CONNECT and its answer; TLS to the target runs inside the tunnel).
+    ``forward``: an ``http://`` target's request goes to the proxy with its absolute URL (the
+    answer is the application step's; this step records the route). The DNS and TCP rungs are
+    about the proxy.
+    """
+
+    name: Literal["proxy"] = "proxy"
+    url: str = Field(description="The proxy, scheme://host:port (credentials never shown).")
+    source: str = Field(
+        description="Where the proxy came from: an environment variable (HTTPS_PROXY, "
+        "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
+    )
+    mode: Literal["connect", "forward"]
+    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    request: str | None = Field(None, description="The request line sent to the proxy.")
+    http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
+    http_reason: str | None = None
+    headers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="The proxy's response headers of interest."
+    )
+    body_preview: str | None = Field(None, description="Start of the proxy's error page.")
+    failure: ProxyFailure | None = None
+    error: ErrorInfo | None = None
+    peer_sent: str | None = Field(None, description="What came back instead of HTTP, in words.")
+
+
 # -- HTTP, over the established (and encrypted) connection ---------------------------------------
 
 HttpFailure = Literal[
@@ -301,6 +347,12 @@ HEADERS_OF_INTEREST = (
     "via",
     "connection",
     "x-request-id",
+    # which intermediary answered, and what it said (classify/proxy.py)
+    "proxy-status",
+    "x-squid-error",
+    "cf-ray",
+    "x-envoy-upstream-service-time",
+    "proxy-authenticate",
 )
 
 
@@ -336,6 +388,89 @@ class HttpResult(Frozen):
     peer_sent: str | None = Field(None, description="What came back instead of HTTP, in words.")
     peer_bytes: str | None = Field(None, description="First bytes received, hex.")
     first_byte_ms: float | None = Field(None, description="Request sent to first byte back.")
+
+
+# -- A gRPC health check, over HTTP/2 -----------------------------------------------------------
+
+GrpcFailure = Literal[
+    "timeout",  # no complete answer within the read timeout (see the progress fields)
+    "closed",  # the peer closed or reset the connection before the answer was complete
+    "not_http2",  # the first bytes back are not an HTTP/2 server preface: see peer_sent
+    "not_grpc",  # HTTP/2, but the answer carries no grpc-status (a proxy's 502, a web page)
+    "reset_stream",  # the server reset the call's stream (RST_STREAM): see rst_stream
+    "goaway",  # the server ended the connection (GOAWAY) before answering: see goaway
+    "protocol",  # broken HTTP/2 or gRPC after the preface: see protocol_error
+    "tls_alert",  # a TLS alert after the handshake (TLS 1.3: client certificate required)
+]
+
+#: Where a call's gRPC status came from: the server's trailers (or Trailers-Only headers),
+#: or synthesised as a gRPC client does for an answer without one (PROTOCOL-HTTP2.md).
+GrpcStatusSource = Literal[
+    "trailers", "trailers_only", "http_status", "rst_stream", "goaway", "client"
+]
+
+
+class GrpcResult(Frozen):
+    """What the gRPC health check observed, from the HTTP/2 preface to the decoded status."""
+
+    method: str = Field(
+        "/grpc.health.v1.Health/Check", description="The gRPC method called (:path)."
+    )
+    service: str = Field(
+        "", description="The service whose health was asked ('' is the server as a whole)."
+    )
+    authority: str = Field(description="The :authority sent (host:port).")
+    tls: bool = Field(False, description="Whether the exchange ran over TLS.")
+    alpn: str | None = Field(None, description="The ALPN protocol the TLS handshake agreed on.")
+    healthy: bool = Field(False, description="True only for grpc-status OK and SERVING.")
+    failure: GrpcFailure | None = None
+    reason: str = Field("", description="What happened, in one line.")
+    # The HTTP/2 connection.
+    http2: bool = Field(False, description="The peer sent an HTTP/2 SETTINGS frame first.")
+    settings_acked: bool = Field(False, description="The peer acknowledged our SETTINGS.")
+    server_settings: FrozenMap[str, int] = Field(
+        default_factory=FrozenMap, description="The SETTINGS the server sent, by name."
+    )
+    goaway: str | None = Field(None, description="A GOAWAY's error code name, if one came.")
+    goaway_debug: str | None = Field(None, description="A GOAWAY's debug data, as text.")
+    rst_stream: str | None = Field(None, description="The RST_STREAM error code name, if any.")
+    # The response.
+    http_version: str | None = Field(
+        None, description="HTTP/2, or the version of an HTTP/1.x answer to the preface."
+    )
+    http_status: int | None = Field(
+        None, description="The response's :status (or an HTTP/1.x answer's status code)."
+    )
+    headers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap, description="Response headers of interest (lower-case names)."
+    )
+    trailers: FrozenMap[str, str] = Field(
+        default_factory=FrozenMap,
+        description="grpc-* trailers (or Trailers-Only headers), raw.",
+    )
+    trailers_only: bool = Field(False, description="Status in the headers (Trailers-Only).")
+    grpc_status: int | None = Field(None, description="The call's status code.")
+    grpc_status_name: str | None = Field(None, description="Its canonical name, e.g. NOT_FOUND.")
+    status_from: GrpcStatusSource | None = Field(
+        None, description="Where the status came from; anything but trailers is synthesised."
+    )
+    grpc_message: str | None = Field(None, description="grpc-message, percent-decoded.")
+    health_status: int | None = Field(None, description="HealthCheckResponse.status, a number.")
+    health_status_name: str | None = Field(None, description="SERVING, NOT_SERVING, ...")
+    body_bytes: int = Field(0, description="Response DATA bytes received.")
+    body_preview: str | None = Field(None, description="Start of a body that is not gRPC.")
+    protocol_error: str | None = Field(None, description="What broke HTTP/2 or gRPC, in words.")
+    # What came back when it was not HTTP/2.
+    peer_sent: str | None = Field(None, description="What came back instead, in words.")
+    peer_bytes: str | None = Field(None, description="First bytes received, hex.")
+    bytes_received: int = 0
+    error: ErrorInfo | None = Field(None, description="The socket or TLS error, if one ended it.")
+    tls_alert: str | None = Field(None, description="A post-handshake TLS alert, normalised.")
+    # Timings (ms), from the moment the preface and the request were sent.
+    timeout_s: float | None = Field(None, description="The read timeout the exchange had.")
+    first_byte_ms: float | None = None
+    response_ms: float | None = Field(None, description="To the response headers.")
+    duration_ms: float | None = None
 
 
 # -- A database conversation ---------------------------------------------------------------------
@@ -415,6 +550,7 @@ class ApplicationStep(StepBase):
     error: ErrorInfo | None = None
     database: DatabaseResult | None = None
     http: HttpResult | None = None
+    grpc: GrpcResult | None = None
 
 
 # -- This host -----------------------------------------------------------------------------------
@@ -453,8 +589,9 @@ class LocalHealth(Frozen):
 
 # -- The total deadline ------------------------------------------------------------------------
 
-#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP).
-Rung = Literal["dns", "tcp", "tls", "application"]
+#: The rungs of the ladder that wait for an answer, in order (ICMP runs alongside TCP; the
+#: proxy's CONNECT comes between TCP and TLS when an https:// target goes through a proxy).
+Rung = Literal["dns", "tcp", "proxy", "tls", "application"]
 
 
 class DeadlineCut(Frozen):
@@ -478,5 +615,6 @@ class DeadlineCut(Frozen):
 # -- Every rung ------------------------------------------------------------------------------
 
 Step = Annotated[
-    DnsStep | IcmpStep | TcpStep | TlsStep | ApplicationStep, Field(discriminator="name")
+    DnsStep | IcmpStep | TcpStep | ProxyStep | TlsStep | ApplicationStep,
+    Field(discriminator="name"),
 ]

@@ -7,6 +7,8 @@ Accepted forms (public API, see docs/targets.md):
 * URLs ``http://`` and ``https://``.
 * DSNs ``mysql://``, ``mariadb://``, ``postgresql://``, ``postgres://``, ``redis://``, ``rediss://``.
 * ``tcp://host:port`` and ``tls://host:port``.
+* ``grpc://host:port[/package.Service]`` and ``grpcs://...``: the gRPC health check
+  (``grpc.health.v1.Health/Check``) of that service, or of the whole server without one.
 
 Every problem raises :class:`InvalidTarget` (a ``ValueError``) whose message names it.
 """
@@ -37,9 +39,20 @@ __all__ = [
 ]
 
 Scheme = Literal[
-    "tcp", "tls", "http", "https", "mysql", "mariadb", "postgresql", "postgres", "redis", "rediss"
+    "tcp",
+    "tls",
+    "http",
+    "https",
+    "mysql",
+    "mariadb",
+    "postgresql",
+    "postgres",
+    "redis",
+    "rediss",
+    "grpc",
+    "grpcs",
 ]
-Protocol = Literal["tcp", "http", "mysql", "postgresql", "redis"]
+Protocol = Literal["tcp", "http", "mysql", "postgresql", "redis", "grpc"]
 
 _SCHEMES: dict[str, tuple[Protocol, bool, int | None]] = {
     # scheme: (application protocol, TLS from the first byte, default port)
@@ -53,6 +66,9 @@ _SCHEMES: dict[str, tuple[Protocol, bool, int | None]] = {
     "postgres": ("postgresql", False, 5432),
     "redis": ("redis", False, 6379),
     "rediss": ("redis", True, 6379),
+    # gRPC has no well-known port (50051 is only the examples' habit): a port is required.
+    "grpc": ("grpc", False, None),
+    "grpcs": ("grpc", True, None),
 }
 
 #: A bare ``host:port`` with one of these ports is probed with that scheme.
@@ -70,6 +86,9 @@ _URL_SCHEMES = frozenset({"http", "https"})
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _SCHEME_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
+#: A protobuf full name (package.Service): identifiers joined by dots.
+_GRPC_SERVICE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_GRPC_SERVICE_MAX = 255
 _SECRET_PARAMS = frozenset({"password", "passwd", "pass"})
 # Query parameters whose value is shown as ``***``: a URL such as
 # ``https://api/health?access_token=...`` or a presigned ``?X-Amz-Signature=...`` carries a
@@ -136,7 +155,11 @@ class Target(Frozen):
     )
     port: int
     is_ip: bool = Field(description="True when the host is an IP literal (no DNS lookup).")
-    path: str = Field("", description="HTTP path and query, or the database name/number of a DSN.")
+    path: str = Field(
+        "",
+        description="HTTP path and query, the database name/number of a DSN, or the gRPC "
+        "service whose health is checked (empty: the server's overall health).",
+    )
     username: str | None = None
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
     params: FrozenMap[str, str] = Field(
@@ -332,6 +355,11 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
     if not host:
         raise InvalidTarget(f"empty host in {shown!r}")
     if port_text is None:
+        if protocol == "grpc":
+            raise InvalidTarget(
+                f"missing port in {shown!r} (gRPC has no well-known port: give "
+                f"{scheme}://host:port)"
+            )
         if default_port is None:
             raise InvalidTarget(
                 f"missing port in {shown!r} ({scheme}:// targets need an explicit port)"
@@ -367,6 +395,10 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         if path not in ("", "/"):
             raise InvalidTarget(f"junk after the port in {shown!r}: {scheme}:// takes no path")
         path = ""
+    elif protocol == "grpc":
+        if fragment or "#" in tail:
+            raise InvalidTarget(f"junk after the service in {shown!r}: {scheme}:// takes no '#'")
+        path = _grpc_service(path, shown)
     else:
         path = _decoded(unquote(path.lstrip("/")), "database name", shown)
         if "/" in path:
@@ -386,6 +418,23 @@ def _parse_url(scheme: Scheme, rest: str, shown: str) -> Target:
         password=password,
         params=params,
     )
+
+
+def _grpc_service(path: str, shown: str) -> str:
+    """The health check's service from a gRPC target's path: ``/package.Service`` or nothing.
+
+    Services are named by their protobuf full name (``grpc.health.v1.Health``,
+    ``mypackage.v1.Orders``); the path is taken as written, never percent-decoded, since the
+    name goes to the server as is.
+    """
+    service = path[1:] if path.startswith("/") else path
+    if service and (len(service) > _GRPC_SERVICE_MAX or not _GRPC_SERVICE_RE.fullmatch(service)):
+        shown_service = service if len(service) <= 40 else service[:40] + "..."
+        raise InvalidTarget(
+            f"gRPC service {shown_service!r} in {shown!r} is not a service name such as "
+            "'package.Service' (letters, digits and '_', joined by dots)"
+        )
+    return service
 
 
 def _decoded(text: str, what: str, shown: str) -> str:

@@ -509,3 +509,8 @@ PROSE: dict[str, Prose] = {
         "complete verdict.",
     ),
 }
+
+# Issue 14's codes (gRPC health, proxies, forward proxies): nplab/catalog_l7_prose.py.
+from nplab.catalog_l7_prose import PROSE as _L7_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from netprobe.testing import CertBook
+from nplab.catalog_l7 import l7_scenarios
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab, sh
 
@@ -217,6 +218,7 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         servers = _ServerProcess(lab, spec)
         stack.callback(servers.close)
         scenarios = _scenarios(ca, delayed)
+        scenarios.extend(stack.enter_context(l7_scenarios(lab)))  # nplab/catalog_l7.py
         if db_future is not None:
             scenarios.extend(db_future.result(timeout=120))
         yield scenarios

@@ -39,6 +39,8 @@ EXPECTED = {
     "TcpStep",
     "Timings",
     "TlsStep",
+    "ProxyStep",
+    "GrpcResult",
     "__version__",
     "diagnose",
     "diagnose_many",

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netprobe._errors import InvalidTarget
+from netprobe.protocols import grpc as gr
 from netprobe.protocols import mysql as my
 from netprobe.protocols import postgres as pg
 from netprobe.protocols import redis as rd
@@ -116,6 +117,20 @@ def _redis_seeds() -> list[bytes]:
     ]
 
 
+def _grpc_seeds() -> list[bytes]:
+    return [
+        gr.frame_message(b"\x08\x01"),  # SERVING
+        gr.frame_message(b""),  # UNKNOWN (proto3 default)
+        gr.frame_message(b"\x08\x02\x1a\x03abc"),  # NOT_SERVING and an unknown field
+        gr.frame_message(gr.encode_health_request("grpc.health.v1.Health")),
+        gr.frame_message(b"\x08\x01", compressed=True),
+        b"\x08\x96\x01\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # bare fields
+        b"\x21" + bytes(8) + b"\x2d" + bytes(4),
+        b"14",
+        b"0",
+    ]
+
+
 _OTHER_SEEDS = [
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
     b"GET / HTTP/1.1\r\n",
@@ -140,7 +155,15 @@ def _cert_seeds() -> list[bytes]:
 MYSQL_SEEDS = _mysql_seeds()
 PG_SEEDS = _pg_seeds()
 REDIS_SEEDS = _redis_seeds()
-ALL_SEEDS = [*_fixture_seeds(), *MYSQL_SEEDS, *PG_SEEDS, *REDIS_SEEDS, *_OTHER_SEEDS]
+GRPC_SEEDS = _grpc_seeds()
+ALL_SEEDS = [
+    *_fixture_seeds(),
+    *MYSQL_SEEDS,
+    *PG_SEEDS,
+    *REDIS_SEEDS,
+    *GRPC_SEEDS,
+    *_OTHER_SEEDS,
+]
 
 # ---------------------------------------------------------------------------- mutations
 
@@ -268,6 +291,31 @@ def test_redis_parse_reply(data: bytes) -> None:
 
 
 @FUZZ
+@given(data=_bytes_for(GRPC_SEEDS))
+def test_grpc_parse_message(data: bytes) -> None:
+    COUNTS["grpc.parse_message"] += 1
+    _parses_or_mismatch(gr.parse_message, data)
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [gr.decode_health_response, gr.decode_health_request, gr.parse_status],
+    ids=["grpc.decode_health_response", "grpc.decode_health_request", "grpc.parse_status"],
+)
+@FUZZ
+@given(data=_bytes_for(GRPC_SEEDS))
+def test_grpc_decoders(decode: Callable[[bytes], Any], data: bytes) -> None:
+    """A value or GrpcProtocolError (a ProtocolMismatch); grpc-message never fails at all."""
+    COUNTS[f"grpc.{decode.__name__}"] += 1
+    payload = data[5:] if data[:1] in (b"\x00", b"\x01") else data
+    try:
+        decode(payload)
+    except gr.GrpcProtocolError as exc:
+        assert exc.looks_like and str(exc) and "\n" not in str(exc)
+    assert isinstance(gr.decode_grpc_message(data), str)
+
+
+@FUZZ
 @given(info=st.text(max_size=300), name=st.text(max_size=20))
 def test_redis_info_field(info: str, name: str) -> None:
     COUNTS["redis.info_field"] += 1
@@ -315,6 +363,9 @@ _VALID_TARGETS = [
     "bücher.example:8080",
     "tcp://10.0.0.1:22",
     "tls://mail.example:465",
+    "grpc://api.internal:50051",
+    "grpcs://api.example:443/grpc.health.v1.Health",
+    "grpc://[::1]:9000/my_pkg.v2.Orders",
     "http://api.internal/health?verbose=1#frag",
     "https://user:p%40ss@api.example:8443/v1/ready?token=abc&x=1",
     "mysql://root:secret@db/app",
@@ -358,6 +409,9 @@ _TARGET_PIECES = [
     "https://",
     "tcp://",
     "tls://",
+    "grpc://",
+    "grpcs://",
+    "/pkg.Svc",
     "mysql://",
     "postgresql://",
     "redis://",

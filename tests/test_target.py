@@ -47,6 +47,20 @@ VALID = [
     ("fqdn.example.:80", "http", "http", False, "fqdn.example.", 80, "/"),
     ("localhost:1", "tcp", "tcp", False, "localhost", 1, ""),
     ("h:65535", "tcp", "tcp", False, "h", 65535, ""),
+    ("grpc://api:50051", "grpc", "grpc", False, "api", 50051, ""),
+    ("grpc://api:50051/", "grpc", "grpc", False, "api", 50051, ""),
+    ("grpcs://api.example:443", "grpcs", "grpc", True, "api.example", 443, ""),
+    (
+        "grpc://10.0.0.7:9000/grpc.health.v1.Health",
+        "grpc",
+        "grpc",
+        False,
+        "10.0.0.7",
+        9000,
+        "grpc.health.v1.Health",
+    ),
+    ("GRPCS://[::1]:8443/orders_v2.Orders", "grpcs", "grpc", True, "::1", 8443, "orders_v2.Orders"),
+    ("grpc://h:1/Greeter", "grpc", "grpc", False, "h", 1, "Greeter"),
 ]
 
 
@@ -120,6 +134,22 @@ INVALID = [
     ("postgresql://db/a/b", "contains '/'"),
     ("\u2764.example:80", "not a valid domain name"),
     ("\u0661a.example:80", "not a valid domain name"),
+    ("grpc://api", "gRPC has no well-known port: give grpc://host:port"),
+    ("grpcs://api/pkg.Svc", "missing port in 'grpcs://api/pkg.Svc'"),
+    ("grpc://api:99999", "out of range"),
+    ("grpc://api:50051/pkg/Svc", "gRPC service 'pkg/Svc'"),
+    ("grpc://api:50051/pkg..Svc", "is not a service name such as 'package.Service'"),
+    ("grpc://api:50051/.pkg.Svc", "is not a service name"),
+    ("grpc://api:50051/pkg.Svc.", "is not a service name"),
+    ("grpc://api:50051/1pkg.Svc", "is not a service name"),
+    ("grpc://api:50051/my-service", "is not a service name"),
+    ("grpc://api:50051/pkg.Sv%63", "is not a service name"),
+    ("grpc://api:50051/p\u00e9.Svc", "is not a service name"),
+    ("grpc://api:50051/" + "a" * 300, "'aaaa"),
+    ("grpc://api:50051/pkg.Svc?timeout=1", "grpc:// takes no query"),
+    ("grpc://api:50051/pkg.Svc#x", "grpc:// takes no '#'"),
+    ("grpc://user:pw@api:50051", "credentials are not used by grpc://"),
+    ("grpc:/api:50051", "expected 'grpc://'"),
 ]
 
 
@@ -242,7 +272,10 @@ def test_any_string_parses_or_raises_invalid_target(text: str) -> None:
 
 
 _alphabet = st.sampled_from(
-    [*"abcdz09.-_:/[]@?#%=&", "http://", "https://", "tcp://", "mysql://", "redis://", "::"]
+    [
+        *"abcdz09.-_:/[]@?#%=&",
+        *["http://", "https://", "tcp://", "mysql://", "redis://", "grpc://", "grpcs://", "::"],
+    ]
 )
 
 
@@ -251,6 +284,35 @@ _alphabet = st.sampled_from(
 def test_url_like_strings_parse_or_raise_invalid_target(text: str) -> None:
     with contextlib.suppress(InvalidTarget):
         parse_target(text)
+
+
+@given(
+    st.sampled_from(["grpc", "grpcs"]),
+    st.from_regex(
+        r"[A-Za-z_][A-Za-z0-9_]{0,12}(\.[A-Za-z_][A-Za-z0-9_]{0,12}){0,4}", fullmatch=True
+    ),
+    st.integers(1, 65535),
+)
+def test_grpc_service_round_trip(scheme: str, service: str, port: int) -> None:
+    t = parse_target(f"{scheme}://svc.internal:{port}/{service}")
+    assert (t.protocol, t.tls, t.port, t.path) == ("grpc", scheme == "grpcs", port, service)
+    assert t.url == f"{scheme}://svc.internal:{port}/{service}"
+    assert parse_target(t.url) == t
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_grpc_service_is_a_dotted_name_or_invalid_target(service: str) -> None:
+    try:
+        t = parse_target(f"grpc://svc.internal:50051/{service}")
+    except InvalidTarget as exc:
+        assert "\n" not in str(exc)
+        return
+    assert t.path == "" or all(
+        part
+        and not part[0].isdigit()
+        and all(c.isascii() and (c.isalnum() or c == "_") for c in part)
+        for part in t.path.split(".")
+    )
 
 
 @given(

@@ -6,7 +6,9 @@ Every verdict netprobe gives is decided here, one file per concern, findable by 
 * ``local.py``: this host's own limits and socket health (``local.*``);
 * ``transport.py``: the connect was refused, silent, unreachable or reset (``l3.*``, ``l4.*``);
 * ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
+* ``proxy.py``: a proxy's answer about its upstream (``http.upstream_*``);
 * ``http.py``: the HTTP answer (``http.*``);
+* ``grpc.py``: the gRPC health check's answer (``grpc.*``);
 * ``database.py``: the database's greeting, errors and login (``db.*``);
 * ``deadline.py``: the total deadline cut the diagnosis (``diagnosis.deadline``);
 * ``pool.py``: a pool probe's connections, one by one and taken together.
@@ -29,8 +31,10 @@ from ._observations import Observations
 from .database import database_fault
 from .deadline import deadline_fault, deadline_warnings
 from .dns import dns_fault
+from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
+from .proxy import about_the_route, forward_proxy_fault, upstream_fault
 from .tls import tls_fault, tls_warnings
 from .transport import transport_fault, transport_warnings
 
@@ -46,8 +50,11 @@ FAULT_RULES: tuple[FaultRule, ...] = (
     dns_fault,
     local_fault,
     transport_fault,
+    forward_proxy_fault,
     tls_fault,
+    upstream_fault,
     http_fault,
+    grpc_fault,
     database_fault,
     deadline_fault,
 )
@@ -96,6 +103,8 @@ def classify(
         found = rule(obs)
         if found is not None:
             break
+    if found is not None and obs.proxy is not None:
+        found = about_the_route(obs, found)
     warnings: list[ReportWarning] = []
     for wrule in WARNING_RULES:
         warnings.extend(wrule(obs))

@@ -13,6 +13,7 @@ from ..steps import (
     DnsStep,
     IcmpStep,
     LocalHealth,
+    ProxyStep,
     Rung,
     Step,
     TcpStep,
@@ -37,6 +38,8 @@ class Observations:
     dns: DnsStep | None = None
     icmp: IcmpStep | None = None
     tcp: TcpStep | None = None
+    #: the way through a forward proxy, when the target is reached through one
+    proxy: ProxyStep | None = None
     tls: TlsStep | None = None
     application: ApplicationStep | None = None
     local: LocalHealth | None = None
@@ -64,6 +67,7 @@ class Observations:
             dns=found.get("dns"),  # type: ignore[arg-type]
             icmp=found.get("icmp"),  # type: ignore[arg-type]
             tcp=found.get("tcp"),  # type: ignore[arg-type]
+            proxy=found.get("proxy"),  # type: ignore[arg-type]
             tls=tls,  # type: ignore[arg-type]
             application=app,  # type: ignore[arg-type]
             local=local,

@@ -10,6 +10,7 @@ from ..describe import database_error, database_evidence, server_name
 from ..report import Evidence, Fault
 from ..steps import DatabaseResult
 from ._observations import Observations, fault
+from .proxy import DEAD_BACKEND, DEAD_BACKEND_HINT
 
 __all__ = ["cut_conversation", "database_fault", "db_error_code"]
 
@@ -190,6 +191,15 @@ def database_fault(obs: Observations) -> Fault | None:
             ),
         )
     msg = r.error_message or r.outcome
+    if r.outcome == "closed" and r.phase == "greeting" and r.first_bytes is None:
+        # Nothing at all before the close: a TCP proxy with no live backend does this.
+        return _fault(
+            "l7.connection_closed",
+            f"{where} accepted the connection but {name} closed it during the {r.phase} "
+            f"without a byte: {msg} ({DEAD_BACKEND}).",
+            ev,
+            hints=(*_HINTS.get("l7.connection_closed", ()), DEAD_BACKEND_HINT),
+        )
     return _fault(
         "l7.connection_closed",
         f"{where} accepted the connection but {name} closed it during the {r.phase}: {msg}.",

@@ -16,7 +16,9 @@ from __future__ import annotations
 from ..report import Fault, ReportWarning
 from ._observations import Observations, warning
 from .database import cut_conversation
+from .grpc import cut_call
 from .http import cut_exchange
+from .proxy import cut_connect
 from .tls import cut_handshake
 
 __all__ = ["deadline_fault", "deadline_warnings"]
@@ -29,8 +31,14 @@ def deadline_fault(obs: Observations) -> Fault | None:
         return None
     if cut.rung == "tls":
         return cut_handshake(obs)
+    if cut.rung == "proxy":
+        return cut_connect(obs)
     if cut.rung == "application":
-        return cut_exchange(obs) if obs.target.protocol == "http" else cut_conversation(obs)
+        if obs.target.protocol == "http":
+            return cut_exchange(obs)
+        if obs.target.protocol == "grpc":
+            return cut_call(obs)
+        return cut_conversation(obs)
     return None  # the orchestrator always records the DNS and TCP steps (partial at a cut)
 
 

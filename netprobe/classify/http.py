@@ -6,6 +6,7 @@ from ..describe import response_evidence
 from ..report import Evidence, Fault
 from ..steps import HttpResult
 from ._observations import Observations, fault
+from .proxy import DEAD_BACKEND, DEAD_BACKEND_HINT
 
 __all__ = ["cut_exchange", "http_fault"]
 
@@ -107,9 +108,11 @@ def http_fault(obs: Observations) -> Fault | None:
     if http.failure == "closed":
         err = app.error
         how = "reset" if err is not None and err.errno_name == "ECONNRESET" else "closed"
+        silent = not http.peer_bytes
         return fault(
             "l7.connection_closed",
-            f"{t.netloc} {how} the connection after the request, without an HTTP answer.",
+            f"{t.netloc} {how} the connection after the request, without an HTTP answer"
+            + (f" and without a byte ({DEAD_BACKEND})." if silent else "."),
             [
                 Evidence(
                     step="application",
@@ -117,7 +120,10 @@ def http_fault(obs: Observations) -> Fault | None:
                     data={"error": err.message if err else None},
                 )
             ],
-            ["The service crashed on the request, or a proxy in front of it dropped it."],
+            [
+                "The service crashed on the request, or a proxy in front of it dropped it.",
+                *([DEAD_BACKEND_HINT] if silent else []),
+            ],
         )
     msg = app.error.message if app.error else (app.reason or "unknown")
     return fault(

@@ -26,7 +26,7 @@ from ..describe import (
 )
 from ..protocols.postgres import ssl_policy
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import HttpResult, TlsStep
+from ..steps import TlsStep
 from ._observations import Observations, fault, warning
 
 __all__ = ["cut_handshake", "tls_fault", "tls_warnings"]
@@ -211,7 +211,13 @@ def _alert(obs: Observations, tls: TlsStep) -> Fault:
 def _not_tls(obs: Observations, tls: TlsStep) -> Fault:
     sent = tls.peer_sent or "something else"
     hint = "The port speaks another protocol: check the port, or use the plain scheme."
-    if sent.startswith("an HTTP"):
+    if sent.startswith("an HTTP/2") and obs.target.protocol == "grpc":
+        service = f"/{obs.target.path}" if obs.target.path else ""
+        hint = (
+            f"The port serves cleartext HTTP/2 (gRPC without TLS): use "
+            f"grpc://{obs.target.netloc}{service}, or the server's TLS port."
+        )
+    elif sent.startswith("an HTTP"):
         hint = (
             f"The port serves plain HTTP: use http://{obs.target.netloc}, or the server's TLS port."
         )
@@ -323,7 +329,9 @@ def tls_fault(obs: Observations) -> Fault | None:
     if app is None or app.status != "failed":
         return None
     if app.http is not None and app.http.failure == "tls_alert":
-        return _alert_after_handshake(obs, app.http)
+        return _alert_after_handshake(obs, app.http.tls_alert, "when reading the response")
+    if app.grpc is not None and app.grpc.failure == "tls_alert":
+        return _alert_after_handshake(obs, app.grpc.tls_alert, "during the gRPC exchange")
     db = app.database
     if db is not None and db.outcome == "tls_failed" and db.tls is None:
         return fault(
@@ -335,8 +343,8 @@ def tls_fault(obs: Observations) -> Fault | None:
     return None
 
 
-def _alert_after_handshake(obs: Observations, http: HttpResult) -> Fault:
-    alert = http.tls_alert or "unknown"
+def _alert_after_handshake(obs: Observations, tls_alert: str | None, when: str) -> Fault:
+    alert = tls_alert or "unknown"
     meaning = _ALERT_TEXT.get(alert, f"alert {alert}")
     return fault(
         "tls.handshake_failed",
@@ -345,8 +353,8 @@ def _alert_after_handshake(obs: Observations, http: HttpResult) -> Fault:
         [
             Evidence(
                 step="application",
-                observation=f"TLS alert {alert} when reading the response (TLS 1.3 servers "
-                "check the client certificate after the handshake)",
+                observation=f"TLS alert {alert} {when} (TLS 1.3 servers check the client "
+                "certificate after the handshake)",
                 data={"alert": alert},
             )
         ],

@@ -56,7 +56,7 @@ def transport_fault(obs: Observations) -> Fault | None:
     if rep.outcome in LOCAL_OUTCOMES:
         return None  # this host's own limit: classify/local.py
     evidence = connect_evidence(tcp, obs.icmp, rep)
-    port = obs.target.port
+    port = rep.port
     where = rep.endpoint
     match rep.outcome:
         case "reset":
@@ -153,7 +153,7 @@ def _silence_fault(
     obs: Observations, tcp: TcpStep, rep: AddressAttempt, evidence: list[Evidence]
 ) -> Fault:
     """The SYN went unanswered: the witnesses decide between filtered, down and unknown."""
-    port = obs.target.port
+    port = rep.port
     where = rep.endpoint
     w = witnesses_of(tcp, obs.icmp, rep.address)
     evidence = [*evidence, *w.evidence]

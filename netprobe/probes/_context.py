@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..options import Options
+from ..proxies import ProxyRoute
 from ..target import Target
 
 __all__ = ["ProbeContext"]
@@ -17,8 +18,24 @@ class ProbeContext:
 
     target: Target
     options: Options
+    #: The forward proxy the target is reached through (netprobe/proxies.py), if any: the
+    #: DNS and TCP rungs then go to the proxy (``dial_host``, ``dial_port``).
+    route: ProxyRoute | None = None
     started: float = field(default_factory=time.perf_counter)
     marks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dial_host(self) -> str:
+        """The host the DNS and TCP rungs reach: the proxy's, or the target's."""
+        return self.route.host if self.route is not None else self.target.host
+
+    @property
+    def dial_port(self) -> int:
+        return self.route.port if self.route is not None else self.target.port
+
+    @property
+    def dial_is_ip(self) -> bool:
+        return self.route.is_ip if self.route is not None else self.target.is_ip
 
     @property
     def deadline(self) -> float:

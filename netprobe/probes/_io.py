@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import sniffio
 from anyio.abc import ByteStream, SocketStream
+from anyio.streams.tls import TLSAttribute
 
 from ..steps import ConnectOutcome, ErrorInfo
 
@@ -256,7 +257,14 @@ class TlsStream(ByteStream):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        return self.transport.extra_attributes
+        """The transport's attributes, and anyio's TLS ones a TLS stream answers (the agreed
+        ALPN protocol, the ``SSLObject``, the version), as ``anyio.streams.tls`` does."""
+        return {
+            **self.transport.extra_attributes,
+            TLSAttribute.alpn_protocol: self.ssl_object.selected_alpn_protocol,
+            TLSAttribute.ssl_object: lambda: self.ssl_object,
+            TLSAttribute.tls_version: self.ssl_object.version,
+        }
 
     async def _flush(self) -> None:
         if self._outgoing.pending:

@@ -3,7 +3,8 @@ targets, encrypted) connection.
 
 An :class:`Exchange` is opened (the greeting, the HTTP request and its answer), can be
 validated again on the same connection (a held pool connection), and is closed with the
-protocol's goodbye. Each step returns the :class:`~netprobe.steps.ApplicationStep` so far.
+protocol's goodbye. gRPC's (``grpc.py``) is the health check over HTTP/2. Each step
+returns the :class:`~netprobe.steps.ApplicationStep` so far.
 Plain TCP has none: an established connection is the whole answer.
 """
 
@@ -19,6 +20,7 @@ from ..target import Protocol as TargetProtocol
 from ._context import ProbeContext
 from ._lazy import import_off_loop
 from .database import DatabaseExchange
+from .grpc import GrpcExchange
 
 __all__ = ["OPENINGS", "Exchange", "HttpExchange"]
 
@@ -70,4 +72,5 @@ OPENINGS: dict[TargetProtocol, Callable[[ProbeContext, ByteStream], Exchange]] =
     "mysql": DatabaseExchange,
     "postgresql": DatabaseExchange,
     "redis": DatabaseExchange,
+    "grpc": GrpcExchange,
 }

@@ -31,10 +31,11 @@ from types import TracebackType
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
-from ..steps import ApplicationStep, Rung, Step, TlsStep
+from ..steps import ApplicationStep, ProxyStep, Rung, Step, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS
 from .application import OPENINGS, Exchange
+from .proxy import connect_tunnel, forward_step, unreached_step
 from .tcp import TcpConnector
 from .tls import start_tls
 
@@ -58,6 +59,9 @@ class Connection:
         #: The TCP rung: every address's attempt (``tcp.step()``).
         self.tcp = tcp if tcp is not None else TcpConnector(ctx, addresses)
         self._owns_tcp = tcp is None
+        #: The way through a forward proxy (ctx.route): the CONNECT of an https:// target,
+        #: or the route of an http:// one.
+        self.proxy: ProxyStep | None = forward_step(ctx)
         #: The TLS rung's step, for a TLS target, once the handshake ended.
         self.tls: TlsStep | None = None
         #: The application rung's step, once its opening exchange ended.
@@ -100,6 +104,11 @@ class Connection:
         if not self.tcp.connected:
             return "tcp"
         target = self.ctx.target
+        if self.ctx.route is not None and target.tls:
+            if self.proxy is None:
+                return "proxy"
+            if self.proxy.status != "ok":
+                return None
         if target.tls:
             if self.tls is None:
                 return "tls"
@@ -126,6 +135,11 @@ class Connection:
             return
         stream: ByteStream = established
         self._stream = stream
+        if ctx.route is not None and target.tls:
+            # The TCP connection is the proxy's: ask it for a tunnel to the target first.
+            self.proxy = await connect_tunnel(ctx, stream)
+            if self.proxy.status != "ok":
+                return
         if target.tls:
             self.tls, encrypted = await start_tls(ctx, stream)
             if self.tls.status != "skipped":
@@ -171,6 +185,9 @@ class Connection:
         """What the rungs observed so far: TCP (every address), TLS (the TLS rung's, or the
         one negotiated inside the database protocol), the application."""
         out: list[Step] = [self.tcp.step()]
+        proxy = self.proxy if self.proxy is not None else unreached_step(self.ctx)
+        if proxy is not None:
+            out.append(proxy)
         tls = self.tls
         app = self.application
         if tls is None and app is not None and app.database is not None:

@@ -69,7 +69,7 @@ class Resolver:
         """The step: the result once ``run()`` returned, else what was seen before the cut."""
         if self._step is not None:
             return self._step
-        host = self._ctx.target.host
+        host = self._ctx.dial_host
         return DnsStep(
             status="failed",
             reason="no answer yet when the diagnosis ended",
@@ -86,27 +86,28 @@ class Resolver:
 
     async def _resolve(self) -> DnsStep:
         ctx = self._ctx
-        target = ctx.target
-        if target.is_ip:
+        host, port = ctx.dial_host, ctx.dial_port
+        if ctx.dial_is_ip:
+            what = "the proxy" if ctx.route is not None else "the target"
             return DnsStep(
                 status="skipped",
-                reason="the target is an IP address: no lookup",
-                host=target.host,
+                reason=f"{what} is an IP address: no lookup",
+                host=host,
                 source="literal",
-                addresses=[target.host],
+                addresses=[host],
                 duration_ms=0.0,
             )
         start = self._start
         budget = ctx.budget(ctx.options.dns_timeout)
         if ctx.options.nameservers:
             answers = await self._ask(ctx.options.nameservers, budget)
-            return _from_direct_answers(target.host, answers, start)
+            return _from_direct_answers(host, answers, start)
 
         addresses: list[str] = []
         try:
             with anyio.fail_after(budget):
                 infos = await anyio.to_thread.run_sync(
-                    _getaddrinfo, target.host, target.port, abandon_on_cancel=True
+                    _getaddrinfo, host, port, abandon_on_cancel=True
                 )
             addresses = _unique_addresses(infos)
         except TimeoutError:
@@ -118,7 +119,7 @@ class Resolver:
         if addresses:
             return DnsStep(
                 status="ok",
-                host=target.host,
+                host=host,
                 addresses=addresses,
                 duration_ms=elapsed_ms(start),
             )
@@ -130,7 +131,7 @@ class Resolver:
         return DnsStep(
             status="failed",
             reason=error.message if error else "no address",
-            host=target.host,
+            host=host,
             error=error,
             rcode=_verdict(answers) if answers else None,
             queries=answers,
@@ -139,7 +140,7 @@ class Resolver:
 
     async def _ask(self, nameservers: Sequence[str], budget: float) -> list[NameserverAnswer]:
         self._nameservers_asked = nameservers
-        await _ask_nameservers(self._ctx.target.host, nameservers, budget, self._answers)
+        await _ask_nameservers(self._ctx.dial_host, nameservers, budget, self._answers)
         return _in_order(self._answers, nameservers)
 
 

@@ -175,9 +175,12 @@ class _Body(httpx.AsyncByteStream):
 
 
 class _OneConnectionTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over one httpcore connection on the established stream."""
+    """An httpx transport over one httpcore connection on the established stream. With
+    ``absolute``, the request line carries the absolute URL (RFC 9112 §3.2.2), as a client
+    sends it to a forward proxy."""
 
-    def __init__(self, stream: _Stream) -> None:
+    def __init__(self, stream: _Stream, *, absolute: bool = False) -> None:
+        self._absolute = absolute
         self._pool = httpcore.AsyncConnectionPool(
             # Never used for a handshake (start_tls is a no-op), but httpcore would build a
             # default one (loading the trust store) on every connection without it.
@@ -195,7 +198,11 @@ class _OneConnectionTransport(httpx.AsyncBaseTransport):
                 scheme=request.url.raw_scheme,
                 host=request.url.raw_host,
                 port=request.url.port,
-                target=request.url.raw_path,
+                target=(
+                    str(request.url.copy_with(fragment=None)).encode("ascii")
+                    if self._absolute
+                    else request.url.raw_path
+                ),
             ),
             headers=request.headers.raw,
             content=request.stream,
@@ -227,6 +234,12 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
         secret = target.password.get_secret_value() if target.password else ""
         auth = httpx.BasicAuth(target.username, secret)
     budget = ctx.budget(opts.read_timeout)
+    # Through a forward proxy (http:// targets): the absolute URL, and the proxy's credentials.
+    forward = ctx.route is not None and not target.tls
+    headers = dict(opts.headers)
+    proxy_auth = ctx.route.authorization() if forward and ctx.route is not None else None
+    if proxy_auth is not None:
+        headers["Proxy-Authorization"] = proxy_auth
     hops: list[HttpHop] = []
     response: httpx.Response | None = None
     body = b""
@@ -235,7 +248,7 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
     body_cut = False
     try:
         async with httpx.AsyncClient(
-            transport=_OneConnectionTransport(seam),
+            transport=_OneConnectionTransport(seam, absolute=forward),
             trust_env=False,
             timeout=httpx.Timeout(budget),
         ) as client:
@@ -244,7 +257,7 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
                 # drips a byte at a time (slowloris) resets httpx's per-read timeout forever.
                 hop_budget = ctx.budget(opts.read_timeout)
                 hop_end = time.perf_counter() + hop_budget
-                request = client.build_request(opts.method, url, headers=opts.headers)
+                request = client.build_request(opts.method, url, headers=headers)
                 try:
                     with anyio.fail_after(hop_budget):
                         response = await client.send(request, stream=True, auth=auth)

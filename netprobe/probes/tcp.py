@@ -135,7 +135,7 @@ class TcpConnector:
             self._others.clear()
 
     async def _one(self, address: str) -> None:
-        attempt, sock = await connect_address(address, self._ctx.target.port, self._timeout)
+        attempt, sock = await connect_address(address, self._ctx.dial_port, self._timeout)
         self._results[address] = attempt
         if sock is not None:
             if self._chosen is None:
@@ -201,7 +201,7 @@ class TcpConnector:
             if result is None:
                 result = AddressAttempt(
                     address=addr,
-                    port=self._ctx.target.port,
+                    port=self._ctx.dial_port,
                     family="ipv6" if ":" in addr else "ipv4",
                     outcome="timeout",
                     connect_ms=elapsed_ms(self._start),

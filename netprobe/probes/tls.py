@@ -89,7 +89,9 @@ async def start_tls(
     target = ctx.target
     server_name = None if target.is_ip else target.host
     start = time.perf_counter()
-    alpn = ("http/1.1",) if target.protocol == "http" else ()
+    # gRPC needs h2; http/1.1 is offered too, so that an HTTP/1-only server still completes the
+    # handshake and the gRPC rung can say what it is (instead of a no_application_protocol).
+    alpn = {"http": ("http/1.1",), "grpc": ("h2", "http/1.1")}.get(target.protocol, ())
     try:
         ssl_ctx = client_context(ctx.options, alpn=alpn, sslmode=sslmode)
     except (OSError, ssl.SSLError) as exc:

@@ -122,7 +122,7 @@ class Witness:
                 for a in self._tcp.pending()
                 if self._pinger is None or not self._pinger.answered(a)
             ]
-            ports = [p for p in CANARY_PORTS if p != self._ctx.target.port]
+            ports = [p for p in CANARY_PORTS if p != self._ctx.dial_port]
             if not silent or not ports:
                 return
             budget = self._ctx.budget(max(_MIN_CANARY_S, timeout - delay))

@@ -39,8 +39,9 @@ def printable_preview(data: bytes, limit: int = 60) -> str:
 def describe_bytes(data: bytes) -> str:
     """What the first bytes a peer sent look like, in words, for a report.
 
-    Recognises TLS records, HTTP responses and requests, SSH / SMTP / FTP banners, Redis
-    replies, the MySQL greeting and PostgreSQL messages; anything else is shown escaped.
+    Recognises TLS records, HTTP responses and requests, HTTP/2 server prefaces (SETTINGS,
+    GOAWAY), SSH / SMTP / FTP banners, Redis replies, the MySQL greeting and PostgreSQL
+    messages; anything else is shown escaped.
     """
     if not data:
         return "nothing (the peer sent no bytes)"
@@ -63,6 +64,9 @@ def describe_bytes(data: bytes) -> str:
         return f"an SMTP or FTP banner ({printable_preview(data)})"
     if data[:1] in (b"+", b"-", b":") and b"\r\n" in data[:512]:
         return f"a Redis reply ({printable_preview(data)})"
+    http2 = _http2_frame(data)
+    if http2 is not None:
+        return http2
     mysql = _mysql_greeting(data)
     if mysql is not None:
         return mysql
@@ -77,6 +81,23 @@ def describe_bytes(data: bytes) -> str:
     if data[:1] == b"{":
         return f"JSON or text ({printable_preview(data)})"
     return f"unrecognised bytes ({printable_preview(data, 32)})"
+
+
+def _http2_frame(data: bytes) -> str | None:
+    # RFC 9113 §4.1: a 24-bit length, type, flags, a 31-bit stream id. A server's first frame
+    # is SETTINGS (§3.4: the server preface), or a GOAWAY for a preface it did not like;
+    # both on stream 0, SETTINGS a multiple of 6 bytes long.
+    if len(data) < 9 or data[0] != 0:
+        return None
+    length = int.from_bytes(data[0:3], "big")
+    stream = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+    if stream != 0 or length > 16384:
+        return None
+    if data[3] == 0x04 and length % 6 == 0 and data[4] & ~0x01 == 0:
+        return "an HTTP/2 SETTINGS frame (a cleartext HTTP/2 server: h2c, gRPC)"
+    if data[3] == 0x07 and length >= 8:
+        return "an HTTP/2 GOAWAY frame (a cleartext HTTP/2 server: h2c, gRPC)"
+    return None
 
 
 def _mysql_greeting(data: bytes) -> str | None:

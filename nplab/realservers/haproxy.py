@@ -60,9 +60,10 @@ class HAProxy(RealServer):
         self.stats_port = free_port(host)
 
     def listen(self, label: str, *, mode: str, servers: list[str], **options: object) -> HAProxy:
-        """Add a ``listen`` section on its own port; returns self."""
+        """Add a ``listen`` section on its own port (``port=`` fixes it, else a free one is
+        taken); returns self."""
         section = Listen(label, mode, servers, **options)  # type: ignore[arg-type]
-        section.port = free_port(self.host)
+        section.port = section.port or free_port(self.host)
         self.sections[label] = section
         return self
 

@@ -127,11 +127,12 @@ class Nginx(RealServer):
         self.sites: dict[str, Site] = {}
 
     def site(self, label: str, directives: str, **options: object) -> Nginx:
-        """Add a ``server {}`` block (see ``Site`` for the options); returns self."""
+        """Add a ``server {}`` block (see ``Site`` for the options; ``port=`` fixes its
+        port, else a free one is taken); returns self."""
         site = Site(label, directives, **options)  # type: ignore[arg-type]
         if site.same_port_as:
             site.port = self.sites[site.same_port_as].port
-        else:
+        elif not site.port:
             site.port = free_port(self.host)
         self.sites[label] = site
         return self
