@@ -83,6 +83,17 @@ def _type_name(annotation: object, models: list[type[BaseModel]]) -> str:
 #: Meanings of the fields whose model gives no description (by "Model.field", or by field
 #: name for the fields every step shares). A field with neither fails tests/test_docs.py.
 MEANINGS = {
+    "ProxyStep.mode": "`connect` (a CONNECT tunnel, for https:// targets) or `forward` (the "
+    "absolute URL sent to the proxy, for http:// targets).",
+    "ProxyStep.http_reason": "The proxy's reason phrase.",
+    "ProxyStep.failure": "What went wrong on the way to or through the proxy: `timeout`, "
+    "`closed`, `protocol`, `refused`, `error`.",
+    "ProxyStep.error": "The socket error, as data.",
+    "ApplicationStep.grpc": "The gRPC health check's exchange, for grpc:// and grpcs:// targets.",
+    "GrpcResult.failure": "What went wrong: `timeout`, `closed`, `not_http2`, `not_grpc`, "
+    "`reset_stream`, `goaway`, `protocol`, `tls_alert`.",
+    "GrpcResult.bytes_received": "Bytes received from the peer in all.",
+    "GrpcResult.first_byte_ms": "From the request sent to the first byte back (ms).",
     "status": "`ok`, `failed` or `skipped`.",
     "reason": "Why the rung is not ok (or what it found), in words.",
     "duration_ms": "How long the rung took (ms).",
