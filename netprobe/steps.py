@@ -401,6 +401,11 @@ class DatabaseResult(Frozen):
     closed_cleanly: bool | None = Field(
         None, description="COM_QUIT / Terminate / QUIT sent, or the server closed after an error."
     )
+    bytes_sent: int = Field(
+        0,
+        description="Bytes this client sent before the greeting ended (0: the server "
+        "ended it before we said anything).",
+    )
     notes: tuple[str, ...] = Field(default_factory=tuple)
 
 

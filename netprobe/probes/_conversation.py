@@ -50,6 +50,7 @@ class Wire:
         self.stream = stream
         self.buf = b""
         self.received = 0
+        self.sent = 0
         self.first: bytes = b""
 
     async def read(self, parse: Callable[[bytes], tuple[T, bytes] | None], seconds: float) -> T:
@@ -79,6 +80,7 @@ class Wire:
             await self.stream.send(data)
         except STREAM_ERRORS as exc:
             raise _failure(exc) from None
+        self.sent += len(data)
 
     async def quiet_send(self, data: bytes) -> bool:
         try:
@@ -148,7 +150,7 @@ class Conversation:
             )
         if self.result.greeting_ms is None and self.wire.received:
             self._update(greeting_ms=elapsed_ms(start))
-        return self.result
+        return self._update(bytes_sent=self.wire.sent)
 
     def _first_bytes(self) -> dict[str, Any]:
         first = self.wire.first or self.wire.buf[:64]

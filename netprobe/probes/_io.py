@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 import sniffio
 from anyio.abc import ByteStream, SocketStream
 
@@ -34,6 +36,7 @@ from ..steps import ConnectOutcome, ErrorInfo
 __all__ = [
     "CONNECT_OUTCOMES",
     "STREAM_ERRORS",
+    "BrokenStream",
     "StreamError",
     "TlsStream",
     "connect_outcome",
@@ -177,13 +180,57 @@ def stream_error(exc: BaseException) -> StreamError:
     raise TypeError(f"not a stream error: {type(exc).__name__}") from exc
 
 
-async def stream_from_socket(sock: socket.socket) -> SocketStream:
-    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled)."""
+async def stream_from_socket(sock: socket.socket) -> ByteStream:
+    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled).
+
+    The peer may have reset the connection between ``connect()`` and here (an RST that wins
+    the race, seen under load): the socket is then no longer connected, ``getpeername()``
+    fails with ENOTCONN, and anyio refuses it with ``ValueError``. That is the peer's doing,
+    not a bug: the error the kernel recorded for the socket (``SO_ERROR``: ECONNRESET, per
+    tcp_reset() in the kernel) is handed on as a :class:`BrokenStream`, whose first read or
+    write fails the way a stream broken by the peer does, so that the rung that uses it
+    (TLS, HTTP, a database greeting) reports the reset as its own observation.
+    """
     try:
         return await SocketStream.from_socket(sock)
+    except ValueError:
+        err = 0
+        with contextlib.suppress(OSError):
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        sock.close()
+        code = err or errno.ENOTCONN
+        return BrokenStream(OSError(code, os.strerror(code)))
     except BaseException:
         sock.close()
         raise
+
+
+class BrokenStream(ByteStream):
+    """A connection the peer broke before it could be used: every read and write fails as
+    anyio's do for a reset connection (``BrokenResourceError`` from the OS error)."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def _broken(self) -> anyio.BrokenResourceError:
+        exc = anyio.BrokenResourceError()
+        exc.__cause__ = self.error
+        return exc
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def send(self, item: bytes) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def send_eof(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def aclose(self) -> None:
+        await anyio.lowlevel.checkpoint()
 
 
 class TlsStream(ByteStream):
