@@ -23,6 +23,7 @@ import os
 import ssl
 from typing import Any
 
+from .._pemfiles import no_passphrase
 from ..options import Options
 from ..protocols.postgres import SslPolicy
 
@@ -119,7 +120,8 @@ def _build(
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if client_cert is not None:
-        ctx.load_cert_chain(client_cert, client_key)
+        # Never a passphrase prompt on the terminal (options.py refuses encrypted keys).
+        ctx.load_cert_chain(client_cert, client_key, no_passphrase)
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
