@@ -21,6 +21,7 @@ from ..protocols.mismatch import ProtocolMismatch
 from ..steps import DatabaseResult, ErrorInfo
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, elapsed_ms, stream_error
+from .tls import alert_of
 
 __all__ = ["MAX_READ", "Closed", "Conversation", "ProtocolName", "ReadTimeout", "Wire"]
 
@@ -36,11 +37,13 @@ class ReadTimeout(Exception):
 
 
 class Closed(Exception):
-    """The connection ended (``error``: the OS error behind it; None for a clean EOF)."""
+    """The connection ended (``error``: the OS error behind it; None for a clean EOF;
+    ``tls_reason``: the TLS alert that ended it, on a TLS connection)."""
 
-    def __init__(self, error: ErrorInfo | None = None) -> None:
+    def __init__(self, error: ErrorInfo | None = None, tls_reason: str | None = None) -> None:
         super().__init__("closed")
         self.error = error
+        self.tls_reason = tls_reason
 
 
 class Wire:
@@ -107,7 +110,8 @@ def _failure(exc: BaseException) -> ReadTimeout | Closed:
     failure = stream_error(exc)
     if failure.kind == "timeout":
         return ReadTimeout()
-    return Closed(None if failure.kind == "eof" else failure.error)
+    alert = failure.tls_reason if failure.kind == "tls_alert" else None
+    return Closed(None if failure.kind == "eof" else failure.error, alert)
 
 
 class Conversation:
@@ -139,6 +143,7 @@ class Conversation:
                 outcome="closed",
                 error_message=exc.error.message if exc.error else None,
                 error_errno=exc.error.errno_name if exc.error else None,
+                tls_alert=alert_of(exc.tls_reason) or exc.tls_reason,
                 **self._first_bytes(),
             )
         except ProtocolMismatch as exc:

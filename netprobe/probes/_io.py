@@ -233,6 +233,10 @@ class BrokenStream(ByteStream):
         await anyio.lowlevel.checkpoint()
 
 
+#: Bytes of a handshake kept for the TLS rung (a certificate chain fits many times over).
+_KEEP = 64 * 1024
+
+
 class TlsStream(ByteStream):
     """TLS over ``transport``: the client side, through an ``SSLObject`` and memory BIOs.
 
@@ -256,10 +260,21 @@ class TlsStream(ByteStream):
         self.ssl_object = context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
+        #: What this client sent during the handshake (its first ``_KEEP`` bytes), for the TLS
+        #: rung to read the client-certificate exchange (protocols/tls_records.py).
+        self.handshake_sent = bytearray()
+        self._recording = False
 
     async def handshake(self, observe: Callable[[bytes], None] | None = None) -> None:
         """The client handshake. On a TLS error, the alert we owe the peer (e.g.
         bad_certificate) is sent before the error is raised, so that the server logs why."""
+        self._recording = True
+        try:
+            await self._handshake(observe)
+        finally:
+            self._recording = False
+
+    async def _handshake(self, observe: Callable[[bytes], None] | None) -> None:
         while True:
             try:
                 self.ssl_object.do_handshake()
@@ -307,7 +322,10 @@ class TlsStream(ByteStream):
 
     async def _flush(self) -> None:
         if self._outgoing.pending:
-            await self.transport.send(self._outgoing.read())
+            data = self._outgoing.read()
+            if self._recording and len(self.handshake_sent) < _KEEP:
+                self.handshake_sent += data[: _KEEP - len(self.handshake_sent)]
+            await self.transport.send(data)
 
     async def _call(self, method: Callable[..., T], *args: Any) -> T:
         """Run an ``SSLObject`` method, moving records between the BIOs and the transport

@@ -179,6 +179,11 @@ class TcpConnector:
         return list(self._addresses)
 
     @property
+    def chosen(self) -> str | None:
+        """The address whose connection was kept (None until one is established)."""
+        return self._chosen
+
+    @property
     def connected(self) -> bool:
         """One address is established (set the moment its connect completes)."""
         return self._chosen is not None
