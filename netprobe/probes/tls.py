@@ -144,7 +144,10 @@ async def start_tls(
         "client_versions": _client_versions(ssl_ctx),
         "client_cert_requested": seen.client_cert_requested,
         "client_cert_sent": seen.client_cert_sent,
-        "client_cert": _client_certificate(ctx),
+        # Described only when the classification may need it (a failure, or a request).
+        "client_cert": _client_certificate(ctx)
+        if failed is not None or seen.client_cert_requested
+        else None,
     }
     if failed is None:
         obj = tls.ssl_object

@@ -20,6 +20,7 @@ TLS from one that merely closed the connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
+_CONTENT_TYPES = frozenset({CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA})
 SERVER_HELLO, CERTIFICATE, CERTIFICATE_REQUEST, SERVER_HELLO_DONE = 2, 11, 13, 14
 _SUPPORTED_VERSIONS = 43  # RFC 8446 §4.2.1
 
@@ -58,20 +60,22 @@ class Record:
 def records(data: bytes) -> list[Record]:
     """The complete records at the start of ``data`` (a cut record at the end is left out;
     bytes that are not a record end the list)."""
-    out: list[Record] = []
-    i = 0
-    while i + 5 <= len(data):
+    return [Record(kind, version, data[at : at + n]) for kind, version, at, n in _spans(data)]
+
+
+def _spans(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(content type, version, payload offset, payload length) of each complete record: no
+    payload is copied (this runs on every handshake)."""
+    i, end = 0, len(data)
+    while i + 5 <= end:
         kind, major = data[i], data[i + 1]
-        if kind not in (CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA) or major != 3:
-            break
-        length = int.from_bytes(data[i + 3 : i + 5], "big")
-        if i + 5 + length > len(data):
-            break
-        out.append(
-            Record(kind, int.from_bytes(data[i + 1 : i + 3], "big"), data[i + 5 : i + 5 + length])
-        )
+        if kind not in _CONTENT_TYPES or major != 3:
+            return
+        length = (data[i + 3] << 8) | data[i + 4]
+        if i + 5 + length > end:
+            return
+        yield kind, (major << 8) | data[i + 2], i + 5, length
         i += 5 + length
-    return out
 
 
 def handshake_messages(data: bytes) -> list[tuple[int, bytes]]:
@@ -79,11 +83,11 @@ def handshake_messages(data: bytes) -> list[tuple[int, bytes]]:
     ChangeCipherSpec (after it a TLS 1.2 peer encrypts; TLS 1.3 sends application_data
     records, which are not handshake records). A message may span records (RFC 5246 §6.2.1)."""
     stream = b""
-    for record in records(data):
-        if record.type == CHANGE_CIPHER_SPEC:
+    for kind, _, at, n in _spans(data):
+        if kind == CHANGE_CIPHER_SPEC:
             break
-        if record.type == HANDSHAKE:
-            stream += record.payload
+        if kind == HANDSHAKE:
+            stream += data[at : at + n]
     out: list[tuple[int, bytes]] = []
     i = 0
     while i + 4 <= len(stream):
@@ -143,7 +147,7 @@ def view_handshake(sent: bytes, received: bytes) -> HandshakeView:
         return HandshakeView()
     version = VERSION_NAMES.get(hello[0], f"0x{hello[0]:04x}")
     if hello[0] >= 0x0304:
-        encrypted = sum(1 for r in records(sent) if r.type == APPLICATION_DATA)
+        encrypted = sum(1 for kind, *_ in _spans(sent) if kind == APPLICATION_DATA)
         if encrypted == 0:  # the client's flight was not sent: the handshake ended before
             return HandshakeView(version)
         return HandshakeView(version, encrypted >= 2, encrypted >= 3 if encrypted >= 2 else None)
