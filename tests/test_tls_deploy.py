@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import shutil
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from netprobe import diagnose
 from netprobe.report import Report
 from netprobe.steps import ApplicationStep, TlsStep
+from nplab.dbservers import Postgres, _require_pg
 from nplab.realservers._base import LoopbackNamespace, is_root
 from nplab.realservers.faketime import run_shifted
 from nplab.realservers.haproxy import HAProxy
@@ -627,3 +630,58 @@ async def test_a_certificate_really_expired_is_not_called_a_clock_problem(
     assert code(report) == "tls.cert_expired", report.fault
     clock = [f for f in tls_of(report).follow_ups if f.purpose == "server_clock"]
     assert clock and clock[0].server_date is not None  # asked, and it agreed
+
+
+# -- PostgreSQL with clientcert=verify-full ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_mtls(certs: Certs) -> Iterator[Postgres]:
+    """PostgreSQL whose pg_hba.conf line says ``clientcert=verify-full`` and whose
+    ``ssl_ca_file`` is the module's CA: it asks for a client certificate in the handshake
+    (verify optional) and refuses the login without one (28000)."""
+    _require_pg()
+    server = Postgres()
+    try:
+        server.start()
+        data = server.dir / "data"
+        shutil.copy(certs.pki.ca_file, data / "client-ca.pem")
+        shutil.chown(data / "client-ca.pem", "postgres", "postgres")
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
+        )
+        server.psql(f"ALTER SYSTEM SET ssl_ca_file = '{data / 'client-ca.pem'}'")
+        server.psql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while "ssl_ca_file" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_postgres_clientcert_verify_full_without_a_certificate(
+    postgres_mtls: Postgres,
+) -> None:
+    """It was db.access_denied ('check pg_hba.conf for this client address')."""
+    target = f"postgresql://127.0.0.1:{postgres_mtls.port}/postgres?sslmode=verify-ca"
+    report = await diagnose(target, ca_file=postgres_mtls.ca_file, **FAST)
+    assert code(report) == "tls.client_cert_required", report.fault
+    assert report.fault is not None
+    assert "none was sent" in report.fault.summary
+    assert "connection requires a valid client certificate" in report.fault.summary
+    tls = tls_of(report)
+    assert tls.client_cert_requested is True and tls.client_cert_sent is False
+
+
+@pytest.mark.anyio
+async def test_postgres_clientcert_verify_full_with_a_certificate(
+    postgres_mtls: Postgres, certs: Certs
+) -> None:
+    target = f"postgresql://127.0.0.1:{postgres_mtls.port}/postgres?sslmode=verify-ca"
+    report = await diagnose(
+        target, ca_file=postgres_mtls.ca_file, **client(certs, certs.client), **FAST
+    )
+    assert report.ok, report.fault

@@ -596,6 +596,13 @@ _REFUSED_BECAUSE: dict[str, str] = {
     "bad_certificate": "the server rejected it",
     "certificate_unknown": "the server rejected it",
 }
+#: PostgreSQL's invalid_authorization_specification: a pg_hba.conf line with
+#: ``clientcert=verify-ca|verify-full`` (or the ``cert`` method) refuses a login without an
+#: acceptable client certificate with it, and a message about the certificate (auth.c:
+#: "connection requires a valid client certificate", "certificate authentication failed
+#: for user ..."; the same SQLSTATE without a certificate in the message is another pg_hba
+#: refusal, db.access_denied). A server with lc_messages other than English reads as that.
+_PG_INVALID_AUTHORIZATION = "28000"
 #: nginx (ssl_verify_client on) completes the handshake and answers HTTP 400 with these
 #: titles (ngx_http_special_response.c); with error_page it may show its own 495 / 496.
 _NGINX_NO_CERT = "No required SSL certificate was sent"
@@ -672,6 +679,23 @@ def _refusal(obs: Observations) -> _Refusal | None:
     ):
         return _closed_without_alert(tls, "application")
     db = app.database
+    if (
+        db is not None
+        and db.sqlstate == _PG_INVALID_AUTHORIZATION
+        and "certificate" in (db.error_message or "")
+        and tls is not None
+    ):
+        return _Refusal(
+            f"it completed the handshake, then refused the login with {db.sqlstate} "
+            f"'{db.error_message}' (PostgreSQL's pg_hba.conf clientcert / cert method)",
+            Evidence(
+                step="application",
+                observation=f"PostgreSQL sent error {db.sqlstate} {db.error_message} during "
+                f"the {db.phase}",
+                data={"sqlstate": db.sqlstate, "error_message": db.error_message},
+            ),
+            None,
+        )
     if db is not None and db.tls_alert in _CLIENT_CERT_ALERTS:
         return _Refusal(
             f"it completed the handshake, then refused the connection with the TLS alert "
