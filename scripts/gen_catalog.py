@@ -373,6 +373,7 @@ _VOLATILE_KEYS = {
     "timeout_s",
     "states",
     "open_fds",
+    "skew_s",  # a clock skew measured against a Date header of one-second resolution
 }
 
 
