@@ -8,6 +8,7 @@ an observation *means* is decided in ``classify/``, never here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ __all__ = [
     "describe_attempt",
     "describe_cert",
     "describe_echoes",
+    "issuer_name",
     "response_evidence",
     "server_name",
     "verify_evidence",
@@ -215,6 +217,15 @@ def witness_line(tcp: TcpStep, icmp: IcmpStep | None, port: int) -> str | None:
 def cert_name(cert: CertificateInfo) -> str:
     """The name an operator knows a certificate by: its CN, else its first SAN, else subject."""
     return cert.common_name or next(iter(cert.dns_names + cert.ip_addresses), cert.subject)
+
+
+def issuer_name(cert: CertificateInfo) -> str:
+    """The issuer's common name (from the RFC 4514 issuer), else the whole issuer."""
+    for part in re.split(r"(?<!\\),", cert.issuer):
+        key, sep, value = part.partition("=")
+        if sep and key.strip().upper() == "CN":
+            return value.replace("\\,", ",")
+    return cert.issuer
 
 
 def describe_cert(cert: CertificateInfo) -> str:

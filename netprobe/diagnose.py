@@ -154,8 +154,9 @@ class _Diagnosis:
         if self.connection is None:
             return "tcp"
         rung = self.connection.rung
-        if rung is None and self.connection.application is not None and self.app is None:
-            return "application"
+        app = self.connection.application
+        if rung is None and app is not None and self.app is None and app.status != "failed":
+            return "application"  # the login after the greeting was still running
         return rung
 
     async def _ladder(self) -> None:
@@ -262,9 +263,15 @@ class _Diagnosis:
             steps["proxy"] = unreached_step(ctx)  # type: ignore[assignment]
         if self.connection is not None and self.connection.tls is not None:
             steps["tls"] = self.connection.tls
-        if self.app is not None:
-            steps["application"] = self.app
-            inner = self.app.database.tls if self.app.database is not None else None
+        app = self.app
+        if app is None and self.connection is not None:
+            # A failed exchange is the rung's answer, also when the deadline then cut what
+            # came after it (a follow-up handshake asking why).
+            opened = self.connection.application
+            app = opened if opened is not None and opened.status == "failed" else None
+        if app is not None:
+            steps["application"] = app
+            inner = app.database.tls if app.database is not None else None
             if inner is not None and "tls" not in steps:
                 # TLS negotiated inside the protocol (PostgreSQL's SSLRequest) is the TLS rung.
                 steps["tls"] = inner

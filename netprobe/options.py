@@ -17,9 +17,11 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from ._errors import InvalidOption
+from ._pemfiles import check_ca_file, check_client_pair
 
 __all__ = [
     "WIDER_KEYWORDS",
@@ -190,6 +192,16 @@ class Options(BaseModel):
             )
         return v
 
+    @model_validator(mode="after")
+    def _tls_files(self) -> Options:
+        # Loaded as the TLS rung will load them (netprobe/_pemfiles.py): a certificate file
+        # without its key, a key of another certificate, a file that is not PEM are bad input.
+        if self.ca_file is not None:
+            check_ca_file(self.ca_file)
+        if self.client_cert is not None:
+            check_client_pair(self.client_cert, self.client_key)
+        return self
+
     @field_validator("expect_status")
     @classmethod
     def _statuses(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -286,6 +298,8 @@ def make_options(options: Options | None = None, **overrides: Any) -> Options:
 
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
+    if not err["loc"] and err["msg"].startswith("Value error, option "):
+        return err["msg"][len("Value error, ") :]  # a check of several fields names its own
     loc = ".".join(str(p) for p in err["loc"]) or "options"
     if err["type"] == "extra_forbidden":
         known = ", ".join(sorted(Options.model_fields))

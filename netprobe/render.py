@@ -169,6 +169,9 @@ def _tls_line(step: TlsStep) -> str:
             if leaf.days_left >= 0
             else (f"; cert {names}, EXPIRED {-leaf.days_left:.0f} days ago")
         )
+    if step.client_cert_requested:
+        sent = {True: "sent", False: "none sent", None: "sent?"}[step.client_cert_sent]
+        cert += f"; client cert requested, {sent}"
     timing = f" [dim]({step.duration_ms:.1f} ms)[/]" if step.duration_ms is not None else ""
     if step.status == "ok":
         alpn = f" alpn {step.alpn}" if step.alpn else ""

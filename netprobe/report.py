@@ -97,6 +97,26 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "proxy.auth_required": ("l7", "the forward proxy wants credentials (407)"),
     "proxy.denied": ("l7", "the forward proxy refuses this destination or client (403...)"),
     "proxy.connect_failed": ("l7", "the forward proxy could not reach the target"),
+    # TLS deployments (issues 11 and 15).
+    "tls.client_cert_required": (
+        "l7",
+        "the server requires a client certificate (mutual TLS): none was sent, or it refused "
+        "the one sent",
+    ),
+    "tls.incomplete_chain": (
+        "l7",
+        "the server sends its certificate without the intermediate CA certificate(s) needed "
+        "to verify it",
+    ),
+    "tls.protocol_version": (
+        "l7",
+        "no TLS version in common: the server's range and this client's",
+    ),
+    "http.tls_required": ("l7", "plain HTTP was sent to a port that expects TLS: use https://"),
+    "local.clock_skew": (
+        "local",
+        "this host's clock is wrong: a valid certificate reads as expired or not yet valid",
+    ),
 }
 
 #: Every warning code: things that are not faults but matter.
@@ -106,6 +126,9 @@ WARNING_CODES: dict[str, str] = {
     "icmp.no_reply": "ICMP echo got no reply while TCP works: ICMP is filtered",
     "tls.cert_expiring_soon": "a certificate of the chain expires soon",
     "tls.verify_disabled": "certificate verification was turned off for this diagnosis",
+    "tls.chain_misordered": "the server sends its certificate chain out of order (or with "
+    "certificates that are not part of it)",
+    "tls.root_sent": "the server sends its root CA certificate (the trust anchor) in the chain",
     "local.close_wait_leak": "CLOSE_WAIT sockets toward the target pile up",
     "local.time_wait_pressure": "TIME_WAIT sockets toward the target near the port range",
     "local.fd_pressure": "open file descriptors near the limit",

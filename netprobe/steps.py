@@ -27,6 +27,8 @@ __all__ = [
     "DeadlineCut",
     "DnsStep",
     "ErrorInfo",
+    "FollowUpHandshake",
+    "FollowUpPurpose",
     "GrpcFailure",
     "GrpcResult",
     "GrpcStatusSource",
@@ -253,6 +255,45 @@ class CertificateInfo(Frozen):
     sha256: str = Field(description="SHA-256 fingerprint of the DER encoding, hex with colons.")
     self_signed: bool = Field(description="Subject equals issuer.")
     is_ca: bool = False
+    ca_issuers: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="Authority Information Access caIssuers URLs: where the issuer's "
+        "certificate can be fetched (RFC 5280 §4.2.2.1).",
+    )
+
+
+FollowUpPurpose = Literal["tls_required", "server_version", "cipher", "sni", "server_clock"]
+
+
+class FollowUpHandshake(Frozen):
+    """One TLS handshake on a fresh connection to the same address, made only after a failure,
+    to learn one fact the failed exchange could not show (bounded by the read timeout and the
+    total deadline; verification off: what is learnt is the fact, not trust):
+
+    * ``tls_required``: does a plain-HTTP port that closed without a byte answer a ClientHello?
+    * ``server_version``: which TLS version the server accepts (one handshake per version);
+    * ``cipher``: which suite the server picks when this client offers every one it has;
+    * ``sni``: which certificate the server presents for a given server name;
+    * ``server_clock``: the server's ``Date`` header, over TLS that verifies nothing.
+    """
+
+    purpose: FollowUpPurpose
+    address: str = Field(description="The address connected to (the diagnosis's own).")
+    server_name: str | None = Field(None, description="The SNI sent (none for an IP).")
+    offered: str | None = Field(
+        None, description="The versions or suites offered, e.g. 'TLSv1 only', 'every suite'."
+    )
+    outcome: Literal["ok", "alert", "not_tls", "closed", "timeout", "connect_failed", "error"]
+    version: str | None = None
+    cipher: str | None = None
+    alert: str | None = None
+    peer_sent: str | None = Field(None, description="What came back instead of TLS, in words.")
+    leaf: CertificateInfo | None = Field(None, description="The certificate presented.")
+    server_date: datetime | None = Field(None, description="The HTTP Date header (UTC).")
+    local_time: datetime | None = Field(
+        None, description="This host's clock when the Date header arrived (UTC)."
+    )
+    duration_ms: float | None = None
 
 
 class TlsStep(StepBase):
@@ -282,6 +323,39 @@ class TlsStep(StepBase):
     peer_bytes: str | None = Field(None, description="The first bytes the peer sent, hex.")
     chain: tuple[CertificateInfo, ...] = Field(
         default_factory=tuple, description="The presented chain, leaf first (also on failure)."
+    )
+    client_cert_requested: bool | None = Field(
+        None,
+        description="The server asked for a client certificate (a CertificateRequest): seen "
+        "in the clear up to TLS 1.2; in TLS 1.3 read from this client's own encrypted answer "
+        "(an empty or full Certificate message before its Finished). Null: not known.",
+    )
+    client_cert_sent: bool | None = Field(
+        None, description="This client answered the request with a certificate (false: none)."
+    )
+    client_cert: CertificateInfo | None = Field(
+        None, description="The client certificate configured (client_cert=), when readable."
+    )
+    after_handshake: bool = Field(
+        False,
+        description="The failure came after the handshake completed (TLS 1.3: the server's "
+        "verdict on the client certificate arrives on the first read).",
+    )
+    local_time: datetime | None = Field(
+        None, description="This host's clock when the handshake ended (UTC)."
+    )
+    issuer_in_store: CertificateInfo | None = Field(
+        None,
+        description="After a failed verification: a certificate of this client's trust store "
+        "whose subject is the leaf's issuer, when the server did not send one.",
+    )
+    client_versions: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="The TLS versions this client allowed (its context's range), low to high.",
+    )
+    follow_ups: tuple[FollowUpHandshake, ...] = Field(
+        default_factory=tuple,
+        description="Handshakes on fresh connections made after the failure, to learn why.",
     )
 
 
@@ -388,6 +462,12 @@ class HttpResult(Frozen):
     peer_sent: str | None = Field(None, description="What came back instead of HTTP, in words.")
     peer_bytes: str | None = Field(None, description="First bytes received, hex.")
     first_byte_ms: float | None = Field(None, description="Request sent to first byte back.")
+    request_sent: bool = Field(False, description="The request reached the connection.")
+    tls_follow_up: FollowUpHandshake | None = Field(
+        None,
+        description="A ClientHello on a fresh connection, sent only after the server closed "
+        "the plain-HTTP exchange without a byte: does the port expect TLS?",
+    )
 
 
 # -- A gRPC health check, over HTTP/2 -----------------------------------------------------------
@@ -535,6 +615,16 @@ class DatabaseResult(Frozen):
     validation_ms: float | None = None
     closed_cleanly: bool | None = Field(
         None, description="COM_QUIT / Terminate / QUIT sent, or the server closed after an error."
+    )
+    tls_alert: str | None = Field(
+        None,
+        description="A TLS alert that ended the conversation after the handshake (TLS 1.3: "
+        "the server's verdict on the client certificate), normalised.",
+    )
+    bytes_sent: int = Field(
+        0,
+        description="Bytes this client sent before the greeting ended (0: the server "
+        "ended it before we said anything).",
     )
     notes: tuple[str, ...] = Field(default_factory=tuple)
 

@@ -227,8 +227,9 @@ PROSE: dict[str, Prose] = {
         wire="TCP and the TLS handshake start normally; the server's Certificate message "
         "carries a certificate whose notAfter is in the past, so the client's verification "
         "fails (X509_V_ERR 10) and the client aborts the handshake with an alert.",
-        apart="`tls.cert_not_yet_valid` is the other end of the validity window (often a "
-        "wrong clock); `tls.cert_expiring_soon` is the warning before this happens. The "
+        apart="`tls.cert_not_yet_valid` is the other end of the validity window; "
+        "`local.clock_skew` when the server's own clock finds the certificate valid; "
+        "`tls.cert_expiring_soon` is the warning before this happens. The "
         "chain in the TLS step shows which certificate expired: the leaf or an intermediate.",
         next="Renew and reload the certificate on the server; check its automatic renewal "
         "(certbot timer, cert-manager). If the date looks fine, check this host's clock.",
@@ -236,8 +237,9 @@ PROSE: dict[str, Prose] = {
     "tls.cert_not_yet_valid": Prose(
         wire="The presented certificate's notBefore is in the future for this client "
         "(X509_V_ERR 9): it was issued with a future start, or this host's clock is behind.",
-        apart="`tls.cert_expired` is the past end of the window. When many servers' "
-        "certificates look not-yet-valid at once, the client's clock is the suspect.",
+        apart="`tls.cert_expired` is the past end of the window. When the server's clock "
+        "(its HTTP Date header) finds the chain valid, or the whole chain starts after this "
+        "host's now, the fault is this host's: `local.clock_skew`.",
         next="This host's clock and NTP (`timedatectl`, `chronyc tracking`), then the "
         "certificate's dates.",
     ),
@@ -245,8 +247,9 @@ PROSE: dict[str, Prose] = {
         wire="The chain the server sends does not end at a CA this client trusts "
         "(X509_V_ERR 20, 19 or 18): an issuer unknown here, a self-signed certificate, or a "
         "server that omits its intermediate certificates.",
-        apart="netprobe reads the chain to say which: an incomplete chain (the issuer is an "
-        "intermediate the server did not send) versus an unknown or self-signed root. "
+        apart="netprobe reads the chain to say which: an incomplete chain whose missing "
+        "intermediate the leaf names is `tls.incomplete_chain`; an unknown or self-signed "
+        "root stays here, each said. "
         "`tls.hostname_mismatch` is a trusted certificate for another name; "
         "`tls.verify_disabled` is the warning when the check was turned off.",
         next="If the issuer is an intermediate, configure the full chain on the server "
@@ -258,7 +261,9 @@ PROSE: dict[str, Prose] = {
         "matches the name the client connected to (X509_V_ERR 62, or 64 for an IP address).",
         apart="The TLS step lists the names the certificate holds, so a wrong SNI, a "
         "wrong virtual host or a default certificate of a load balancer shows at once. "
-        "`tls.cert_untrusted` is about the issuer, not the name.",
+        "For an IP target, netprobe asks again with the certificate's names (and the IP's "
+        "names in the hosts file) as SNI, and says when the server chooses its certificate "
+        "by SNI. `tls.cert_untrusted` is about the issuer, not the name.",
         next="Connect with a name the certificate holds, or reissue it with this name; on a "
         "shared endpoint check the SNI routing (the server's default certificate answered).",
     ),
@@ -272,17 +277,81 @@ PROSE: dict[str, Prose] = {
         next="The scheme or the port: use `http://` for this port or the server's TLS port.",
     ),
     "tls.handshake_failed": Prose(
-        wire="The peer speaks TLS but ends the handshake with an alert. Here a TLS 1.3 "
-        "server requires a client certificate: the handshake completes from the client's "
-        "point of view, and the server's `certificate_required` alert arrives when the "
-        "client reads the response. Other alerts: handshake_failure (no common cipher or "
-        "version), protocol_version, unrecognized_name.",
+        wire="The peer speaks TLS but ends the handshake with an alert. Here nginx offers only "
+        "a SHA-1 suite that the client's cipher list leaves out, and answers the ClientHello "
+        "with handshake_failure; a follow-up handshake on a fresh connection, offering every "
+        "suite this OpenSSL has, shows which suite the server would pick. Other alerts: "
+        "unrecognized_name (a server that requires SNI), internal_error.",
         apart="An alert separates it from `tls.not_tls` (not TLS at all), "
         "`tls.handshake_timeout` (silence) and `l7.connection_closed` (a close without an "
-        "alert). The alert's name and meaning are in the evidence.",
-        next="For `certificate_required`: configure the client certificate the server's CA "
-        "issued (`client_cert=`/`client_key=` in the API). For version or cipher alerts: "
-        "compare both sides' TLS versions and cipher lists (`openssl s_client`).",
+        "alert). Alerts about the client's certificate are `tls.client_cert_required`, "
+        "a version refusal is `tls.protocol_version`. The alert and what the follow-up "
+        "learnt are in the evidence.",
+        next="For no shared cipher: enable a modern suite on the server (ECDHE with AES-GCM "
+        "or ChaCha20), or allow the server's suite in the client's context. For "
+        "unrecognized_name: connect by the name the server serves.",
+    ),
+    "tls.client_cert_required": Prose(
+        wire="The server asks for a client certificate (CertificateRequest) and refuses the "
+        "connection without an acceptable one. Here nginx with `ssl_verify_client on` "
+        "completes the handshake and answers `400 No required SSL certificate was sent` "
+        "(`The SSL certificate error` for a certificate it does not accept). HAProxy's "
+        "`verify required` sends an alert instead: `certificate_required` or `unknown_ca` "
+        "on the first read after a TLS 1.3 handshake, `handshake_failure` or `unknown_ca` "
+        "inside a TLS 1.2 one; grpcio closes without an alert.",
+        apart="netprobe reads whether the server asked for a certificate from the handshake "
+        "itself (in the clear up to TLS 1.2; in TLS 1.3 from its own encrypted answer: an "
+        "empty Certificate message before its Finished) and whether one was sent, so a "
+        "bare handshake_failure or a silent close is told apart from `tls.handshake_failed` "
+        "and `l7.connection_closed`; with nginx, from `http.client_error`.",
+        next="Send a certificate the server's CA issued (`--client-cert`/`--client-key`, "
+        "`client_cert=`/`client_key=`); when one was sent, its issuer and validity are in the "
+        "evidence: compare them with the server's `ssl_client_certificate` / `ca-file`.",
+    ),
+    "tls.incomplete_chain": Prose(
+        wire="The server's Certificate message holds only its own certificate: the "
+        "intermediate CA that issued it is missing, and the client trusts only the root, so "
+        "verification fails (X509_V_ERR 20, unable to get local issuer certificate).",
+        apart="Browsers fetch the missing intermediate from the URL in the certificate's "
+        "Authority Information Access and show nothing wrong; Python, Go, Java and most SDKs "
+        "do not. netprobe says `tls.incomplete_chain` when that URL is there (or this "
+        "host's store holds the issuer as an intermediate); an issuer known nowhere stays "
+        "`tls.cert_untrusted`.",
+        next="Serve the full chain: nginx `ssl_certificate fullchain.pem`, HAProxy `crt` with "
+        "the intermediates appended; `openssl s_client -showcerts` lists what is sent.",
+    ),
+    "tls.protocol_version": Prose(
+        wire="The server and the client allow no TLS version in common: here a TLS 1.0-only "
+        "nginx answers a TLS 1.2-1.3 ClientHello with a protocol_version alert (70). Only "
+        "after that alert, netprobe makes one handshake pinned to each version (TLS 1.0 and "
+        "1.1 at `@SECLEVEL=0`) on fresh connections, to learn the server's range.",
+        apart="The summary names both ranges, so an old server (upgrade it) is told apart "
+        "from a client limited to an old version (raise its maximum). "
+        "`tls.handshake_failed` covers the other refusals (no shared cipher).",
+        next="Enable TLS 1.2 and 1.3 on the server (nginx `ssl_protocols TLSv1.2 TLSv1.3`), "
+        "or check the client's `minimum_version` / `maximum_version`.",
+    ),
+    "http.tls_required": Prose(
+        wire="A plain HTTP request goes to a port that speaks TLS. nginx answers `400 The "
+        "plain HTTP request was sent to HTTPS port` (here); HAProxy and Python's `ssl` "
+        "servers close without a byte; some servers answer with a TLS alert record.",
+        apart="A close without a byte alone is `l7.connection_closed`: only then netprobe "
+        "sends a ClientHello on a fresh connection, and a ServerHello (or a TLS alert) "
+        "proves the port speaks TLS. The mirror case, TLS to a plain port, is "
+        "`tls.not_tls`.",
+        next="Use `https://` (the summary gives the URL), or the server's plain-HTTP port.",
+    ),
+    "local.clock_skew": Prose(
+        wire="The certificate is valid, but this host's clock is not: here the diagnosing "
+        "process runs 400 days ahead (libfaketime), so the one-year leaf reads as expired "
+        "(X509_V_ERR 10). After such a failure on an HTTP target, netprobe reads the "
+        "server's `Date` header over a follow-up handshake that verifies nothing.",
+        apart="When the server's clock says the chain is valid, the fault is this host's "
+        "(layer `local`), with both times; without HTTP, a chain whose every certificate "
+        "starts after this host's now proves a clock behind. Otherwise the certificate is "
+        "blamed: `tls.cert_expired`, `tls.cert_not_yet_valid`.",
+        next="This host's time: NTP (`timedatectl`, `chronyc tracking`), a restored VM "
+        "snapshot, a container's clock.",
     ),
     "tls.handshake_timeout": Prose(
         wire="The connection is ESTABLISHED and the ClientHello is sent (and ACKed), but no "
@@ -465,6 +534,22 @@ PROSE: dict[str, Prose] = {
         "of the chain (the leaf or an intermediate).",
         next="Renewal: why automatic renewal did not happen yet (certbot timer, cert-manager "
         "events).",
+    ),
+    "tls.chain_misordered": Prose(
+        wire="The handshake succeeds, but the server sends its chain out of order (here "
+        "leaf, intermediate 1, intermediate 2, while the leaf's issuer is intermediate 2). "
+        "RFC 8446 §4.4.2 wants each certificate followed by its issuer.",
+        apart="OpenSSL and browsers reorder the chain and verify it; strict or older TLS "
+        "stacks fail. The warning gives the order as presented.",
+        next="Rebuild the chain file in order: leaf, then each issuer up to (not including) "
+        "the root.",
+    ),
+    "tls.root_sent": Prose(
+        wire="The handshake succeeds; the server sends its root CA as the last certificate of "
+        "its chain.",
+        apart="Harmless for verification (the client takes the anchor from its own store), "
+        "but it adds bytes to every handshake and hides which root the server believes in.",
+        next="Drop the root from the server's chain file.",
     ),
     "tls.verify_disabled": Prose(
         wire="The handshake succeeds without checking the certificate (`--insecure`, "

@@ -11,6 +11,7 @@ Addresses this module uses (the base lab's hosts are in ``topology.py``):
 
 =================  ==================================================================
 198.18.0.30        ``tls.lab``: HTTPS with each bad certificate, ports 4431-4438
+198.18.0.130       ``deploy.lab``: nginx with the TLS deployment faults (``catalog_tls.py``)
 198.18.0.31        ``web.lab``: plain HTTP on 8080 (by path), reset-on-accept on 8081
 198.18.0.10:84-87  accept and hold (one port per local.* scenario: their socket counts
                    must not see each other's connections)
@@ -45,6 +46,7 @@ from typing import Any
 
 from netprobe.testing import CertBook
 from nplab.catalog_l7 import l7_scenarios
+from nplab.catalog_tls import tls_scenarios
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab, sh
 
@@ -202,7 +204,6 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
             tls(4433, "unknown_ca"),
             tls(4434, "wrong_host"),
             tls(4435, "expiring_soon"),
-            tls(4436, "valid", client_ca=ca),
             ["http", TLS_ADDR, 4437, {}],
             ["silent", TLS_ADDR, 4438, {}],
             ["http", WEB_ADDR, 8080, {}],
@@ -219,6 +220,7 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         stack.callback(servers.close)
         scenarios = _scenarios(ca, delayed)
         scenarios.extend(stack.enter_context(l7_scenarios(lab)))  # nplab/catalog_l7.py
+        scenarios += stack.enter_context(tls_scenarios(lab))  # nplab/catalog_tls.py
         if db_future is not None:
             scenarios.extend(db_future.result(timeout=120))
         yield scenarios
@@ -398,13 +400,6 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "the ClientHello with an HTTP 400, as nginx does).",
             f"https://{TLS_HOST}:4437/",
             ca_args,
-        ),
-        tls_case(
-            "tls.handshake_failed",
-            4436,
-            "The server requires a client certificate",
-            "a valid certificate and requiring a client certificate from the lab CA "
-            "(mutual TLS); the client has none",
         ),
         Scenario(
             "tls.handshake_timeout",

@@ -86,7 +86,7 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     """The command run in the client namespace, and the command shown on the page."""
     args = [scenario.target, *scenario.cli_args, "--json"]
     shown_args = [CATALOG_CA if a == ca_file else a for a in args]
-    pre = {k: v for k, v in scenario.pre.items() if k != "sysctl"}
+    pre = {k: v for k, v in scenario.pre.items() if k not in ("sysctl", "faketime")}
     if pre:
         spec = json.dumps(pre)
         argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, "diagnose", *args]
@@ -94,6 +94,11 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     else:
         argv = [NETPROBE, "diagnose", *args]
         shown = ["netprobe", "diagnose", *shown_args]
+    shift = scenario.pre.get("faketime")
+    if shift:
+        # libfaketime shifts this process's wall clock only (the monotonic clock stays real).
+        argv = ["faketime", "--exclude-monotonic", "-f", shift, *argv]
+        shown = ["faketime", "--exclude-monotonic", "-f", shift, *shown]
     lines = [
         f"sysctl -w {key}={shlex.quote(value)}"
         for key, value in scenario.pre.get("sysctl", {}).items()
@@ -369,6 +374,7 @@ _VOLATILE_KEYS = {
     "timeout_s",
     "states",
     "open_fds",
+    "skew_s",  # a clock skew measured against a Date header of one-second resolution
 }
 
 

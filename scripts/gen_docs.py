@@ -83,6 +83,14 @@ def _type_name(annotation: object, models: list[type[BaseModel]]) -> str:
 #: Meanings of the fields whose model gives no description (by "Model.field", or by field
 #: name for the fields every step shares). A field with neither fails tests/test_docs.py.
 MEANINGS = {
+    "FollowUpHandshake.purpose": "What the follow-up was for: `tls_required` (does a closed "
+    "plain port speak TLS?), `server_version`, `cipher`, `sni`, `server_clock` (the server's "
+    "Date header).",
+    "FollowUpHandshake.outcome": "How the follow-up handshake ended: `ok`, `alert`, "
+    "`not_tls`, `closed`, `timeout`, `connect_failed`, `error`.",
+    "FollowUpHandshake.version": "The TLS version the follow-up negotiated.",
+    "FollowUpHandshake.cipher": "The cipher suite the follow-up negotiated.",
+    "FollowUpHandshake.alert": "The TLS alert that ended the follow-up, normalised.",
     "ProxyStep.mode": "`connect` (a CONNECT tunnel, for https:// targets) or `forward` (the "
     "absolute URL sent to the proxy, for http:// targets).",
     "ProxyStep.http_reason": "The proxy's reason phrase.",

@@ -224,8 +224,12 @@ RULES = [
      "db.access_denied"),
     (DatabaseResult(protocol="redis", outcome="validated"), None),
     # Reset at the first plain-text command, not a byte back: a TLS-only port (tls-port).
+    (DatabaseResult(protocol="redis", outcome="closed", error_errno="ECONNRESET",
+                    bytes_sent=14), "db.protocol_mismatch"),
+    # Reset before we said anything (the RST won the race against the hand-over): no answer
+    # to a command at all, so no sign of a TLS port.
     (DatabaseResult(protocol="redis", outcome="closed", error_errno="ECONNRESET"),
-     "db.protocol_mismatch"),
+     "l7.connection_closed"),
     (DatabaseResult(protocol="redis", outcome="closed", error_errno="ECONNRESET",
                     first_bytes="2b"), "l7.connection_closed"),
     (DatabaseResult(protocol="redis", outcome="closed"), "l7.connection_closed"),

@@ -264,13 +264,14 @@ async def test_grpcs_client_certificate_required(
 @pytest.mark.anyio
 async def test_client_certificate_alert_after_the_handshake(pki: CertBook) -> None:
     """A TLS 1.3 server that sends certificate_required on the first read (OpenSSL's):
-    the alert lands in the gRPC exchange and is a TLS verdict, not a gRPC one."""
+    the alert lands in the gRPC exchange and is a TLS verdict, not a gRPC one: the client
+    certificate the server requires."""
     import ssl
 
     ctx = pki.server_context(require_client_cert=True, minimum_version=ssl.TLSVersion.TLSv1_3)
     with L7Server("tls", ssl_context=ctx) as server:
         report = await run(f"grpcs://localhost:{server.port}", pki)
-    assert code_of(report) == "tls.handshake_failed"
+    assert code_of(report) == "tls.client_cert_required"
     assert report.fault is not None and "client certificate" in report.fault.summary
     res = grpc_of(report)
     assert res.failure == "tls_alert" and res.tls_alert == "certificate_required"

@@ -261,7 +261,7 @@ ROWS: list[tuple[str, GrpcResult, str | None, str]] = [
     (
         "tls_alert",
         result(failure="tls_alert", tls_alert="certificate_required", tls=True, alpn="h2"),
-        "tls.handshake_failed",
+        "tls.client_cert_required",
         "requires a client certificate",
     ),
 ]

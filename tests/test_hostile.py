@@ -105,7 +105,7 @@ CASES: dict[tuple[Behaviour, Flavour], tuple[str | None, str]] = {
     ("tls_record", "mysql"): ("db.protocol_mismatch", "a TLS record"),
     ("tls_record", "postgresql"): ("db.protocol_mismatch", "a TLS record"),
     ("tls_record", "redis"): ("db.protocol_mismatch", "a TLS record"),
-    ("tls_record", "http"): ("http.protocol_error", "does not answer HTTP: it sent a TLS record"),
+    ("tls_record", "http"): ("http.tls_required", "answered the plain request with a TLS record"),
     ("tls_record", "https"): ("tls.handshake_failed", "failed"),
     ("endless_headers", "mysql"): ("db.protocol_mismatch", "an HTTP response (HTTP/1.1 200 OK)"),
     ("endless_headers", "postgresql"): ("db.protocol_mismatch", "an HTTP response"),

@@ -207,6 +207,11 @@ async def test_bare_port_443_style_target_uses_https(https: L7Server, pki: CertB
         (
             HttpResult(method="GET", url="u", failure="tls_alert", tls_alert="bad_certificate"),
             None,
+            "tls.client_cert_required",
+        ),
+        (
+            HttpResult(method="GET", url="u", failure="tls_alert", tls_alert="internal_error"),
+            None,
             "tls.handshake_failed",
         ),
         (None, None, "http.timeout"),  # the total deadline cut the exchange (below)

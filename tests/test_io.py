@@ -186,7 +186,7 @@ def tls_echo(ca: trustme.CA) -> Iterator[int]:
         listener.close()
 
 
-async def _connect(port: int) -> anyio.abc.SocketStream:
+async def _connect(port: int) -> anyio.abc.ByteStream:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setblocking(False)
     return await stream_from_socket(sock)

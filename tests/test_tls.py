@@ -235,8 +235,8 @@ async def test_reset_right_after_accept(servers: dict[str, L7Server], pki: CertB
 async def test_client_certificate_required(servers: dict[str, L7Server], pki: CertBook) -> None:
     url = f"https://localhost:{servers['mtls'].port}/health"
     report = await run(url, pki)
-    assert code_of(report) == "tls.handshake_failed"
-    assert report.fault is not None and "client certificate" in report.fault.summary
+    assert code_of(report) == "tls.client_cert_required"
+    assert report.fault is not None and "none was sent" in report.fault.summary
     ok = await run(url, pki, client_cert=pki.client_cert_file, client_key=pki.client_key_file)
     assert ok.ok, ok.fault
     assert "--client-cert" in " ".join(report.fault.hints)
@@ -249,7 +249,7 @@ def test_client_certificate_from_the_cli(servers: dict[str, L7Server], pki: Cert
     base += ["--read-timeout", "0.5", "--ca-file", pki.ca_file]
     without = subprocess.run(base, capture_output=True, text=True, timeout=60)
     assert without.returncode == 1, without.stderr
-    assert json.loads(without.stdout)["fault"]["code"] == "tls.handshake_failed"
+    assert json.loads(without.stdout)["fault"]["code"] == "tls.client_cert_required"
     cert = ["--client-cert", pki.client_cert_file, "--client-key", pki.client_key_file]
     with_cert = subprocess.run(base + cert, capture_output=True, text=True, timeout=60)
     assert with_cert.returncode == 0, with_cert.stdout + with_cert.stderr
@@ -262,10 +262,11 @@ async def test_tls13_only_server_vs_tls12_client(
     ctx = ssl.create_default_context(cafile=pki.ca_file)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     report = await run(f"https://localhost:{servers['tls13'].port}/", pki, ssl_context=ctx)
-    assert code_of(report) == "tls.handshake_failed"
+    assert code_of(report) == "tls.protocol_version"
     tls = tls_of(report)
     assert tls.alert == "protocol_version"
-    assert report.fault is not None and "TLS version" in report.fault.summary
+    assert report.fault is not None and "no TLS version in common" in report.fault.summary
+    assert "the server speaks only TLS 1.3" in report.fault.summary
 
 
 @pytest.mark.anyio

@@ -209,7 +209,8 @@ def database_fault(obs: Observations) -> Fault | None:
 
 def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
     """Redis speaks only when spoken to; a TLS-only port (OpenSSL: wrong version number)
-    resets the connection as soon as the first plain-text command arrives, without a byte."""
+    resets the connection as soon as the first plain-text command arrives, without a byte.
+    A reset before we sent anything is not an answer to our command."""
     return (
         r.protocol == "redis"
         and not obs.target.tls
@@ -217,6 +218,7 @@ def _reset_like_tls_port(obs: Observations, r: DatabaseResult) -> bool:
         and r.phase == "greeting"
         and r.error_errno == "ECONNRESET"
         and r.first_bytes is None
+        and r.bytes_sent > 0
     )
 
 

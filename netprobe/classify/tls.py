@@ -14,7 +14,9 @@ openssl-verify(1)) and ``SSLError.reason``, never by message text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from ..describe import (
     cert_name,
@@ -22,14 +24,27 @@ from ..describe import (
     database_evidence,
     days,
     describe_cert,
+    issuer_name,
+    response_evidence,
     verify_evidence,
 )
 from ..protocols.postgres import ssl_policy
+from ..protocols.sniff import looks_like_tls
 from ..report import Evidence, Fault, ReportWarning
-from ..steps import TlsStep
+from ..steps import CertificateInfo, FollowUpHandshake, TlsStep
 from ._observations import Observations, fault, warning
 
-__all__ = ["cut_handshake", "tls_fault", "tls_warnings"]
+__all__ = [
+    "chain_warnings",
+    "client_cert_required",
+    "clock_skew",
+    "cut_handshake",
+    "incomplete_chain",
+    "tls_fault",
+    "tls_range",
+    "tls_required",
+    "tls_warnings",
+]
 
 # X509_V_ERR_* codes (include/openssl/x509_vfy.h).
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -44,6 +59,16 @@ _CERT_UNTRUSTED = 27
 _HOSTNAME_MISMATCH = 62
 _EMAIL_MISMATCH = 63
 _IP_ADDRESS_MISMATCH = 64
+
+#: The issuer of a certificate was found nowhere (the server did not send it, the store
+#: does not hold it).
+_ISSUER_NOT_FOUND = frozenset(
+    {
+        _UNABLE_TO_GET_ISSUER_CERT,
+        _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        _UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+    }
+)
 
 _UNTRUSTED = frozenset(
     {
@@ -172,6 +197,7 @@ def _mismatch(obs: Observations, tls: TlsStep) -> Fault:
     held = ", ".join(names) if names else "no subjectAltName at all"
     summary = f"The certificate of {t.netloc} is not valid for {t.host}: it holds {held}."
     hints = ["Use a host name the certificate holds, or reissue the certificate with this name."]
+    evidence = [verify_evidence(tls), *chain_evidence(tls)]
     if t.is_ip:
         summary = (
             f"The certificate of {t.netloc} is not valid for the IP address {t.host}: an IP "
@@ -181,16 +207,86 @@ def _mismatch(obs: Observations, tls: TlsStep) -> Fault:
             "Connect by a host name the certificate holds, or reissue it with an IP SAN "
             f"for {t.host}."
         ]
-    return fault(
-        "tls.hostname_mismatch",
-        summary,
-        [verify_evidence(tls), *chain_evidence(tls)],
-        hints,
+        by_name = _sni_answers(tls)
+        other = next((f for f in by_name if leaf is None or f.leaf.sha256 != leaf.sha256), None)
+        if other is not None:
+            summary += (
+                f" The server chooses its certificate by SNI: an IP target sends no server "
+                f"name (RFC 6066), so it got the server's default certificate; with SNI "
+                f"{other.server_name} the server presents {describe_cert(other.leaf)}."
+            )
+            hints = [f"Connect by name: {_by_name(obs, other.server_name)}."]
+        elif by_name:
+            same = by_name[0].server_name
+            summary += f" With SNI {same} the server presents this same certificate."
+            hints = [f"Connect by a name the certificate holds: {_by_name(obs, same)}."]
+        evidence += [_follow_up_evidence(f) for f in tls.follow_ups]
+    return fault("tls.hostname_mismatch", summary, evidence, hints)
+
+
+@dataclass(frozen=True)
+class _NamedAnswer:
+    server_name: str
+    leaf: CertificateInfo
+
+
+def _sni_answers(tls: TlsStep) -> list[_NamedAnswer]:
+    """The certificates the server presented to the follow-up handshakes with a server name."""
+    return [
+        _NamedAnswer(f.server_name, f.leaf)
+        for f in tls.follow_ups
+        if f.purpose == "sni" and f.outcome == "ok" and f.leaf is not None and f.server_name
+    ]
+
+
+def _by_name(obs: Observations, name: str) -> str:
+    t = obs.target
+    if t.protocol == "http":
+        return f"{t.scheme}://{name}:{t.port}{t.path or '/'}"
+    return f"{name}:{t.port}"
+
+
+def _follow_up_evidence(f: FollowUpHandshake) -> Evidence:
+    """One follow-up handshake as evidence: what was offered, what came back."""
+    sni = f"SNI {f.server_name}" if f.server_name else "no SNI"
+    offered = f", {f.offered}" if f.offered else ""
+    if f.outcome == "ok":
+        got = f"completed: {f.version} {f.cipher or ''}".rstrip()
+        if f.leaf is not None and f.purpose == "sni":
+            got += f"; {describe_cert(f.leaf)}"
+        if f.server_date is not None:
+            got += f"; Date: {f.server_date:%Y-%m-%d %H:%M:%S} UTC"
+    elif f.outcome == "alert":
+        got = f"refused with the TLS alert {f.alert}"
+    elif f.outcome == "not_tls":
+        got = f"answered with {f.peer_sent}"
+    else:
+        got = f.outcome.replace("_", " ")
+    return Evidence(
+        step="tls",
+        observation=f"follow-up handshake on a fresh connection ({sni}{offered}): {got}",
+        data={
+            "purpose": f.purpose,
+            "address": f.address,
+            "server_name": f.server_name,
+            "offered": f.offered,
+            "outcome": f.outcome,
+            "version": f.version,
+            "cipher": f.cipher,
+            "alert": f.alert,
+        },
     )
 
 
 def _alert(obs: Observations, tls: TlsStep) -> Fault:
     alert = tls.alert
+    if alert == "protocol_version":
+        return _protocol_version(obs, tls)
+    cipher = next((f for f in tls.follow_ups if f.purpose == "cipher"), None)
+    if cipher is not None and cipher.outcome == "ok":
+        return _no_shared_cipher(obs, tls, cipher)
+    if alert == "unrecognized_name" and obs.target.is_ip:
+        return _sni_required(obs, tls)
     meaning = _ALERT_TEXT.get(alert or "")
     what = meaning or (f"alert {alert}" if alert else (tls.ssl_reason or "unknown reason"))
     return fault(
@@ -293,12 +389,20 @@ def _error(obs: Observations, tls: TlsStep) -> Fault:
 
 def _verify(obs: Observations, tls: TlsStep) -> Fault:
     code = tls.verify_code
+    if code in (_CERT_HAS_EXPIRED, _CERT_NOT_YET_VALID):
+        skew = clock_skew(obs, tls)
+        if skew is not None:
+            return skew
     if code == _CERT_HAS_EXPIRED:
         return _expired(obs, tls)
     if code == _CERT_NOT_YET_VALID:
         return _not_yet_valid(obs, tls)
     if code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH, _EMAIL_MISMATCH):
         return _mismatch(obs, tls)
+    if code in _ISSUER_NOT_FOUND:
+        incomplete = incomplete_chain(obs, tls)
+        if incomplete is not None:
+            return incomplete
     if code in _UNTRUSTED:
         return _untrusted(obs, tls)
     return fault(
@@ -323,11 +427,17 @@ _RULES: dict[str, Callable[[Observations, TlsStep], Fault]] = {
 def tls_fault(obs: Observations) -> Fault | None:
     """The ``tls.*`` fault (or ``l7.connection_closed`` during the handshake), or None."""
     tls = obs.tls
+    required = client_cert_required(obs)
+    if required is not None:
+        return required
     if tls is not None and tls.status == "failed":
         return _RULES.get(tls.failure or "error", _error)(obs, tls)
     app = obs.application
     if app is None or app.status != "failed":
         return None
+    plain = tls_required(obs)
+    if plain is not None:
+        return plain
     if app.http is not None and app.http.failure == "tls_alert":
         return _alert_after_handshake(obs, app.http.tls_alert, "when reading the response")
     if app.grpc is not None and app.grpc.failure == "tls_alert":
@@ -385,19 +495,684 @@ def tls_warnings(obs: Observations) -> list[ReportWarning]:
         )
     limit = obs.options.expiry_warning_days
     if tls.status == "ok":
-        soon = [c for c in tls.chain if c.days_left <= limit]
+        soon = sorted(
+            ((i, c) for i, c in enumerate(tls.chain) if c.days_left <= limit),
+            key=lambda ic: ic[1].days_left,
+        )
         if soon:
-            c = min(soon, key=lambda c: c.days_left)
-            state = (
-                f"expired {days(c.days_left)} ago"
-                if c.days_left < 0
-                else f"expires in {days(c.days_left)}"
-            )
+            parts = []
+            for i, c in soon:
+                state = (
+                    f"expired {days(c.days_left)} ago"
+                    if c.days_left < 0
+                    else f"expires in {days(c.days_left)}"
+                )
+                parts.append(
+                    f"{_role(tls, i)} {cert_name(c)} {state}, on {c.not_after:%Y-%m-%d %H:%M} UTC"
+                )
+            text = "; ".join(parts)
             out.append(
                 warning(
                     "tls.cert_expiring_soon",
-                    f"The certificate {cert_name(c)} {state}, on "
-                    f"{c.not_after:%Y-%m-%d %H:%M} UTC (threshold {limit:g} days).",
+                    f"{text[:1].upper()}{text[1:]} (threshold {limit:g} days).",
                 )
             )
+        out.extend(chain_warnings(tls))
     return out
+
+
+def _role(tls: TlsStep, i: int) -> str:
+    """``the certificate`` (the leaf), ``the intermediate CA``, ``the root CA``, as sent."""
+    cert = tls.chain[i]
+    if i == 0:
+        return "the certificate"
+    if cert.self_signed:
+        return f"the root CA (chain[{i}])"
+    return f"the intermediate CA (chain[{i}])"
+
+
+def _as_presented(tls: TlsStep) -> str:
+    return "; ".join(
+        f"[{i}] {cert_name(c)} (issued by {issuer_name(c)})" for i, c in enumerate(tls.chain)
+    )
+
+
+def chain_warnings(tls: TlsStep) -> list[ReportWarning]:
+    """A chain sent out of order (or with certificates outside its path), and a root CA sent
+    with it, each with the chain as presented. RFC 8446 §4.4.2: each certificate should
+    certify the one before it; the root "MAY be omitted" (the client has it). OpenSSL and
+    browsers reorder and ignore; strict or older stacks (Java before 8u261, some embedded
+    TLS libraries) fail on the first, and every handshake carries the extra bytes."""
+    chain = tls.chain
+    out: list[ReportWarning] = []
+    if len(chain) < 2:
+        return out
+    broken = [i for i in range(1, len(chain)) if chain[i].subject != chain[i - 1].issuer]
+    if broken:
+        i = broken[0]
+        expected = chain[i - 1].issuer
+        elsewhere = next((j for j, c in enumerate(chain) if c.subject == expected), None)
+        why = (
+            f"chain[{i}] should be the issuer of chain[{i - 1}] ({expected}), which comes at "
+            f"chain[{elsewhere}]"
+            if elsewhere is not None
+            else f"chain[{i}] ({chain[i].subject}) does not issue chain[{i - 1}]: it is not "
+            "part of its path"
+        )
+        out.append(
+            warning(
+                "tls.chain_misordered",
+                f"The server sends its certificate chain out of order: {why}. As presented: "
+                f"{_as_presented(tls)}. OpenSSL and browsers reorder it; strict clients fail.",
+            )
+        )
+    last = chain[-1]
+    if last.self_signed:
+        out.append(
+            warning(
+                "tls.root_sent",
+                f"The server sends its root CA ({cert_name(last)}) as chain[{len(chain) - 1}]: "
+                "the trust anchor comes from the client's own store (RFC 8446 §4.4.2), so it "
+                f"only adds bytes to every handshake. As presented: {_as_presented(tls)}.",
+            )
+        )
+    return out
+
+
+# -- Client certificates (mutual TLS) ---------------------------------------------------------
+
+#: Alerts a server sends about the client's certificate (RFC 8446 §6.2, RFC 5246 §7.2.2): the
+#: client's certificate is the only one a server judges. ``certificate_required`` is TLS
+#: 1.3's "none was sent"; the others refuse the one that was.
+_CLIENT_CERT_ALERTS = frozenset(
+    {
+        "certificate_required",
+        "bad_certificate",
+        "unknown_ca",
+        "certificate_expired",
+        "certificate_revoked",
+        "certificate_unknown",
+        "unsupported_certificate",
+    }
+)
+#: What each of them says about the certificate that was sent.
+_REFUSED_BECAUSE: dict[str, str] = {
+    "unknown_ca": "the server does not trust the CA that issued it",
+    "certificate_expired": "the server says it has expired",
+    "certificate_revoked": "the server says it was revoked",
+    "unsupported_certificate": "the server does not support its type",
+    "bad_certificate": "the server rejected it",
+    "certificate_unknown": "the server rejected it",
+}
+#: PostgreSQL's invalid_authorization_specification: a pg_hba.conf line with
+#: ``clientcert=verify-ca|verify-full`` (or the ``cert`` method) refuses a login without an
+#: acceptable client certificate with it, and a message about the certificate (auth.c:
+#: "connection requires a valid client certificate", "certificate authentication failed
+#: for user ..."; the same SQLSTATE without a certificate in the message is another pg_hba
+#: refusal, db.access_denied). A server with lc_messages other than English reads as that.
+_PG_INVALID_AUTHORIZATION = "28000"
+#: nginx (ssl_verify_client on) completes the handshake and answers HTTP 400 with these
+#: titles (ngx_http_special_response.c); with error_page it may show its own 495 / 496.
+_NGINX_NO_CERT = "No required SSL certificate was sent"
+_NGINX_CERT_ERROR = "The SSL certificate error"
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """How the server said that it wants a (valid) client certificate."""
+
+    how: str
+    evidence: Evidence
+    sent: bool | None  # what the server's own words say, when they say it
+    alert: str | None = None
+    weak: bool = False
+
+
+def _refusal(obs: Observations) -> _Refusal | None:
+    tls = obs.tls
+    if tls is not None and tls.status == "failed":
+        alert = tls.alert
+        if tls.failure == "alert" and (
+            alert in _CLIENT_CERT_ALERTS
+            or (alert == "handshake_failure" and tls.client_cert_requested)
+        ):
+            when = "after the handshake" if tls.after_handshake else "during the handshake"
+            return _Refusal(
+                f"it refused the connection {when} with the TLS alert {alert}",
+                Evidence(
+                    step="tls",
+                    observation=f"TLS alert {alert} {when}",
+                    data={"alert": alert, "ssl_reason": tls.ssl_reason},
+                ),
+                None,
+                alert,
+            )
+        if tls.failure == "closed" and tls.after_handshake and _asked_none_sent(tls):
+            return _closed_without_alert(tls, "tls")
+        return None
+    app = obs.application
+    if app is None or app.status != "failed":
+        return None
+    http = app.http
+    # The first read after a TLS 1.3 handshake is the application's (an HTTP response, a gRPC
+    # answer): a server that checks the client certificate refuses there.
+    late_alert = (
+        http.tls_alert
+        if http is not None and http.failure == "tls_alert"
+        else app.grpc.tls_alert
+        if app.grpc is not None and app.grpc.failure == "tls_alert"
+        else None
+    )
+    if late_alert in _CLIENT_CERT_ALERTS:
+        return _Refusal(
+            f"it completed the handshake, then refused the connection with the TLS alert "
+            f"{late_alert} when the answer was read",
+            Evidence(
+                step="application",
+                observation=f"TLS alert {late_alert} on the first read after the handshake "
+                "(TLS 1.3 servers check the client certificate then)",
+                data={"alert": late_alert},
+            ),
+            None,
+            late_alert,
+        )
+    if http is not None and http.status in (400, 495, 496) and http.body_preview:
+        title = next(
+            (t for t in (_NGINX_NO_CERT, _NGINX_CERT_ERROR) if t in http.body_preview), None
+        )
+        if title is not None:
+            return _Refusal(
+                f"it completed the handshake, then answered HTTP {http.status} "
+                f"'{title}' (nginx's words)",
+                response_evidence(http),
+                title == _NGINX_CERT_ERROR,
+            )
+    if (
+        http is not None
+        and http.failure == "closed"
+        and not http.peer_bytes
+        and tls is not None
+        and _asked_none_sent(tls)
+    ):
+        return _closed_without_alert(tls, "application")
+    db = app.database
+    if (
+        db is not None
+        and db.sqlstate == _PG_INVALID_AUTHORIZATION
+        and "certificate" in (db.error_message or "")
+        and tls is not None
+    ):
+        return _Refusal(
+            f"it completed the handshake, then refused the login with {db.sqlstate} "
+            f"'{db.error_message}' (PostgreSQL's pg_hba.conf clientcert / cert method)",
+            Evidence(
+                step="application",
+                observation=f"PostgreSQL sent error {db.sqlstate} {db.error_message} during "
+                f"the {db.phase}",
+                data={"sqlstate": db.sqlstate, "error_message": db.error_message},
+            ),
+            None,
+        )
+    if db is not None and db.tls_alert in _CLIENT_CERT_ALERTS:
+        return _Refusal(
+            f"it completed the handshake, then refused the connection with the TLS alert "
+            f"{db.tls_alert} at the first read of the {db.protocol} exchange",
+            Evidence(
+                step="application",
+                observation=f"TLS alert {db.tls_alert} during the {db.phase}",
+                data={"alert": db.tls_alert},
+            ),
+            None,
+            db.tls_alert,
+        )
+    return None
+
+
+def _asked_none_sent(tls: TlsStep) -> bool:
+    """The server asked for a client certificate and this client had none to send: a close
+    right after such a handshake, without an alert, is most likely the refusal (a close after
+    a certificate was sent says nothing about it)."""
+    return bool(tls.client_cert_requested) and tls.client_cert_sent is False
+
+
+def _closed_without_alert(tls: TlsStep, step: str) -> _Refusal:
+    return _Refusal(
+        "it asked for a client certificate during the handshake, then closed the connection "
+        "right after it without an alert and without an answer (as grpcio does): the "
+        "evidence is indirect, no alert said why",
+        Evidence(
+            step=step,
+            observation="closed right after the handshake, no alert, no byte of an answer",
+            data={"client_cert_requested": tls.client_cert_requested},
+        ),
+        None,
+        weak=True,
+    )
+
+
+def client_cert_required(obs: Observations) -> Fault | None:
+    """``tls.client_cert_required``: the server wants a client certificate it accepts, however
+    it said so (an alert in or after the handshake, nginx's HTTP 400, a close right after a
+    handshake in which it asked for one), saying whether one was sent and, when one was,
+    what the server could hold against it."""
+    refusal = _refusal(obs)
+    if refusal is None:
+        return None
+    t = obs.target
+    tls = obs.tls
+    cert = tls.client_cert if tls is not None else None
+    sent = refusal.sent
+    if sent is None and tls is not None:
+        sent = tls.client_cert_sent
+    if sent is None and refusal.alert == "certificate_required":
+        sent = False
+    if sent is None and cert is not None and not refusal.weak:
+        sent = True  # OpenSSL sends the configured certificate whenever it is asked for one
+    if sent is None and obs.options.ssl_context is None and obs.options.client_cert is None:
+        sent = False
+    evidence = [refusal.evidence]
+    if tls is not None:
+        evidence.append(_client_cert_evidence(tls, sent))
+    if sent:
+        problems = [_REFUSED_BECAUSE[refusal.alert]] if refusal.alert in _REFUSED_BECAUSE else []
+        if cert is not None and cert.days_left < 0:
+            problems.append(f"it expired {days(cert.days_left)} ago")
+        what = f" ({describe_cert(cert)})" if cert is not None else ""
+        why = f": {'; '.join(problems)}" if problems else ""
+        summary = (
+            f"{t.netloc} requires a client certificate it accepts, and did not accept the one "
+            f"sent{what}{why}; {refusal.how}."
+        )
+        hints = [
+            "Check the client certificate: issued by a CA the server trusts (nginx "
+            "ssl_client_certificate, HAProxy ca-file), valid now, with the clientAuth usage.",
+        ]
+    elif sent is False:
+        summary = (
+            f"{t.netloc} requires a client certificate (mutual TLS) and none was sent: "
+            f"{refusal.how}."
+        )
+        hints = [
+            "Pass client_cert= and client_key= (CLI --client-cert, --client-key) with a "
+            "certificate issued by the CA the server trusts.",
+        ]
+    else:
+        summary = (
+            f"{t.netloc} requires a client certificate it accepts: {refusal.how}. Whether this "
+            "client sent one is not known (a caller's ssl_context)."
+        )
+        hints = [
+            "Check the certificate loaded in the ssl_context: issued by a CA the server "
+            "trusts, valid now."
+        ]
+    if cert is not None:
+        evidence.append(
+            Evidence(
+                step="tls",
+                observation=f"client certificate configured: {describe_cert(cert)}",
+                data={
+                    "subject": cert.subject,
+                    "issuer": cert.issuer,
+                    "not_after": cert.not_after.isoformat(),
+                    "days_left": cert.days_left,
+                },
+            )
+        )
+    return fault("tls.client_cert_required", summary, evidence, hints)
+
+
+def _client_cert_evidence(tls: TlsStep, sent: bool | None) -> Evidence:
+    asked = {True: "yes", False: "no", None: "not known"}[tls.client_cert_requested]
+    answered = {True: "a certificate", False: "none", None: "not known"}[sent]
+    return Evidence(
+        step="tls",
+        observation=f"client certificate requested by the server: {asked}; sent: {answered}",
+        data={"client_cert_requested": tls.client_cert_requested, "client_cert_sent": sent},
+    )
+
+
+# -- Versions, suites and server names ------------------------------------------------------------
+
+
+def tls_range(versions: Sequence[str]) -> str:
+    """``TLS 1.2-1.3``, ``only TLS 1.0``, ``TLS 1.0, 1.2``: a set of versions, in words."""
+    numbers = [_VERSION_NUMBERS[v] for v in _VERSION_NUMBERS if v in versions]
+    if not numbers:
+        return "no TLS version"
+    if len(numbers) == 1:
+        return f"only TLS {numbers[0]}"
+    order = list(_VERSION_NUMBERS.values())
+    if order.index(numbers[-1]) - order.index(numbers[0]) == len(numbers) - 1:
+        return f"TLS {numbers[0]}-{numbers[-1]}"
+    return "TLS " + ", ".join(numbers)
+
+
+_VERSION_NUMBERS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+
+
+def _protocol_version(obs: Observations, tls: TlsStep) -> Fault:
+    t = obs.target
+    client = list(tls.client_versions)
+    probes = [f for f in tls.follow_ups if f.purpose == "server_version"]
+    server = [f.version for f in probes if f.outcome == "ok" and f.version]
+    mine = f"this client allows {tls_range(client)}" if client else "this client's range"
+    if server:
+        summary = (
+            f"{t.netloc} and this client have no TLS version in common: the server speaks "
+            f"{tls_range(server)}; {mine}."
+        )
+    elif probes:
+        summary = (
+            f"{t.netloc} refused the handshake for its TLS version ({mine}), and completed "
+            "none of TLS 1.0-1.3 offered one at a time: its range could not be learnt."
+        )
+    else:
+        summary = f"{t.netloc} refused the handshake for its TLS version ({mine})."
+    order = list(_VERSION_NUMBERS)
+    hints: list[str] = []
+    if server and client and order.index(server[-1]) < order.index(client[0]):
+        hints = [
+            "The server is older than this client accepts: enable TLS 1.2 or 1.3 on it "
+            "(nginx ssl_protocols TLSv1.2 TLSv1.3; HAProxy ssl-min-ver TLSv1.2).",
+            "Only as a stopgap: a client ssl_context with minimum_version "
+            f"ssl.TLSVersion.{server[-1].replace('.', '_')} and ciphers 'DEFAULT:@SECLEVEL=0' "
+            "talks to it (insecure).",
+        ]
+    elif server and client and order.index(server[0]) > order.index(client[-1]):
+        hints = [
+            f"This client stops at {client[-1]}: raise its maximum_version, or enable "
+            f"{client[-1]} on the server."
+        ]
+    else:
+        hints = [_ALERT_HINTS["protocol_version"]]
+    evidence = [
+        Evidence(
+            step="tls",
+            observation=f"the server refused the handshake: {tls.ssl_reason or 'protocol_version'}"
+            + f"; this client offered {tls_range(client)}",
+            data={
+                "ssl_reason": tls.ssl_reason,
+                "alert": tls.alert,
+                "client_versions": ", ".join(client),
+                "server_versions": ", ".join(server),
+            },
+        ),
+        *(_follow_up_evidence(f) for f in probes),
+    ]
+    return fault("tls.protocol_version", summary, evidence, hints)
+
+
+def _no_shared_cipher(obs: Observations, tls: TlsStep, cipher: FollowUpHandshake) -> Fault:
+    t = obs.target
+    return fault(
+        "tls.handshake_failed",
+        f"The TLS handshake with {t.netloc} failed: no cipher suite in common. When offered "
+        f"every suite this OpenSSL has, the server picks {cipher.cipher} ({cipher.version}), "
+        "which this client's cipher list leaves out.",
+        [
+            Evidence(
+                step="tls",
+                observation=f"the server refused the handshake: {tls.ssl_reason or tls.alert}",
+                data={"ssl_reason": tls.ssl_reason, "alert": tls.alert},
+            ),
+            _follow_up_evidence(cipher),
+        ],
+        [
+            "Enable a modern suite on the server (ECDHE with AES-GCM or ChaCha20-Poly1305); "
+            f"{cipher.cipher} is one this client's default list leaves out.",
+            "If this client must talk to the server as it is: an ssl_context whose "
+            f"set_ciphers() includes {cipher.cipher}.",
+        ],
+    )
+
+
+def _sni_required(obs: Observations, tls: TlsStep) -> Fault:
+    t = obs.target
+    by_name = _sni_answers(tls)
+    summary = (
+        f"The TLS handshake with {t.netloc} failed: the server requires a server name (SNI) "
+        f"and refuses a handshake without one (alert unrecognized_name); an IP target sends "
+        "none (RFC 6066)."
+    )
+    hints = ["Connect by the host name the server serves, not by its IP address."]
+    if by_name:
+        name = by_name[0].server_name
+        summary += f" With SNI {name} the handshake completes."
+        hints = [f"Connect by name: {_by_name(obs, name)}."]
+    return fault(
+        "tls.handshake_failed",
+        summary,
+        [
+            Evidence(
+                step="tls",
+                observation="TLS alert unrecognized_name to a ClientHello without SNI",
+                data={"alert": tls.alert, "ssl_reason": tls.ssl_reason},
+            ),
+            *(_follow_up_evidence(f) for f in tls.follow_ups),
+        ],
+        hints,
+    )
+
+
+# -- Plain HTTP to a TLS port ---------------------------------------------------------------------
+
+#: nginx's answer to plain HTTP on an ``ssl`` listener (ngx_http_special_response.c).
+_NGINX_PLAIN_HTTP = "The plain HTTP request was sent to HTTPS port"
+
+
+def tls_required(obs: Observations) -> Fault | None:
+    """``http.tls_required``: a plain ``http://`` request to a port that speaks TLS, however
+    the server showed it: nginx's 400 page, a TLS record instead of an HTTP answer, or a
+    close without a byte while a ClientHello on a fresh connection is answered."""
+    t = obs.target
+    app = obs.application
+    if t.tls or app is None or app.http is None or app.status != "failed":
+        return None
+    http = app.http
+    peer = bytes.fromhex(http.peer_bytes) if http.peer_bytes else b""
+    hello = http.tls_follow_up
+    if http.status == 400 and http.body_preview and _NGINX_PLAIN_HTTP in http.body_preview:
+        how = f"it answered 400 '{_NGINX_PLAIN_HTTP}' (nginx's words)"
+        evidence = [response_evidence(http)]
+    elif http.failure == "protocol" and looks_like_tls(peer):
+        how = f"it answered the plain request with {http.peer_sent or 'a TLS record'}"
+        evidence = [
+            Evidence(
+                step="application",
+                observation=f"first bytes back: {http.peer_sent}",
+                data={"peer_bytes": http.peer_bytes},
+            )
+        ]
+    elif http.failure == "closed" and hello is not None and hello.outcome in ("ok", "alert"):
+        answer = (
+            f"a ServerHello ({hello.version})"
+            if hello.outcome == "ok"
+            else f"the TLS alert {hello.alert}"
+        )
+        how = (
+            "it closed the connection after the plain request without sending a byte, and a "
+            f"TLS ClientHello on a fresh connection got {answer}"
+        )
+        evidence = [
+            Evidence(
+                step="application",
+                observation=f"{http.method} {http.url} sent; closed without a byte",
+                data={"error": app.error.message if app.error else None},
+            ),
+            _follow_up_evidence(hello),
+        ]
+    else:
+        return None
+    https = f"https://{t.netloc}{t.path or '/'}"
+    return fault(
+        "http.tls_required",
+        f"{t.netloc} expects TLS and this request was plain HTTP: {how}. Use {https}.",
+        evidence,
+        [f"Use {https} (the port speaks TLS), or the server's plain-HTTP port."],
+    )
+
+
+# -- Incomplete chains ----------------------------------------------------------------------------
+
+
+def incomplete_chain(obs: Observations, tls: TlsStep) -> Fault | None:
+    """``tls.incomplete_chain``: the leaf's issuer is neither in what the server sent nor a
+    trust anchor here, while the leaf names where to fetch it (AIA caIssuers, RFC 5280
+    §4.2.2.1) or this host's store holds it as an intermediate: the issuer is an intermediate
+    CA the server should have sent. An unknown or self-signed root stays
+    ``tls.cert_untrusted``."""
+    chain = tls.chain
+    if not chain:
+        return None
+    leaf = chain[0]
+    if leaf.self_signed or any(c.subject == leaf.issuer for c in chain[1:]):
+        return None
+    stored = tls.issuer_in_store
+    urls = leaf.ca_issuers
+    if not urls and (stored is None or stored.self_signed):
+        return None
+    t = obs.target
+    sends = "sends only its own certificate" if len(chain) == 1 else "does not send the issuer"
+    where = f" (the certificate names it: {urls[0]})" if urls else ""
+    summary = (
+        f"{t.netloc} {sends} ({cert_name(leaf)}), without the intermediate CA certificate that "
+        f"issued it, {leaf.issuer}{where}: browsers fetch the missing intermediate, Python "
+        "clients and most SDKs do not, so the chain does not verify here."
+    )
+    evidence = [verify_evidence(tls), *chain_evidence(tls)]
+    if urls:
+        evidence.append(
+            Evidence(
+                step="tls",
+                observation=f"the leaf's Authority Information Access names its issuer's "
+                f"certificate at {', '.join(urls)} (not fetched)",
+                data={"ca_issuers": ", ".join(urls)},
+            )
+        )
+    if stored is not None:
+        evidence.append(
+            Evidence(
+                step="tls",
+                observation=f"this host's trust store holds {stored.subject} as an intermediate "
+                f"(issued by {stored.issuer}), not as a trust anchor",
+                data={"subject": stored.subject, "issuer": stored.issuer},
+            )
+        )
+    return fault(
+        "tls.incomplete_chain",
+        summary,
+        evidence,
+        [
+            "Configure the server with the full chain, its certificate followed by the "
+            "intermediate(s): nginx ssl_certificate fullchain.pem (not cert.pem); HAProxy crt "
+            "with the chain appended; certbot and cert-manager write fullchain.pem.",
+            "Check with: openssl s_client -connect HOST:PORT -showcerts (one certificate "
+            "shown means the chain is missing).",
+        ],
+    )
+
+
+# -- This host's clock ---------------------------------------------------------------------------
+
+#: Below this, a difference between the server's Date and this host's clock is a rounding
+#: (Date has a one-second resolution) or a request's own latency, not a wrong clock.
+_MIN_SKEW_S = 60.0
+
+
+def clock_skew(obs: Observations, tls: TlsStep) -> Fault | None:
+    """``local.clock_skew``: the certificate reads as expired or not yet valid only by this
+    host's clock. Proof, best first: the server's HTTP ``Date`` (read over an unverified
+    follow-up handshake) differs from this host's clock and the chain is valid by it; or,
+    without HTTP, every certificate of the chain the server sent starts after this host's
+    now (a CA hierarchy issued entirely in the future is implausible: this host is behind)."""
+    chain = tls.chain
+    if not chain:
+        return None
+    clock = next(
+        (
+            f
+            for f in tls.follow_ups
+            if f.purpose == "server_clock" and f.server_date and f.local_time
+        ),
+        None,
+    )
+    if clock is not None and clock.server_date and clock.local_time:
+        server, here = clock.server_date, clock.local_time
+        skew = (here - server).total_seconds()
+        if abs(skew) < _MIN_SKEW_S or not all(c.not_before <= server <= c.not_after for c in chain):
+            return None
+        return _skew_fault(
+            obs, tls, here, server, skew, measured=True, evidence=[_follow_up_evidence(clock)]
+        )
+    now = tls.local_time
+    if now is None or len(chain) < 2 or not all(c.not_before > now for c in chain):
+        return None
+    start = min(c.not_before for c in chain)
+    return _skew_fault(
+        obs, tls, now, start, (now - start).total_seconds(), measured=False, evidence=[]
+    )
+
+
+def _skew_fault(
+    obs: Observations,
+    tls: TlsStep,
+    here: datetime,
+    there: datetime,
+    skew: float,
+    *,
+    measured: bool,
+    evidence: list[Evidence],
+) -> Fault:
+    t = obs.target
+    way = "ahead" if skew > 0 else "behind"
+    amount = days(abs(skew) / 86400.0) if abs(skew) >= 3600 else f"{abs(skew) / 60:.0f} minutes"
+    leaf = tls.chain[0]
+    if measured:
+        summary = (
+            f"This host's clock is wrong, not the certificate of {t.netloc}: this host reads "
+            f"{here:%Y-%m-%d %H:%M} UTC, the server's clock (its HTTP Date header) "
+            f"{there:%Y-%m-%d %H:%M} UTC, {amount} {'earlier' if skew > 0 else 'later'}. By "
+            f"the server's clock the certificate is valid (until {leaf.not_after:%Y-%m-%d}); "
+            f"by this host's it is {_window(leaf)}."
+        )
+    else:
+        summary = (
+            f"This host's clock is at least {amount} behind: it reads {here:%Y-%m-%d %H:%M} "
+            f"UTC, and every certificate {t.netloc} sends was issued later (the earliest "
+            f"starts {there:%Y-%m-%d %H:%M} UTC); a server cannot present certificates that do "
+            "not exist yet. No server clock was read (not HTTP): the evidence is the chain's "
+            "dates."
+        )
+    return fault(
+        "local.clock_skew",
+        summary,
+        [
+            Evidence(
+                step="local",
+                observation=f"this host's clock is {'' if measured else 'at least '}{amount} "
+                f"{way}: {here:%Y-%m-%d %H:%M:%S} UTC "
+                f"here, {there:%Y-%m-%d %H:%M:%S} UTC "
+                + ("by the server's Date header" if measured else "at the chain's earliest start"),
+                data={
+                    "local_time": here.isoformat(),
+                    "reference_time": there.isoformat(),
+                    "skew_s": round(skew, 1),
+                    "reference": "server Date header" if measured else "certificate notBefore",
+                },
+            ),
+            *evidence,
+            verify_evidence(tls),
+            *chain_evidence(tls),
+        ],
+        [
+            "Fix this host's time: NTP (timedatectl status, chronyc tracking); in a container "
+            "or VM, the host's clock (a restored snapshot, a dead RTC battery, a faked clock).",
+            "Every TLS connection of this host fails the same way until then.",
+        ],
+    )
+
+
+def _window(cert: CertificateInfo) -> str:
+    if cert.days_left < 0:
+        return f"expired ({days(cert.days_left)} ago)"
+    return f"not valid yet (it starts {cert.not_before:%Y-%m-%d %H:%M} UTC)"

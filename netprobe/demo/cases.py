@@ -75,13 +75,13 @@ CASES: tuple[DemoCase, ...] = (
     DemoCase(
         "requires a client certificate",
         "https://localhost:{tls_client_cert.port}/health",
-        "tls.handshake_failed",
+        "tls.client_cert_required",
         _TLS,
     ),
     DemoCase(
         "TLS 1.3-only server, TLS 1.2 client",
         "https://localhost:{tls13_only.port}/",
-        "tls.handshake_failed",
+        "tls.protocol_version",
         {**_TLS, "ssl_context": "{tls12_client}"},
     ),
     DemoCase(

@@ -21,6 +21,7 @@ from ..protocols.mismatch import ProtocolMismatch
 from ..steps import DatabaseResult, ErrorInfo
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, elapsed_ms, stream_error
+from .tls import alert_of
 
 __all__ = ["MAX_READ", "Closed", "Conversation", "ProtocolName", "ReadTimeout", "Wire"]
 
@@ -36,11 +37,13 @@ class ReadTimeout(Exception):
 
 
 class Closed(Exception):
-    """The connection ended (``error``: the OS error behind it; None for a clean EOF)."""
+    """The connection ended (``error``: the OS error behind it; None for a clean EOF;
+    ``tls_reason``: the TLS alert that ended it, on a TLS connection)."""
 
-    def __init__(self, error: ErrorInfo | None = None) -> None:
+    def __init__(self, error: ErrorInfo | None = None, tls_reason: str | None = None) -> None:
         super().__init__("closed")
         self.error = error
+        self.tls_reason = tls_reason
 
 
 class Wire:
@@ -50,6 +53,7 @@ class Wire:
         self.stream = stream
         self.buf = b""
         self.received = 0
+        self.sent = 0
         self.first: bytes = b""
 
     async def read(self, parse: Callable[[bytes], tuple[T, bytes] | None], seconds: float) -> T:
@@ -79,6 +83,7 @@ class Wire:
             await self.stream.send(data)
         except STREAM_ERRORS as exc:
             raise _failure(exc) from None
+        self.sent += len(data)
 
     async def quiet_send(self, data: bytes) -> bool:
         try:
@@ -105,7 +110,8 @@ def _failure(exc: BaseException) -> ReadTimeout | Closed:
     failure = stream_error(exc)
     if failure.kind == "timeout":
         return ReadTimeout()
-    return Closed(None if failure.kind == "eof" else failure.error)
+    alert = failure.tls_reason if failure.kind == "tls_alert" else None
+    return Closed(None if failure.kind == "eof" else failure.error, alert)
 
 
 class Conversation:
@@ -137,6 +143,7 @@ class Conversation:
                 outcome="closed",
                 error_message=exc.error.message if exc.error else None,
                 error_errno=exc.error.errno_name if exc.error else None,
+                tls_alert=alert_of(exc.tls_reason) or exc.tls_reason,
                 **self._first_bytes(),
             )
         except ProtocolMismatch as exc:
@@ -148,7 +155,7 @@ class Conversation:
             )
         if self.result.greeting_ms is None and self.wire.received:
             self._update(greeting_ms=elapsed_ms(start))
-        return self.result
+        return self._update(bytes_sent=self.wire.sent)
 
     def _first_bytes(self) -> dict[str, Any]:
         first = self.wire.first or self.wire.buf[:64]

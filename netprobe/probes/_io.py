@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 import sniffio
 from anyio.abc import ByteStream, SocketStream
 from anyio.streams.tls import TLSAttribute
@@ -35,6 +37,7 @@ from ..steps import ConnectOutcome, ErrorInfo
 __all__ = [
     "CONNECT_OUTCOMES",
     "STREAM_ERRORS",
+    "BrokenStream",
     "StreamError",
     "TlsStream",
     "connect_outcome",
@@ -178,13 +181,61 @@ def stream_error(exc: BaseException) -> StreamError:
     raise TypeError(f"not a stream error: {type(exc).__name__}") from exc
 
 
-async def stream_from_socket(sock: socket.socket) -> SocketStream:
-    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled)."""
+async def stream_from_socket(sock: socket.socket) -> ByteStream:
+    """Hand a connected socket to anyio; the socket is closed if that fails (or is cancelled).
+
+    The peer may have reset the connection between ``connect()`` and here (an RST that wins
+    the race, seen under load): the socket is then no longer connected, ``getpeername()``
+    fails with ENOTCONN, and anyio refuses it with ``ValueError``. That is the peer's doing,
+    not a bug: the error the kernel recorded for the socket (``SO_ERROR``: ECONNRESET, per
+    tcp_reset() in the kernel) is handed on as a :class:`BrokenStream`, whose first read or
+    write fails the way a stream broken by the peer does, so that the rung that uses it
+    (TLS, HTTP, a database greeting) reports the reset as its own observation.
+    """
     try:
         return await SocketStream.from_socket(sock)
+    except ValueError:
+        err = 0
+        with contextlib.suppress(OSError):
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        sock.close()
+        code = err or errno.ENOTCONN
+        return BrokenStream(OSError(code, os.strerror(code)))
     except BaseException:
         sock.close()
         raise
+
+
+class BrokenStream(ByteStream):
+    """A connection the peer broke before it could be used: every read and write fails as
+    anyio's do for a reset connection (``BrokenResourceError`` from the OS error)."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def _broken(self) -> anyio.BrokenResourceError:
+        exc = anyio.BrokenResourceError()
+        exc.__cause__ = self.error
+        return exc
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def send(self, item: bytes) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def send_eof(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise self._broken()
+
+    async def aclose(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+
+#: Bytes of a handshake kept for the TLS rung (a certificate chain fits many times over).
+_KEEP = 64 * 1024
 
 
 class TlsStream(ByteStream):
@@ -210,10 +261,21 @@ class TlsStream(ByteStream):
         self.ssl_object = context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
+        #: What this client sent during the handshake (its first ``_KEEP`` bytes), for the TLS
+        #: rung to read the client-certificate exchange (protocols/tls_records.py).
+        self.handshake_sent = bytearray()
+        self._recording = False
 
     async def handshake(self, observe: Callable[[bytes], None] | None = None) -> None:
         """The client handshake. On a TLS error, the alert we owe the peer (e.g.
         bad_certificate) is sent before the error is raised, so that the server logs why."""
+        self._recording = True
+        try:
+            await self._handshake(observe)
+        finally:
+            self._recording = False
+
+    async def _handshake(self, observe: Callable[[bytes], None] | None) -> None:
         while True:
             try:
                 self.ssl_object.do_handshake()
@@ -268,7 +330,10 @@ class TlsStream(ByteStream):
 
     async def _flush(self) -> None:
         if self._outgoing.pending:
-            await self.transport.send(self._outgoing.read())
+            data = self._outgoing.read()
+            if self._recording and len(self.handshake_sent) < _KEEP:
+                self.handshake_sent += data[: _KEEP - len(self.handshake_sent)]
+            await self.transport.send(data)
 
     async def _call(self, method: Callable[..., T], *args: Any) -> T:
         """Run an ``SSLObject`` method, moving records between the BIOs and the transport

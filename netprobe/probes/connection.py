@@ -37,7 +37,8 @@ from ._io import STREAM_ERRORS
 from .application import OPENINGS, Exchange
 from .proxy import connect_tunnel, forward_step, unreached_step
 from .tcp import TcpConnector
-from .tls import start_tls
+from .tls import await_acceptance, start_tls
+from .tls_followup import learn_why, tls_expected
 
 __all__ = ["Connection"]
 
@@ -140,16 +141,31 @@ class Connection:
             self.proxy = await connect_tunnel(ctx, stream)
             if self.proxy.status != "ok":
                 return
+        # The follow-up handshakes and the TLS check of a closed plain request connect to the
+        # address again: through a proxy that address is the proxy's, not the target's.
+        address = self.tcp.chosen if ctx.route is None else None
         if target.tls:
             self.tls, encrypted = await start_tls(ctx, stream)
             if self.tls.status != "skipped":
                 ctx.mark("tls_handshake")
             if encrypted is None:
+                # The failure is recorded; follow-up handshakes may add why (a cut by the
+                # total deadline leaves the step as it is).
+                if address is not None:
+                    self.tls = await learn_why(ctx, address, self.tls)
                 return
             self._stream = stream = encrypted
+            if opening is None:
+                # No application read will see a TLS 1.3 server refuse our certificate.
+                self.tls = await await_acceptance(ctx, encrypted, self.tls)
+                if self.tls.status != "ok":
+                    return
         if opening is not None:
             self._exchange = opening(ctx, stream)
             self.application = await self._exchange.open()
+            if address is not None and not target.tls:
+                # A plain request closed without a byte: does the port expect TLS?
+                self.application = await tls_expected(ctx, address, self.application)
 
     async def validate(self) -> ApplicationStep | None:
         """Another round trip on the open connection (a pool's check after holding it): the

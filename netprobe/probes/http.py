@@ -320,6 +320,7 @@ async def probe_http(ctx: ProbeContext, stream: ByteStream) -> ApplicationStep:
         healthy=healthy,
         redirects=hops,
         first_byte_ms=_first_byte_ms(seam),
+        request_sent=True,
     )
     if body_cut:
         note += f"; the body was still arriving at the read timeout ({body_bytes} bytes read)"
@@ -394,6 +395,7 @@ def _failed(
         redirects=hops,
         expected=list(ctx.options.expect_status) if ctx.options.expect_status else None,
         first_byte_ms=_first_byte_ms(seam),
+        request_sent=seam.sent_at is not None,
     )
     return ApplicationStep(
         status="failed",

@@ -21,12 +21,14 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+import warnings
 from typing import Any
 
+from .._pemfiles import no_passphrase
 from ..options import Options
 from ..protocols.postgres import SslPolicy
 
-__all__ = ["asyncpg_ssl", "client_context", "redis_connection", "unused_context"]
+__all__ = ["asyncpg_ssl", "client_context", "fact_context", "redis_connection", "unused_context"]
 
 
 def client_context(
@@ -79,6 +81,41 @@ def redis_connection(options: Options) -> type[Any]:
     return _Connection
 
 
+def fact_context(
+    version: ssl.TLSVersion | None = None, *, every_suite: bool = False, alpn: tuple[str, ...] = ()
+) -> ssl.SSLContext:
+    """A context that verifies nothing, for a follow-up handshake that learns one fact after a
+    failure (probes/tls_followup.py): pinned to ``version`` when given, else TLS 1.0-1.3.
+
+    ``@SECLEVEL=0`` lets this OpenSSL 3 still offer TLS 1.0 / 1.1 and SHA-1 suites (its
+    default security level refuses them), so that an old server's range can be learnt;
+    ``every_suite`` offers every suite this OpenSSL has (``ALL``), to learn which one a server
+    that shares none with the diagnosis's context would pick. Never used to trust anything.
+    """
+    return _fact(version, every_suite, alpn)
+
+
+@functools.lru_cache(maxsize=16)
+def _fact(
+    version: ssl.TLSVersion | None, every_suite: bool, alpn: tuple[str, ...]
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers(("ALL" if every_suite else "DEFAULT") + ":@SECLEVEL=0")
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0 / 1.1: speaking them here is the point (learning that a
+        # server speaks nothing newer), never to trust it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if version is not None:
+            ctx.minimum_version = ctx.maximum_version = version
+        else:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
 def unused_context() -> ssl.SSLContext:
     """A context for APIs that require one but will not use it (httpcore, whose start_tls
     is a no-op on the stream the TLS rung encrypted): built once, never loading a store."""
@@ -119,7 +156,8 @@ def _build(
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if client_cert is not None:
-        ctx.load_cert_chain(client_cert, client_key)
+        # Never a passphrase prompt on the terminal (options.py refuses encrypted keys).
+        ctx.load_cert_chain(client_cert, client_key, no_passphrase)
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx

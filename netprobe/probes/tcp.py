@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 import anyio
-from anyio.abc import SocketStream
+from anyio.abc import ByteStream
 
 from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, TcpStep
 from ._context import ProbeContext
@@ -147,7 +147,7 @@ class TcpConnector:
         if self._chosen is not None or len(self._results) == len(self._addresses):
             self._settled.set()
 
-    async def first_established(self) -> SocketStream | None:
+    async def first_established(self) -> ByteStream | None:
         """Wait for the first established connection (or for all attempts to fail).
 
         The caller owns the returned stream. A chosen socket nobody claimed (the wait was
@@ -177,6 +177,11 @@ class TcpConnector:
     def addresses(self) -> list[str]:
         """The addresses tried, in order."""
         return list(self._addresses)
+
+    @property
+    def chosen(self) -> str | None:
+        """The address whose connection was kept (None until one is established)."""
+        return self._chosen
 
     @property
     def connected(self) -> bool:

@@ -18,21 +18,24 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import anyio
 from anyio.abc import ByteStream
 
 from ..protocols.postgres import SslPolicy
 from ..protocols.sniff import describe_bytes, looks_like_tls
-from ..steps import ErrorInfo, TlsFailure, TlsStep
+from ..protocols.tls_records import view_handshake
+from ..steps import CertificateInfo, ErrorInfo, TlsFailure, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS, StreamError, StreamFailure, TlsStream, elapsed_ms, stream_error
 from ._lazy import import_off_loop
 from .ssl_contexts import client_context
 
-__all__ = ["alert_of", "start_tls"]
+__all__ = ["alert_of", "await_acceptance", "start_tls"]
 
 _PEEK = 64  # bytes of a non-TLS answer kept as evidence
+_KEEP = 64 * 1024  # bytes of the server's handshake kept to read it (protocols/tls_records.py)
 _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private 3.10-3.12 chain API
 
 #: OpenSSL reason codes of a failed handshake, normalised to the alert (or refusal) they mean.
@@ -113,8 +116,8 @@ async def start_tls(
     def observe(data: bytes) -> None:
         nonlocal eof
         eof = eof or not data
-        if len(first) < _PEEK:
-            first.extend(data[: _PEEK - len(first)])
+        if len(first) < _KEEP:
+            first.extend(data[: _KEEP - len(first)])
 
     failed: StreamError | None = None
     try:
@@ -129,11 +132,24 @@ async def start_tls(
     from ..protocols.x509 import describe_chain
 
     chain = describe_chain(_presented_chain(tls.ssl_object))
+    seen = view_handshake(bytes(tls.handshake_sent), bytes(first))
+    in_store = None
+    if failed is not None and failed.verify_code in _ISSUER_MISSING and chain:
+        in_store = _store_copy(ssl_ctx, chain)
     common: dict[str, object] = {
+        "local_time": datetime.now(UTC),
+        "issuer_in_store": in_store,
         "server_name": server_name,
         "verified": verified,
         "chain": chain,
         "duration_ms": elapsed_ms(start),
+        "client_versions": _client_versions(ssl_ctx),
+        "client_cert_requested": seen.client_cert_requested,
+        "client_cert_sent": seen.client_cert_sent,
+        # Described only when the classification may need it (a failure, or a request).
+        "client_cert": _client_certificate(ctx)
+        if failed is not None or seen.client_cert_requested
+        else None,
     }
     if failed is None:
         obj = tls.ssl_object
@@ -148,7 +164,7 @@ async def start_tls(
         return step, tls
 
     failure = _FAILURES[failed.kind]
-    peer = bytes(first)
+    peer = bytes(first[:_PEEK])
     if peer and not looks_like_tls(peer):
         failure = "not_tls"
     elif failure in ("alert", "closed") and eof and not peer:
@@ -170,6 +186,113 @@ async def start_tls(
         **common,
     )
     return step, None
+
+
+#: TLS versions, low to high, by the names ``SSLObject.version()`` uses.
+_VERSION_ORDER: tuple[tuple[ssl.TLSVersion, str], ...] = (
+    (ssl.TLSVersion.TLSv1, "TLSv1"),
+    (ssl.TLSVersion.TLSv1_1, "TLSv1.1"),
+    (ssl.TLSVersion.TLSv1_2, "TLSv1.2"),
+    (ssl.TLSVersion.TLSv1_3, "TLSv1.3"),
+)
+
+
+def _client_versions(ctx: ssl.SSLContext) -> tuple[str, ...]:
+    """The versions ``ctx`` allows. An open floor (MINIMUM_SUPPORTED) is TLS 1.2 with OpenSSL
+    3: its default security level refuses TLS 1.0 and 1.1 (their handshakes sign with SHA-1
+    and MD5; SSL_CTX_set_security_level(3)); an open ceiling is the newest this build has."""
+    low, high = ctx.minimum_version, ctx.maximum_version
+    if low == ssl.TLSVersion.MINIMUM_SUPPORTED:
+        low = ssl.TLSVersion.TLSv1_2 if ssl.OPENSSL_VERSION_INFO >= (3,) else ssl.TLSVersion.TLSv1
+    if high == ssl.TLSVersion.MAXIMUM_SUPPORTED:
+        high = ssl.TLSVersion.TLSv1_3 if ssl.HAS_TLSv1_3 else ssl.TLSVersion.TLSv1_2
+    order = [v for v, _ in _VERSION_ORDER]
+    if low not in order or high not in order:
+        return ()
+    return tuple(
+        n for v, n in _VERSION_ORDER if order.index(low) <= order.index(v) <= order.index(high)
+    )
+
+
+#: X509_V_ERR_* codes of an issuer that could not be found (x509_vfy.h): 2 unable to get
+#: issuer certificate, 20 unable to get local issuer certificate, 21 unable to verify the
+#: first certificate.
+_ISSUER_MISSING = frozenset({2, 20, 21})
+
+
+def _store_copy(ctx: ssl.SSLContext, chain: list[CertificateInfo]) -> CertificateInfo | None:
+    """The certificate of this client's trust store named like the leaf's issuer, when the
+    server did not send one. ``get_ca_certs`` lists the CA file's certificates and those the
+    failed verification just looked up in a hashed directory (the system store loads them
+    on demand), which is where the issuer would have been found."""
+    leaf = chain[0]
+    if any(c.subject == leaf.issuer for c in chain[1:]):
+        return None
+    from ..protocols.x509 import describe_chain
+
+    try:
+        ders = ctx.get_ca_certs(binary_form=True)
+    except (ssl.SSLError, ValueError):
+        return None
+    for cert in describe_chain([bytes(d) for d in ders if isinstance(d, bytes | bytearray)]):
+        if cert.subject == leaf.issuer:
+            return cert
+    return None
+
+
+def _client_certificate(ctx: ProbeContext) -> CertificateInfo | None:
+    """The client certificate of ``client_cert=`` (the first of its file), as the server
+    would see it; None without one (or inside a caller's ``ssl_context``: not readable)."""
+    path = ctx.options.ssl_context is None and ctx.options.client_cert
+    if not path:
+        return None
+    from ..protocols.x509 import describe_pem
+
+    try:
+        with open(path, "rb") as f:
+            return describe_pem(f.read(1024 * 1024))
+    except OSError:
+        return None
+
+
+async def await_acceptance(ctx: ProbeContext, stream: ByteStream, step: TlsStep) -> TlsStep:
+    """After a TLS 1.3 handshake in which the server asked for a client certificate, wait
+    briefly for its verdict on it, when no application exchange will read it (``tls://``).
+
+    A TLS 1.3 server checks the client's certificate after the client considers the
+    handshake complete (RFC 8446 §4.4.2: the client's Certificate travels with its
+    Finished), and refuses it with an alert on the next read (certificate_required,
+    unknown_ca...): without a read, such a server would read as healthy. The wait is a few
+    round trips of this connection (the alert comes one round trip after our Finished),
+    at least 0.1 s, within the read timeout; a server that says nothing in it has accepted.
+    """
+    if step.status != "ok" or step.version != "TLSv1.3" or not step.client_cert_requested:
+        return step
+    rtt = (ctx.marks.get("tcp_connect", 0.0) - ctx.marks.get("dns", 0.0)) / 1000.0
+    window = min(ctx.budget(ctx.options.read_timeout), max(0.1, 4 * rtt))
+    try:
+        with anyio.move_on_after(window):
+            await stream.receive(1)
+        return step  # application data, or nothing: the certificate was accepted
+    except STREAM_ERRORS as exc:
+        failed = stream_error(exc)
+    alert = alert_of(failed.tls_reason)
+    failure: TlsFailure = "alert" if failed.kind == "tls_alert" else "closed"
+    if failed.kind == "eof":
+        reason = "the server closed the connection right after the handshake, without an alert"
+    elif alert:
+        reason = f"the server refused the connection after the handshake: {alert}"
+    else:
+        reason = f"the connection failed right after the handshake: {failed.error.message}"
+    return step.replace(
+        status="failed",
+        failure=failure,
+        reason=reason,
+        error=failed.error,
+        ssl_reason=failed.tls_reason,
+        alert=alert,
+        after_handshake=True,
+    )
 
 
 #: What ended the handshake (the I/O seam's words) -> the TLS rung's failure kind.

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ..steps import CertificateInfo
 
-__all__ = ["describe_certificate", "describe_chain"]
+__all__ = ["describe_certificate", "describe_chain", "describe_pem"]
 
 
 def describe_certificate(der: bytes, now: datetime | None = None) -> CertificateInfo:
@@ -47,6 +47,19 @@ def _parse(der: bytes) -> CertificateInfo:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
+    ca_issuers: list[str] = []
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        # RFC 5280 §4.2.2.1: where the issuer's certificate can be fetched (browsers do).
+        ca_issuers = [
+            str(d.access_location.value)
+            for d in aia
+            if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+            and isinstance(d.access_location, x509.UniformResourceIdentifier)
+        ]
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
     not_after = cert.not_valid_after_utc
@@ -64,6 +77,7 @@ def _parse(der: bytes) -> CertificateInfo:
         sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
         self_signed=cert.subject == cert.issuer,
         is_ca=is_ca,
+        ca_issuers=ca_issuers,
     )
 
 
@@ -88,3 +102,14 @@ _MALFORMED = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
 )
+
+
+def describe_pem(pem: bytes, now: datetime | None = None) -> CertificateInfo | None:
+    """The first certificate of a PEM file (a client certificate), or None when there is none."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except _MALFORMED:
+        return None
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return describe_certificate(cert.public_bytes(Encoding.DER), now)

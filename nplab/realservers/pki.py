@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 __all__ = ["Authority", "Issued", "Pki", "TlsFiles"]
 
@@ -149,9 +149,12 @@ class Pki:
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
         client: bool = False,
+        ca_issuers: str | None = None,
     ) -> Issued:
         """A server (or, with ``client``, a client) certificate for ``names`` (DNS names or
-        IP addresses) under ``issuer`` (the root by default)."""
+        IP addresses) under ``issuer`` (the root by default). ``ca_issuers``: a URL for its
+        Authority Information Access (where the issuer's certificate is published, as every
+        public CA's leaf says; nothing serves it here)."""
         issuer = issuer or self.root
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
@@ -181,6 +184,18 @@ class Pki:
         )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if ca_issuers:
+            builder = builder.add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(ca_issuers),
+                        )
+                    ]
+                ),
+                critical=False,
+            )
         return Issued(cert=builder.sign(issuer.key, hashes.SHA256()), key=key)
 
     def write(self, label: str, leaf: Issued, chain: list[Issued] | None = None) -> TlsFiles:
