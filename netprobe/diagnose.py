@@ -27,6 +27,7 @@ from .probes.database import login_step
 from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
+from .probes.prepare import prepare
 from .probes.proxy import unreached_step
 from .probes.tcp import TcpConnector
 from .probes.witness import Witness
@@ -122,12 +123,16 @@ class _Diagnosis:
             watcher(self)  # the CLI's live line polls progress()
         cut: DeadlineCut | None = None
         with anyio.move_on_after(self.ctx.options.timeout) as scope:
+            # First imports and the TLS context before the clock: the timings are the
+            # network's, the preparation is timings_ms.setup (probes/prepare.py).
+            await prepare(self.ctx)
+            self.ctx.start_clock()
             await self._ladder()
         if scope.cancelled_caught:
             cut = DeadlineCut(
                 rung=self._waiting_rung(),
                 timeout_s=self.ctx.options.timeout,
-                at_ms=round(self.ctx.elapsed_ms(), 3),
+                at_ms=round(self.ctx.since_start_ms(), 3),
             )
         report = self._report(cut)
         if REPORT_HOOKS:
@@ -141,7 +146,7 @@ class _Diagnosis:
     def progress(self) -> tuple[Rung | None, float]:
         """The rung waiting for an answer now (None: gathering the rest), and the seconds
         since the start: what the command line shows while it waits."""
-        return self._waiting_rung(), self.ctx.elapsed_ms() / 1000.0
+        return self._waiting_rung(), self.ctx.since_start_ms() / 1000.0
 
     def _waiting_rung(self) -> Rung | None:
         """The rung waiting for an answer when the deadline fired: the first without one
@@ -234,6 +239,7 @@ class _Diagnosis:
             fault=verdict.fault,
             warnings=verdict.warnings,
             timings_ms=Timings(
+                setup=ctx.setup_ms(),
                 dns=marks.get("dns"),
                 tcp_connect=marks.get("tcp_connect"),
                 tls_handshake=marks.get("tls_handshake"),

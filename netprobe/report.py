@@ -171,8 +171,13 @@ class Timings(Frozen):
     ``dns`` is curl's ``time_namelookup``, ``tcp_connect`` its ``time_connect``,
     ``tls_handshake`` its ``time_appconnect``, ``first_byte`` its ``time_starttransfer`` and
     ``total`` its ``time_total``. Each is present only where it was measured.
+
+    The clock starts after ``setup``: netprobe's own preparation (first imports of httpx,
+    cryptography or a driver, the TLS context), which only the first diagnosis of a kind of
+    target in a process pays. The other timings are the network's alone.
     """
 
+    setup: float | None = None
     dns: float | None = None
     tcp_connect: float | None = None
     tls_handshake: float | None = None

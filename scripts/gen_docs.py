@@ -118,6 +118,10 @@ MEANINGS = {
     "Fault.evidence": "The observations behind the verdict.",
     "ReportWarning.code": "A stable warning code (WARNING_CODES).",
     "ReportWarning.message": "What was seen, in one sentence.",
+    "Timings.setup": (
+        "netprobe's own preparation before the clock started (first imports, the TLS "
+        "context): not the network's; the other timings count from its end."
+    ),
     "Timings.dns": "Name resolution done (curl's time_namelookup), ms from the start.",
     "Timings.tcp_connect": "First connection established (time_connect).",
     "Timings.tls_handshake": "TLS handshake done (time_appconnect).",

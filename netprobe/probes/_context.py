@@ -22,6 +22,10 @@ class ProbeContext:
     #: DNS and TCP rungs then go to the proxy (``dial_host``, ``dial_port``).
     route: ProxyRoute | None = None
     started: float = field(default_factory=time.perf_counter)
+    #: When the timings' clock started (``start_clock``): after the preparation (first
+    #: imports, the TLS context), so that every timing is the network's. The total deadline
+    #: counts from ``started``.
+    clock: float | None = None
     marks: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -49,7 +53,21 @@ class ProbeContext:
         """A rung's own timeout, cut to what is left of the total deadline."""
         return min(seconds, self.remaining())
 
+    def start_clock(self) -> None:
+        """Start the timings' clock: what came before it was netprobe's own preparation."""
+        self.clock = time.perf_counter()
+
+    def setup_ms(self) -> float | None:
+        """Milliseconds of preparation before the clock started (None: it never started)."""
+        return None if self.clock is None else round((self.clock - self.started) * 1000.0, 3)
+
     def elapsed_ms(self) -> float:
+        """Milliseconds on the timings' clock (since ``started`` until it starts)."""
+        origin = self.started if self.clock is None else self.clock
+        return (time.perf_counter() - origin) * 1000.0
+
+    def since_start_ms(self) -> float:
+        """Milliseconds since the diagnosis started, preparation included (the deadline's)."""
         return (time.perf_counter() - self.started) * 1000.0
 
     def mark(self, name: str) -> None:

@@ -125,6 +125,8 @@ async def start_tls(
             await tls.handshake(observe)
     except STREAM_ERRORS as exc:
         failed = stream_error(exc)
+    # The handshake's end (curl's time_appconnect), before describing what it presented.
+    ctx.mark("tls_handshake")
 
     # cryptography (~30 ms of imports) only once a certificate is there to describe, and
     # off the event loop, where the total deadline can cut it (see _lazy.py).
