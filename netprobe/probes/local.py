@@ -231,6 +231,31 @@ def _port_range(proc: Path) -> tuple[int, int] | None:
     return _range_cache[1]
 
 
+#: This process's descriptor count is listed at most this often: the listing is O(open fds)
+#: (a process diagnosing 100 targets at once holds hundreds), and every diagnosis reads it.
+FD_COUNT_TTL_S = 0.1
+_fd_cache: tuple[float, int | None] | None = None
+
+
+def _open_fds(proc: Path) -> int | None:
+    """Descriptors open in this process; this host's count shared for ``FD_COUNT_TTL_S``."""
+    global _fd_cache
+    if proc != _PROC:
+        try:
+            return len(os.listdir(proc / "self" / "fd"))
+        except OSError:
+            return None
+    now = time.monotonic()
+    if _fd_cache is None or now - _fd_cache[0] >= FD_COUNT_TTL_S:
+        try:
+            # This host's paths are built once: pathlib joins cost more than the listing.
+            count: int | None = len(os.listdir(_FD_DIR))
+        except OSError:
+            count = None
+        _fd_cache = (now, count)
+    return _fd_cache[1]
+
+
 def _without_scan(
     addresses: Sequence[str],
     port: int,
@@ -242,11 +267,7 @@ def _without_scan(
     """The local view from the fd count, the limits and the port range, with the socket
     counts when a snapshot gave them (one model built: no copy)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        # This host's paths are built once: pathlib joins cost more than the listing.
-        open_fds: int | None = len(os.listdir(_FD_DIR if proc == _PROC else proc / "self" / "fd"))
-    except OSError:
-        open_fds = None
+    open_fds = _open_fds(proc)
     return LocalHealth(
         available=True,
         toward=[f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses],
