@@ -116,11 +116,17 @@ def connect_evidence(
 
 def describe_echoes(r: IcmpAddressResult) -> str:
     """One line for the echoes to one address, e.g. ``ping 10.0.0.5 0/3 answered``."""
-    text = f"ping {r.address} {r.received}/{r.sent} answered"
+    if r.pending and r.pending == r.sent:
+        # None had its answer or its timeout yet: not a loss, the diagnosis did not wait.
+        echoes = "echo" if r.pending == 1 else "echoes"
+        text = f"ping {r.address} not waited for ({r.pending} {echoes} still awaiting a reply)"
+    else:
+        # Pending echoes are neither answered nor lost: out of what had an outcome.
+        text = f"ping {r.address} {r.received}/{r.sent - r.pending} answered"
     if r.rtt_avg_ms is not None:
         text += f" (rtt min/avg/max {r.rtt_min_ms:.2f}/{r.rtt_avg_ms:.2f}/{r.rtt_max_ms:.2f} ms)"
-    if r.pending:
-        text += f", {r.pending} still awaiting a reply"
+    if r.pending and r.pending != r.sent:
+        text += f", {r.pending} not waited for"
     if r.unreachable:
         who = f" from {r.unreachable_from}" if r.unreachable_from else ""
         text += f"; ICMP error{who}: {r.unreachable}"

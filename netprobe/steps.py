@@ -162,6 +162,11 @@ class IcmpStep(StepBase):
     name: Literal["icmp"] = "icmp"
     engine: str | None = None
     results: tuple[IcmpAddressResult, ...] = Field(default_factory=tuple)
+    not_waited_for: bool = Field(
+        False,
+        description="Echoes were still awaiting their reply when the other rungs had answered: "
+        "the diagnosis does not wait for ICMP, so they are neither answered nor lost.",
+    )
 
     def result_for(self, address: str) -> IcmpAddressResult | None:
         for r in self.results:

@@ -133,6 +133,10 @@ MEANINGS = {
     "DnsStep.queries": "The direct queries made when getaddrinfo failed.",
     "IcmpStep.engine": "The ICMP engine and socket used.",
     "IcmpStep.results": "The echoes, per address.",
+    "IcmpStep.not_waited_for": (
+        "Echoes were still pending when the other rungs had answered: the diagnosis does not "
+        "wait for ICMP; they are neither answered nor lost (no icmp.no_reply)."
+    ),
     "TcpStep.timeout_s": "The connect timeout of each address (s).",
     "TcpStep.attempts": "Every resolved address's connect, with its own outcome.",
     "TcpStep.connected_to": "The address:port kept for the rungs above.",

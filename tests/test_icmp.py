@@ -447,3 +447,59 @@ def test_no_icmp_socket_allowed_means_skipped_with_the_fix(bare_netns: str) -> N
     step = _ping_in(bare_netns, ["127.0.0.1"], user=65534, group_range="1 0")
     assert step.status == "skipped" and step.reason is not None
     assert "ping_group_range" in step.reason and "CAP_NET_RAW" in step.reason
+
+
+# -- an echo still pending when TCP had answered: "not waited for", never a loss --------------
+
+_PENDING_SCRIPT = """
+import anyio, json, socket
+import netprobe
+from netprobe.render import render_ladder
+async def main():
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        port = srv.getsockname()[1]
+        report = await netprobe.diagnose(f"tcp://127.0.0.1:{port}", timeout=5)
+    print(json.dumps({"report": report.model_dump(mode="json"),
+                      "ladder": render_ladder(report)}))
+anyio.run(main)
+"""
+
+
+def test_an_echo_pending_when_tcp_answered_is_not_waited_for_not_lost() -> None:
+    """Loopback in a namespace of our own whose nftables drops echo requests: the connect
+    answers at once, the echo never will. The ICMP step says it was not waited for."""
+    require_root()
+    require_icmp()
+    ip, nft = require_binary("ip"), require_binary("nft")
+    ns = f"nptest-icmpw-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    subprocess.run([ip, "netns", "add", ns], check=True)
+    try:
+        subprocess.run([ip, "-n", ns, "link", "set", "lo", "up"], check=True)
+        routes = subprocess.run(
+            [ip, "-n", ns, "route", "show", "default"], check=True, capture_output=True, text=True
+        )
+        assert routes.stdout.strip() == ""  # no way out of the namespace
+        rules = (
+            "add table inet nptest\n"
+            "add chain inet nptest in { type filter hook input priority 0; }\n"
+            "add rule inet nptest in icmp type echo-request drop\n"
+        )
+        subprocess.run(
+            [ip, "netns", "exec", ns, nft, "-f", "-"], input=rules, text=True, check=True
+        )
+        out = subprocess.run(
+            [ip, "netns", "exec", ns, PY, "-c", _PENDING_SCRIPT],
+            check=True, capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+    finally:
+        subprocess.run([ip, "netns", "del", ns], check=False)
+    got = json.loads(out.stdout)
+    report = netprobe.Report.model_validate(got["report"])
+    assert report.ok and report.warnings == ()
+    icmp = report.step(IcmpStep)
+    assert icmp is not None and icmp.status == "ok" and icmp.not_waited_for
+    r = icmp.results[0]
+    assert r.received == 0 and r.pending == r.sent >= 1 and r.lost == 0
+    ladder = "\n".join(got["ladder"])
+    assert "ping 127.0.0.1 not waited for" in ladder
+    assert "0/" not in ladder  # no "0/1 answered": that reads as a loss

@@ -297,13 +297,19 @@ class Pinger:
         reason = "; ".join(self._skipped) or None
         answered = any(r.received for r in results)
         definite_silence = any(r.lost or r.unreachable for r in results)
+        not_waited_for = any(r.pending for r in results)
         if answered or not definite_silence:
             status: Literal["ok", "failed"] = "ok"
             if not answered:
-                reason = reason or "no reply yet when the other rungs were done"
+                reason = reason or "not waited for: no reply yet when the other rungs had answered"
         else:
             status = "failed"
             reason = reason or "no echo was answered (ICMP filtered, or the host is down)"
         return IcmpStep(
-            status=status, reason=reason, engine=engine, results=results, duration_ms=duration
+            status=status,
+            reason=reason,
+            engine=engine,
+            results=results,
+            duration_ms=duration,
+            not_waited_for=not_waited_for,
         )
