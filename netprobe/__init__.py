@@ -22,6 +22,7 @@ from ._unavailable import DependencyUnavailable as DependencyUnavailable
 from ._version import __version__ as __version__
 from .diagnose import diagnose as diagnose
 from .diagnose import diagnose_many as diagnose_many
+from .diagnose import diagnose_stream as diagnose_stream
 from .options import Options as Options
 from .options import OptionsKwargs as OptionsKwargs
 from .report import FAULT_CODES as FAULT_CODES
@@ -126,6 +127,7 @@ __all__ = (
     "__version__",
     "diagnose",
     "diagnose_many",
+    "diagnose_stream",
     "health_app",
     "parse_target",
     "probe_pool",

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Unpack
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
+from ._errors import InvalidOption, InvalidTarget
 from ._hooks import DIAGNOSIS_WATCHER, REPORT_HOOKS, run_report_hooks
 from ._version import __version__
 from .classify import classify
@@ -36,7 +38,7 @@ from .report import Report, Timings
 from .steps import ApplicationStep, DeadlineCut, LocalHealth, Rung, Step
 from .target import Target, parse_target
 
-__all__ = ["diagnose", "diagnose_many"]
+__all__ = ["diagnose", "diagnose_many", "diagnose_stream"]
 
 logger = logging.getLogger("netprobe")
 
@@ -76,26 +78,112 @@ async def diagnose_many(
 ) -> list[Report]:
     """Diagnose many targets, at most ``concurrency`` at a time; reports in the input order.
 
-    Every target and option is validated before the first probe starts.
+    Every target and option is validated before the first probe starts. For many targets
+    whose reports need not all be held at once, :func:`diagnose_stream` yields each as it
+    completes.
     """
     parsed = [parse_target(t) for t in targets]
     opts = make_options(options, **kwargs)
-    if concurrency < 1:
-        from ._errors import InvalidOption
-
-        raise InvalidOption(f"concurrency must be at least 1 (got {concurrency})")
-    routes = [proxy_route(t, opts, os.environ) for t in parsed]
+    _check_concurrency(concurrency)
     results: list[Report | None] = [None] * len(parsed)
-    limiter = anyio.CapacityLimiter(concurrency)
 
-    async def one(i: int, t: Target) -> None:
-        async with limiter:
-            results[i] = await _Diagnosis(t, opts, routes[i]).run()
+    def keep(i: int, report: Report) -> None:
+        results[i] = report
+
+    await _pool(enumerate(parsed), opts, concurrency, keep)
+    return [r for r in results if r is not None]
+
+
+async def diagnose_stream(
+    targets: Iterable[str | Target],
+    *,
+    concurrency: int = 50,
+    options: Options | None = None,
+    **kwargs: Unpack[OptionsKwargs],
+) -> AsyncIterator[Report]:
+    """Diagnose many targets, at most ``concurrency`` at a time; yield each report as it
+    completes (completion order, not the input order: ``report.target`` says which).
+
+    Nothing is held but the diagnoses in flight and a buffer of ``concurrency`` reports, and
+    ``targets`` is read as the diagnoses go (a generator of a million targets needs no list):
+    memory stays flat however many targets there are. The options are validated before the
+    first probe; each target as it is taken (a malformed one raises :class:`InvalidTarget`
+    from the iteration, once the diagnoses already started are done and yielded).
+
+    Example::
+
+        async for report in netprobe.diagnose_stream(targets, concurrency=100):
+            if not report.ok:
+                print(report.target.url, report.fault.code)
+
+    Leaving the loop early (``break``): wrap it in ``contextlib.aclosing(...)`` so that the
+    diagnoses still in flight are cancelled at once rather than when the generator is
+    collected.
+
+    Raises:
+        InvalidTarget: a target is malformed.
+        InvalidOption: an option is unknown or out of range (before any I/O).
+    """
+    opts = make_options(options, **kwargs)
+    _check_concurrency(concurrency)
+    send, receive = anyio.create_memory_object_stream[Report](concurrency)
+    failed: list[BaseException] = []
+
+    def parsed() -> Iterator[tuple[int, Target]]:
+        for i, t in enumerate(targets):
+            try:
+                yield i, parse_target(t)
+            except InvalidTarget as exc:
+                failed.append(exc)
+                return
+
+    async def produce() -> None:
+        async with send:
+            await _pool(parsed(), opts, concurrency, lambda _i, r: send.send_nowait(r), send)
+
+    closed = False
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(produce)
+        try:
+            async for report in receive:
+                yield report
+        except GeneratorExit:
+            # The consumer left the loop (aclose()): cancel what is in flight and end
+            # quietly, not with an exception group around the GeneratorExit.
+            closed = True
+            tg.cancel_scope.cancel()
+    if failed and not closed:
+        raise failed[0]
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if concurrency < 1:
+        raise InvalidOption(f"concurrency must be at least 1 (got {concurrency})")
+
+
+async def _pool(
+    work: Iterator[tuple[int, Target]],
+    opts: Options,
+    concurrency: int,
+    done: Callable[[int, Report], object],
+    out: MemoryObjectSendStream[Report] | None = None,
+) -> None:
+    """Run the diagnoses of ``work`` in ``concurrency`` workers that each take the next
+    target when theirs is done: no task (nor limiter wait) per target. ``done`` gets each
+    report; with ``out`` (a stream's buffer), a worker first waits for room in it."""
+    environ = os.environ
+
+    async def worker() -> None:
+        for i, t in work:  # one iterator shared: each worker takes the next target
+            report = await _Diagnosis(t, opts, proxy_route(t, opts, environ)).run()
+            if out is not None:
+                await out.send(report)
+            else:
+                done(i, report)
 
     async with anyio.create_task_group() as tg:
-        for i, t in enumerate(parsed):
-            tg.start_soon(one, i, t)
-    return [r for r in results if r is not None]
+        for _ in range(concurrency):
+            tg.start_soon(worker)
 
 
 class _Diagnosis:

@@ -44,6 +44,7 @@ EXPECTED = {
     "__version__",
     "diagnose",
     "diagnose_many",
+    "diagnose_stream",
     "health_app",
     "parse_target",
     "probe_pool",
