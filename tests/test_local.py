@@ -194,3 +194,35 @@ async def test_gather_local_same_report_with_netlink_or_proc(
     assert via_diag.toward == via_proc.toward and via_diag.scan_skipped is None
     assert via_diag.sockets_scanned and via_proc.sockets_scanned
     assert _codes(via_diag) == _codes(via_proc)
+
+
+@pytest.mark.anyio
+async def test_many_endpoints_share_one_table_read(
+    endpoint_sockets: tuple[int, list[socket.socket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SHARED_TABLE_AFTER distinct endpoints in one snapshot window, one read of the whole
+    table serves them all (no sock_diag dump per endpoint), with the same counts."""
+    require(HAVE_NETLINK, "needs Linux netlink")
+    port, _held = endpoint_sockets
+    _wait_close_wait(port)
+    monkeypatch.setattr(local_mod, "_cache", None)
+    monkeypatch.setattr(local_mod, "_diag_cache", {})
+    monkeypatch.setattr(local_mod, "_window", (0.0, set()))
+    monkeypatch.setattr(local_mod, "SNAPSHOT_TTL_S", 60.0)  # one window, however slow the host
+    dumps: list[object] = []
+    query = local_mod.query_diag
+
+    def counted(addresses: object, p: int) -> dict[str, int]:
+        dumps.append(p)
+        return query(addresses, p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local_mod, "query_diag", counted)
+    alone = await gather_local(["127.0.0.1"], port)
+    for other in range(1, local_mod.SHARED_TABLE_AFTER + 5):
+        await gather_local(["127.0.0.1"], port + other)
+    assert len(dumps) == 1 + local_mod.SHARED_TABLE_AFTER - 1  # then the shared table
+    assert local_mod._cache is not None
+    monkeypatch.setattr(local_mod, "_diag_cache", {})  # the endpoint again, now from the table
+    shared = await gather_local(["127.0.0.1"], port)
+    assert len(dumps) == local_mod.SHARED_TABLE_AFTER
+    assert shared.states == alone.states == {"ESTABLISHED": 3, "CLOSE_WAIT": 1}
