@@ -156,7 +156,7 @@ def worker(variant: str, targets_file: str, concurrency: int, repeat: int) -> No
     count = len(targets) * repeat
     start, cpu = time.perf_counter(), time.process_time()
     if variant == "asyncio":
-        got = asyncio.run(_baseline(targets, concurrency))  # type: ignore[arg-type]
+        got = asyncio.run(_baseline(targets, concurrency))
         expected = [BASELINE_OK[str(t[1])] for t in targets]
         verdicts = Counter(got)
     elif variant == "netprobe":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Unpack
 
@@ -100,7 +100,7 @@ async def diagnose_stream(
     concurrency: int = 50,
     options: Options | None = None,
     **kwargs: Unpack[OptionsKwargs],
-) -> AsyncIterator[Report]:
+) -> AsyncGenerator[Report, None]:
     """Diagnose many targets, at most ``concurrency`` at a time; yield each report as it
     completes (completion order, not the input order: ``report.target`` says which).
 
