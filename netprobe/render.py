@@ -95,7 +95,12 @@ def _waterfall(report: Report) -> list[str]:
     if len(phases) < 2:
         return []
     text = " | ".join(f"{name} {ms:.1f}" for name, ms in phases)
-    return [f"  [dim]timing ms: {text} = {report.timings_ms.total or 0:.1f}[/]"]
+    line = f"  [dim]timing ms: {text} = {report.timings_ms.total or 0:.1f}"
+    setup = report.timings_ms.setup
+    if setup is not None and setup >= 1.0:
+        # A first diagnosis in a process: its imports and TLS context, before the clock.
+        line += f" (+ setup {setup:.1f}: netprobe's first imports, not the network)"
+    return [line + "[/]"]
 
 
 def step_line(step: Step) -> str:

@@ -44,6 +44,8 @@ report = anyio.run(lambda: netprobe.diagnose(sys.argv[1], ca_file=sys.argv[2], i
 seen["ok"] = report.ok
 seen["fault"] = report.fault.code if report.fault else None
 seen["timings"] = report.timings_ms.model_dump()
+from netprobe.render import render_ladder
+seen["ladder"] = render_ladder(report)
 print(json.dumps(seen))
 """
 
@@ -115,3 +117,5 @@ def test_the_clock_starts_after_the_preparation(
     assert len(server.arrivals) == 1
     assert seen["clock"] <= server.arrivals[0]
     assert seen["timings"]["setup"] is not None and seen["timings"]["setup"] > 0
+    # The waterfall says the preparation was netprobe's, apart from the network's phases.
+    assert any("+ setup" in line for line in seen["ladder"])
