@@ -16,6 +16,7 @@ from netprobe.testing import SilentPort, TcpServer, closed_port
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.backends
 async def test_every_report_streamed_with_its_verdict(tcp_server: TcpServer) -> None:
     refused = closed_port()
     taken: list[int] = []
@@ -62,6 +63,7 @@ async def test_bad_concurrency_before_any_io() -> None:
             pass
 
 
+@pytest.mark.backends
 async def test_leaving_early_cancels_what_is_in_flight(tcp_server: TcpServer) -> None:
     with SilentPort() as silent:
         targets = [f"tcp://{tcp_server.address}"] + [f"tcp://{silent.address}"] * 5
