@@ -7,6 +7,7 @@ COMMAND and ends with its status.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from ._cliutil import (
     diagnosis_options,
     options_from_cli,
     print_lines,
+    process_age,
     run_async,
     usage_error,
     usage_words,
@@ -52,8 +54,11 @@ def cli() -> None:
 @diagnosis_options
 def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
     """Diagnose the path to TARGET (host:port, URL or DSN)."""
+    from ._hooks import DEADLINE_ORIGIN
     from .diagnose import diagnose as run
 
+    # --timeout holds for the whole process: its start-up is already spent.
+    DEADLINE_ORIGIN.set(time.perf_counter() - process_age())
     options = options_from_cli(kw)
     err = console(stderr=True)
 

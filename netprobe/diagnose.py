@@ -121,7 +121,7 @@ class _Diagnosis:
         if watcher is not None:
             watcher(self)  # the CLI's live line polls progress()
         cut: DeadlineCut | None = None
-        with anyio.move_on_after(self.ctx.options.timeout) as scope:
+        with anyio.move_on_after(self.ctx.remaining()) as scope:
             await self._ladder()
         if scope.cancelled_caught:
             cut = DeadlineCut(

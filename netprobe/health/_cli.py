@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .._cliutil import print_lines, run_async
+from .._cliutil import print_lines, run_async, time_left
 from .._errors import NetprobeError
 from .._unavailable import DependencyUnavailable
 from ..render import render_ladder
@@ -159,7 +159,7 @@ def run_wait(
             try:
                 return await wait_until_ready(
                     parsed,
-                    timeout=deadline,
+                    timeout=time_left(deadline) if 0 < deadline < float("inf") else deadline,
                     interval=interval,
                     max_interval=max_interval,
                     on_attempt=None if quiet else progress.on_attempt,

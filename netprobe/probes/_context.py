@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .._hooks import DEADLINE_ORIGIN
 from ..options import Options
 from ..proxies import ProxyRoute
 from ..target import Target
@@ -22,6 +23,8 @@ class ProbeContext:
     #: DNS and TCP rungs then go to the proxy (``dial_host``, ``dial_port``).
     route: ProxyRoute | None = None
     started: float = field(default_factory=time.perf_counter)
+    #: Where the total deadline counts from (the CLI: its process's start), if not ``started``.
+    origin: float | None = field(default_factory=DEADLINE_ORIGIN.get)
     marks: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -39,7 +42,8 @@ class ProbeContext:
 
     @property
     def deadline(self) -> float:
-        return self.started + self.options.timeout
+        origin = self.started if self.origin is None else min(self.origin, self.started)
+        return origin + self.options.timeout
 
     def remaining(self) -> float:
         """Seconds left before the total deadline (never negative)."""

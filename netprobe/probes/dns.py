@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
 import sniffio
 
 from ..options import parse_nameserver
@@ -27,6 +26,7 @@ from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
 from ._context import ProbeContext
 from ._io import elapsed_ms
 from ._lazy import import_off_loop
+from ._threads import run_in_daemon_thread
 
 if TYPE_CHECKING:
     import dns.name
@@ -106,8 +106,9 @@ class Resolver:
         addresses: list[str] = []
         try:
             with anyio.fail_after(budget):
-                infos = await anyio.to_thread.run_sync(
-                    _getaddrinfo, host, port, abandon_on_cancel=True
+                # A daemon thread of our own: an abandoned lookup never holds the exit.
+                infos = await run_in_daemon_thread(
+                    _getaddrinfo, host, port, name="netprobe-getaddrinfo"
                 )
             addresses = _unique_addresses(infos)
         except TimeoutError:
