@@ -35,7 +35,12 @@ Layer = Literal["dns", "l3", "l4", "l7", "local"]
 FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "dns.nxdomain": ("dns", "the name does not exist (NXDOMAIN)"),
     "dns.no_address": ("dns", "the name exists but has no A/AAAA record (NODATA)"),
-    "dns.servfail": ("dns", "the name server failed to answer (SERVFAIL or REFUSED)"),
+    "dns.servfail": ("dns", "the name server failed to resolve the name (SERVFAIL)"),
+    "dns.refused": ("dns", "the name server refused to answer this client (REFUSED: its ACL)"),
+    "dns.upstream_timeout": (
+        "dns",
+        "the name server is alive but gave no answer for this name in time (its upstream)",
+    ),
     "dns.timeout": ("dns", "no name server answered in time"),
     "l3.network_unreachable": ("l3", "no route to the network (ENETUNREACH)"),
     "l3.host_unreachable": (

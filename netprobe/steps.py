@@ -102,6 +102,11 @@ class NameserverAnswer(Frozen):
     addresses: tuple[str, ...] = Field(default_factory=tuple)
     elapsed_ms: float | None = None
     detail: str | None = None
+    cname_chain: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="The aliases (CNAME targets) the answer led through, in order: the "
+        "last is the name the rcode is about (a dangling CNAME: NXDOMAIN for it).",
+    )
 
 
 class DnsStep(StepBase):
@@ -116,6 +121,12 @@ class DnsStep(StepBase):
     error: ErrorInfo | None = Field(None, description="getaddrinfo's error (gaierror), if any.")
     rcode: Rcode | None = Field(None, description="The verdict of the direct queries, if made.")
     queries: tuple[NameserverAnswer, ...] = Field(default_factory=tuple)
+    alive_nameservers: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="Name servers asked directly that answered a control query (CHAOS "
+        "version.bind, answered by the server itself without asking anyone): alive, even if "
+        "they gave no answer for the name.",
+    )
 
 
 # -- The ICMP rung -------------------------------------------------------------------------------

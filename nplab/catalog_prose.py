@@ -101,22 +101,46 @@ PROSE: dict[str, Prose] = {
         "record created with the wrong type, a wildcard zone without A records.",
     ),
     "dns.servfail": Prose(
-        wire="The name server answers RCODE 2 (SERVFAIL) or 5 (REFUSED): it could not (or "
-        "would not) resolve the name, typically because the zone's authoritative servers "
-        "did not answer it or DNSSEC validation failed.",
+        wire="The name server answers RCODE 2 (SERVFAIL): it could not resolve the name, "
+        "typically because the zone's authoritative servers did not answer it or DNSSEC "
+        "validation failed (BIND forwarding to a silent upstream says SERVFAIL after 10 s).",
         apart="Unlike `dns.nxdomain` nothing is known about the name; unlike "
-        "`dns.timeout` the server did answer, so the path to it works.",
+        "`dns.timeout` the server did answer, so the path to it works; unlike "
+        "`dns.refused` it tried.",
         next="Query the zone's authoritative servers directly (`dig +trace NAME`), check "
-        "DNSSEC (`dig +cd NAME` succeeding means validation fails), and, for REFUSED, whether "
-        "this resolver serves this client and zone at all.",
+        "DNSSEC (`dig +cd NAME` succeeding means validation fails).",
+    ),
+    "dns.refused": Prose(
+        wire="The name server answers RCODE 5 (REFUSED) at once: it will not resolve for "
+        "this client (BIND `allow-query` / `allow-recursion`, a cloud resolver reached from "
+        "outside its network) or does not serve the zone (dnsmasq without an upstream).",
+        apart="`dns.servfail` is a server that tried and failed; REFUSED is a policy, and "
+        "no retry will change it. getaddrinfo reports both as EAI_AGAIN; netprobe asks the "
+        "server directly and says which.",
+        next="Whether `/etc/resolv.conf` names the resolver meant for this network, and the "
+        "resolver's access list (`allow-query`, `allow-recursion`).",
+    ),
+    "dns.upstream_timeout": Prose(
+        wire="The name server answers a control query (CHAOS `version.bind`, which it "
+        "answers itself, whatever it answers) at once, and other names too, but the A or "
+        "AAAA query for this name gets no answer within the DNS budget: the server is "
+        "waiting on its forwarder or on the zone's authoritative servers.",
+        apart="`dns.timeout` is a name server that answers nothing at all (down, or "
+        "filtered): the path to it is the problem. Here the path works and the server is "
+        "up. When only one of A and AAAA hangs (dnsmasq forwarding the AAAA of a name it "
+        "answers itself), the summary says which: getaddrinfo waits for both.",
+        next="The resolver's upstream: its forwarders (`forwarders`, `server=`) and whether "
+        "they are reachable from the resolver; `dig @RESOLVER NAME` from here and "
+        "`dig +trace NAME` from the resolver.",
     ),
     "dns.timeout": Prose(
         wire="Queries go out over UDP to port 53 and nothing comes back within the DNS "
-        "budget (`--dns-timeout`): no answer, no ICMP error. The server is down, a firewall "
-        "drops port 53, or the resolver waits on an upstream that never answers.",
+        "budget (`--dns-timeout`): no answer, no ICMP error, and no answer to the control "
+        "query (CHAOS `version.bind`) either: the server is down, or a firewall drops port 53.",
         apart="`dns.servfail` means the resolver answered that it failed; here nobody "
-        "answered. A timeout of the whole diagnosis during the lookup is reported as "
-        "`dns.timeout` too, with the `diagnosis.deadline` warning.",
+        "answered, not even the control query (`dns.upstream_timeout` is a server that "
+        "answers that, but not this name). A timeout of the whole diagnosis during the "
+        "lookup is reported as `dns.timeout` too, with the `diagnosis.deadline` warning.",
         next="Whether the name servers of `/etc/resolv.conf` are reachable from this host "
         "(UDP and TCP port 53: `dig @SERVER NAME`), and whether any name resolves at all.",
     ),

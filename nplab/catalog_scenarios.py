@@ -66,7 +66,12 @@ BLACKHOLE_ADDR, PROHIBIT_ADDR = "198.18.0.40", "198.18.0.41"
 #: Where the CA file of the catalog's certificates is shown in commands (the real path is a
 #: temporary directory; the generator shows this name instead).
 CATALOG_CA = "lab-ca.pem"
-_ZONE = {"missing.lab": "NXDOMAIN", "noaddr.lab": "NODATA", "broken.lab": "SERVFAIL"}
+_ZONE = {
+    "missing.lab": "NXDOMAIN",
+    "noaddr.lab": "NODATA",
+    "broken.lab": "SERVFAIL",
+    "stalled.lab": "SILENT",
+}
 _PORT_RANGE = {"net.ipv4.ip_local_port_range": "40000 40003"}
 
 
@@ -267,6 +272,23 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             f"A name server on {DNS_ADDR} answers SERVFAIL for `broken.lab`.",
             "broken.lab:80",
             dns,
+        ),
+        Scenario(
+            "dns.refused",
+            "The name server refuses this client",
+            f"A name server on {DNS_ADDR} answers REFUSED for every name it does not serve "
+            "(`elsewhere.lab`), as a resolver whose access list leaves this client out does.",
+            "elsewhere.lab:80",
+            dns,
+        ),
+        Scenario(
+            "dns.upstream_timeout",
+            "The name server is up, its upstream is silent",
+            f"A name server on {DNS_ADDR} answers other names at once (and the CHAOS "
+            "`version.bind` control query, with REFUSED) but never answers for `stalled.lab`, "
+            "as a forwarding resolver whose forwarder is silent does; DNS budget 1 s.",
+            "stalled.lab:80",
+            (*dns, "--dns-timeout", "1"),
         ),
         Scenario(
             "dns.timeout",

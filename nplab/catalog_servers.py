@@ -63,6 +63,8 @@ def dns_answer(wire: bytes, zone: dict[str, str]) -> bytes | None:
     question = query.question[0]
     name = question.name.to_text(omit_final_dot=True).lower()
     what = zone.get(name)
+    if what == "SILENT":
+        return None  # a name whose upstream never answers: the server waits on it
     if what is None:
         response.set_rcode(dns.rcode.REFUSED)
     elif what == "NXDOMAIN":

@@ -4,6 +4,7 @@ Run (root; iproute2, nftables, /dev/net/tun):
 
     .venv/bin/python scripts/gen_catalog.py            # (re)write docs/catalog.md
     .venv/bin/python scripts/gen_catalog.py --check    # regenerate in memory and compare
+    .venv/bin/python scripts/gen_catalog.py --only dns.refused   # preview: writes nothing
 
 It builds the namespace lab (nplab/topology.py) and the catalog's scenarios
 (nplab/catalog_scenarios.py, with the database ones of nplab/catalog_db.py), runs
@@ -439,9 +440,9 @@ def check(page: str, missing: Sequence[str]) -> list[str]:
 _RUN = "`sudo .venv/bin/python scripts/gen_catalog.py`"
 
 
-def generate() -> tuple[str, list[str], list[Result]]:
-    """Build the lab, run every scenario, return the page, the codes no scenario shows, and
-    the results."""
+def generate(only: Sequence[str] = ()) -> tuple[str, list[str], list[Result]]:
+    """Build the lab, run every scenario (or only those of the codes ``only``), return the
+    page, the codes no scenario shows, and the results."""
     start = time.perf_counter()
     with build_lab() as lab, build_scenarios(lab) as scenarios:
         print(
@@ -453,6 +454,8 @@ def generate() -> tuple[str, list[str], list[Result]]:
         unknown = [s.code for s in scenarios if s.code not in codes]
         if unknown:
             raise CatalogError(f"scenarios for unknown codes: {unknown}")
+        if only:
+            scenarios = [s for s in scenarios if s.code in only]
         results = run_all(lab, scenarios)
     shown = {r.scenario.code for r in results}
     missing = [c for c in all_codes() if c not in shown]
@@ -462,13 +465,20 @@ def generate() -> tuple[str, list[str], list[Result]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="compare with docs/catalog.md")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="run only this code's scenarios (repeatable) and print their sections; writes nothing",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("gen_catalog: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:
-        page, missing, results = generate()
+        page, missing, results = generate(args.only)
     except CatalogError as exc:
         print(f"gen_catalog: a scenario failed, nothing written:\n{exc}", file=sys.stderr)
         return 1
@@ -479,6 +489,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(slowest run {slowest.scenario.code}, {slowest.wall_s:.1f} s)",
         file=sys.stderr,
     )
+    if args.only:
+        print(page)
+        shown = {r.scenario.code for r in results}
+        for code in args.only:
+            if code not in shown:
+                print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
+        return 0 if set(args.only) <= shown else 1
     for code in missing:
         print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
     if args.check:

@@ -127,6 +127,9 @@ MEANINGS = {
     "DnsStep.source": "`literal` (an IP address: no lookup), `getaddrinfo`, or `nameservers` "
     "(getaddrinfo failed and the name servers were asked directly).",
     "DnsStep.queries": "The direct queries made when getaddrinfo failed.",
+    "DnsStep.alive_nameservers": "The name servers asked directly that answered a control "
+    "query (CHAOS `version.bind`, which a server answers itself): alive even when silent for "
+    "the name (`dns.upstream_timeout`).",
     "IcmpStep.engine": "The ICMP engine and socket used.",
     "IcmpStep.results": "The echoes, per address.",
     "TcpStep.timeout_s": "The connect timeout of each address (s).",
@@ -158,6 +161,8 @@ MEANINGS = {
     "NameserverAnswer.addresses": "The addresses it returned.",
     "NameserverAnswer.elapsed_ms": "How long it took to answer (ms).",
     "NameserverAnswer.detail": "More about an error.",
+    "NameserverAnswer.cname_chain": "The CNAME targets the answer led through, in order; "
+    "the last is the name its rcode is about (a dangling CNAME names its missing target).",
     "IcmpAddressResult.address": "The address pinged.",
     "IcmpAddressResult.sent": "Echo requests sent.",
     "IcmpAddressResult.received": "Echo replies received.",

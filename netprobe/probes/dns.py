@@ -29,6 +29,7 @@ from ._lazy import import_off_loop
 from ._threads import run_in_daemon_thread
 
 if TYPE_CHECKING:
+    import dns.message
     import dns.name
 
 __all__ = ["Resolver", "resolve"]
@@ -62,6 +63,7 @@ class Resolver:
         self._start = time.perf_counter()
         self._error: ErrorInfo | None = None
         self._answers: list[NameserverAnswer] = []
+        self._alive: list[str] = []
         self._nameservers_asked: Sequence[str] = ()
         self._step: DnsStep | None = None
 
@@ -77,6 +79,7 @@ class Resolver:
             source="nameservers" if self._ctx.options.nameservers else "getaddrinfo",
             error=self._error,
             queries=_in_order(self._answers, self._nameservers_asked),
+            alive_nameservers=self._alive_in_order(),
             duration_ms=elapsed_ms(self._start),
         )
 
@@ -101,7 +104,10 @@ class Resolver:
         budget = ctx.budget(ctx.options.dns_timeout)
         if ctx.options.nameservers:
             answers = await self._ask(ctx.options.nameservers, budget)
-            return _from_direct_answers(host, answers, start)
+            step = _from_direct_answers(host, answers, start)
+            if step.status == "failed":
+                step = step.model_copy(update={"alive_nameservers": self._alive_in_order()})
+            return step
 
         addresses: list[str] = []
         try:
@@ -136,12 +142,16 @@ class Resolver:
             error=error,
             rcode=_verdict(answers) if answers else None,
             queries=answers,
+            alive_nameservers=self._alive_in_order(),
             duration_ms=elapsed_ms(start),
         )
 
+    def _alive_in_order(self) -> tuple[str, ...]:
+        return tuple(ns for ns in self._nameservers_asked if ns in self._alive)
+
     async def _ask(self, nameservers: Sequence[str], budget: float) -> list[NameserverAnswer]:
         self._nameservers_asked = nameservers
-        await _ask_nameservers(self._ctx.dial_host, nameservers, budget, self._answers)
+        await _ask_nameservers(self._ctx.dial_host, nameservers, budget, self._answers, self._alive)
         return _in_order(self._answers, nameservers)
 
 
@@ -169,10 +179,15 @@ def _system_nameservers() -> tuple[str, ...]:
 
 
 async def _ask_nameservers(
-    host: str, nameservers: Sequence[str], budget: float, answers: list[NameserverAnswer]
+    host: str,
+    nameservers: Sequence[str],
+    budget: float,
+    answers: list[NameserverAnswer],
+    alive: list[str],
 ) -> None:
     """Query A and AAAA at every server concurrently, each bounded by ``budget``; each answer
-    is appended to ``answers`` as it comes."""
+    is appended to ``answers`` as it comes. With them, a control query per server: a server
+    that answers it (whatever it answers) and not the name is alive, its upstream silent."""
     await import_off_loop(*_QUERY_MODULES)
     import dns.name
 
@@ -181,10 +196,35 @@ async def _ask_nameservers(
     async def ask(ns: str, qtype: str) -> None:
         answers.append(await _query(name, ns, qtype, budget))
 
+    async def control(ns: str) -> None:
+        if await _answers_control(ns, budget):
+            alive.append(ns)
+
     async with anyio.create_task_group() as tg:
         for ns in nameservers[:3]:
+            tg.start_soon(control, ns)
             for qtype in ("A", "AAAA"):
                 tg.start_soon(ask, ns, qtype)
+
+
+async def _answers_control(ns: str, budget: float) -> bool:
+    """Whether ``ns`` answers ``version.bind. CH TXT`` at all. BIND, dnsmasq, Unbound, PowerDNS
+    and Knot answer it themselves (the version, or REFUSED / NOTIMP when hidden): it needs no
+    upstream, so any answer proves the server up and reachable (RFC 4892)."""
+    import dns.asyncbackend
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+
+    address, port = parse_nameserver(ns)
+    backend = dns.asyncbackend.get_backend(sniffio.current_async_library())
+    query = dns.message.make_query("version.bind.", "TXT", "CH")
+    try:
+        with anyio.fail_after(max(budget, 0.01)):
+            await dns.asyncquery.udp(query, address, port=port, timeout=budget, backend=backend)
+    except (TimeoutError, OSError, dns.exception.DNSException):
+        return False
+    return True
 
 
 def _in_order(
@@ -215,6 +255,7 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
     rcode: Rcode
     detail: str | None = None
     addresses: list[str] = []
+    chain: list[str] = []
     try:
         with anyio.fail_after(max(budget, 0.01)):
             response = await dns.asyncquery.udp(
@@ -232,6 +273,7 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
         detail = f"{type(exc).__name__}: {exc}"
     else:
         code = response.rcode()
+        chain = _cname_chain(response, name)
         if code == dns.rcode.NXDOMAIN:
             rcode = "NXDOMAIN"
         elif code == dns.rcode.SERVFAIL:
@@ -253,7 +295,29 @@ async def _query(name: dns.name.Name, ns: str, qtype: str, budget: float) -> Nam
         addresses=addresses,
         elapsed_ms=elapsed_ms(start),
         detail=detail,
+        cname_chain=chain,
     )
+
+
+def _cname_chain(response: dns.message.Message, name: dns.name.Name) -> list[str]:
+    """The CNAME targets followed from ``name`` in the answer section, in order (bounded:
+    a looping chain stops)."""
+    import dns.rdatatype
+
+    aliases = {
+        rrset.name: rrset[0].target
+        for rrset in response.answer
+        if rrset.rdtype == dns.rdatatype.CNAME and len(rrset)
+    }
+    chain: list[str] = []
+    current = name
+    while current in aliases and len(chain) < 16:
+        current = aliases[current]
+        text = current.to_text(omit_final_dot=True)
+        if text in chain:
+            break
+        chain.append(text)
+    return chain
 
 
 def _verdict(answers: Sequence[NameserverAnswer]) -> Rcode:
