@@ -47,6 +47,7 @@ from .steps import IcmpAddressResult as IcmpAddressResult
 from .steps import IcmpStep as IcmpStep
 from .steps import LocalHealth as LocalHealth
 from .steps import NameserverAnswer as NameserverAnswer
+from .steps import ResolverWalk as ResolverWalk
 from .steps import ProxyStep as ProxyStep
 from .steps import Step as Step
 from .steps import TcpStep as TcpStep
@@ -118,6 +119,7 @@ __all__ = (
     "ProxyStep",
     "Report",
     "ReportWarning",
+    "ResolverWalk",
     "Step",
     "Target",
     "TcpStep",

@@ -159,6 +159,9 @@ class _Diagnosis:
             return "application"  # the login after the greeting was still running
         return rung
 
+    async def _walk(self) -> None:
+        self.steps["dns"] = await self.resolver.walk()
+
     async def _ladder(self) -> None:
         ctx = self.ctx
         dns = await self.resolver.run()
@@ -166,6 +169,7 @@ class _Diagnosis:
         if dns.status != "skipped":
             ctx.mark("dns")
         if not dns.addresses:
+            await self._walk()
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
         self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
@@ -182,6 +186,7 @@ class _Diagnosis:
                 if not connect_inline:
                     tg.start_soon(self.tcp.run)
                 self.witness.start(tg)
+                tg.start_soon(self._walk)  # the resolver's search walk, beside the rungs
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
                 self.local = cached_local(dns.addresses, ctx.dial_port)
                 if self.local is None:

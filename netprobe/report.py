@@ -126,6 +126,9 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
 
 #: Every warning code: things that are not faults but matter.
 WARNING_CODES: dict[str, str] = {
+    "dns.search_walk": "the resolver asks search-list names that do not exist before this one",
+    "dns.search_wildcard": "a wildcard search domain answered for the name: maybe the wrong host",
+    "dns.nameservers_disagree": "the configured name servers give different answers",
     "tcp.syn_retransmitted": "a connect took 1 s or more: the first SYN was lost",
     "tcp.address_failed": "one resolved address failed while another worked",
     "icmp.no_reply": "ICMP echo got no reply while TCP works: ICMP is filtered",

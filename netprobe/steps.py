@@ -42,6 +42,7 @@ __all__ = [
     "ProxyFailure",
     "ProxyStep",
     "Rcode",
+    "ResolverWalk",
     "Rung",
     "Step",
     "StepBase",
@@ -49,6 +50,7 @@ __all__ = [
     "TcpStep",
     "TlsFailure",
     "TlsStep",
+    "WalkQuery",
 ]
 
 
@@ -109,6 +111,44 @@ class NameserverAnswer(Frozen):
     )
 
 
+class WalkQuery(Frozen):
+    """One name of the resolver's search walk, asked (A) of the first name server."""
+
+    name: str
+    rcode: Rcode
+    addresses: tuple[str, ...] = Field(default_factory=tuple)
+    elapsed_ms: float | None = None
+
+
+class ResolverWalk(Frozen):
+    """The system resolver's search-list walk for the name, replayed with direct queries: the
+    names tried in glibc's order (resolv.conf ``search`` and ``ndots``), which one answered,
+    and what the misses before it cost."""
+
+    nameserver: str = Field(description="The name server asked (resolv.conf's first).")
+    ndots: int
+    search: tuple[str, ...] = Field(default_factory=tuple)
+    candidates: tuple[str, ...] = Field(
+        default_factory=tuple, description="Every name the resolver would try, in order."
+    )
+    queries: tuple[WalkQuery, ...] = Field(default_factory=tuple)
+    answered: str | None = Field(None, description="The name that answered with an address.")
+    wasted_queries: int = Field(
+        0, description="Queries sent before the answer: an A and an AAAA per name missed."
+    )
+    wasted_ms: float = Field(0.0, description="What the missed names cost, in round trips (ms).")
+    wildcard: str | None = Field(
+        None,
+        description="The search domain that answered the name, found to answer any name "
+        "under it (a wildcard record): the address may be the wrong host's.",
+    )
+    by_nameserver: tuple[NameserverAnswer, ...] = Field(
+        default_factory=tuple,
+        description="The answered name asked (A) of every configured name server, when "
+        "there are several: they should agree.",
+    )
+
+
 class DnsStep(StepBase):
     """Name resolution as the application does it (getaddrinfo), with a direct-query diagnosis."""
 
@@ -126,6 +166,14 @@ class DnsStep(StepBase):
         description="Name servers asked directly that answered a control query (CHAOS "
         "version.bind, answered by the server itself without asking anyone): alive, even if "
         "they gave no answer for the name.",
+    )
+    answered_by: Literal["hosts", "dns"] | None = Field(
+        None,
+        description="Where getaddrinfo's answer came from: the hosts file (nsswitch "
+        "``files``) or DNS; None when unknown or when it failed.",
+    )
+    walk: ResolverWalk | None = Field(
+        None, description="The resolver's search walk, when the search list takes part."
     )
 
 

@@ -127,6 +127,28 @@ MEANINGS = {
     "DnsStep.source": "`literal` (an IP address: no lookup), `getaddrinfo`, or `nameservers` "
     "(getaddrinfo failed and the name servers were asked directly).",
     "DnsStep.queries": "The direct queries made when getaddrinfo failed.",
+    "DnsStep.answered_by": "Where getaddrinfo's answer came from: `hosts` (the hosts file, "
+    "nsswitch `files` first) or `dns`; null when it failed.",
+    "DnsStep.walk": "The resolver's search-list walk (ResolverWalk), when the search list "
+    "takes part: resolv.conf `search` with fewer dots in the name than `ndots`, or a failure.",
+    "ResolverWalk.nameserver": "The name server the walk asked (resolv.conf's first).",
+    "ResolverWalk.ndots": "resolv.conf's `ndots` (1 when unset).",
+    "ResolverWalk.search": "resolv.conf's search domains.",
+    "ResolverWalk.candidates": "Every name the resolver tries for the target, in glibc's "
+    "order.",
+    "ResolverWalk.queries": "The names asked (A), in order, until one answered (WalkQuery).",
+    "ResolverWalk.answered": "The name that answered with an address (null: none did).",
+    "ResolverWalk.wasted_queries": "Queries the resolver sends before the answer: an A and "
+    "an AAAA per name that does not exist.",
+    "ResolverWalk.wasted_ms": "What those misses cost here, in round trips (ms).",
+    "ResolverWalk.wildcard": "The search domain that answered, when it answers any name (a "
+    "wildcard record): `dns.search_wildcard`.",
+    "ResolverWalk.by_nameserver": "The answered name asked of every configured name server "
+    "when there are several (NameserverAnswer): `dns.nameservers_disagree` when they differ.",
+    "WalkQuery.name": "The name asked.",
+    "WalkQuery.rcode": "What the name server answered, or TIMEOUT / ERROR.",
+    "WalkQuery.addresses": "The addresses it returned.",
+    "WalkQuery.elapsed_ms": "How long it took (ms).",
     "DnsStep.alive_nameservers": "The name servers asked directly that answered a control "
     "query (CHAOS `version.bind`, which a server answers itself): alive even when silent for "
     "the name (`dns.upstream_timeout`).",

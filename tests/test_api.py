@@ -34,6 +34,7 @@ EXPECTED = {
     "PoolReport",
     "Report",
     "ReportWarning",
+    "ResolverWalk",
     "Step",
     "Target",
     "TcpStep",

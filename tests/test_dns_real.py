@@ -202,3 +202,96 @@ def test_a_dangling_cname_names_its_missing_target() -> None:
     assert fault["code"] == "dns.nxdomain", fault
     assert "'alias.lab.test' is an alias (CNAME) of 'missing.lab.test'" in fault["summary"]
     assert "'missing.lab.test' (CNAME)" in _observations(report)
+
+
+# ---------------------------------------------------------------- the resolver's walk
+
+KUBE_CONF = (
+    "nameserver 127.0.0.1\n"
+    "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+    "options ndots:5 timeout:1 attempts:1\n"
+)
+#: dnsmasq as a cluster resolver: authoritative NXDOMAIN under cluster.local, the name itself.
+KUBE_RECORDS = [
+    "local=/cluster.local/",
+    "local=/example.test/",
+    "host-record=api.example.test,127.0.0.7,fd00::7",
+]
+
+
+def _warnings(report: dict[str, Any]) -> dict[str, str]:
+    return {w["code"]: w["message"] for w in report["warnings"]}
+
+
+def test_an_ndots_5_walk_is_reported_with_its_wasted_queries() -> None:
+    require_root()
+    with (
+        LoopbackNamespace("g", resolv_conf=KUBE_CONF) as ns,
+        Dnsmasq(records=KUBE_RECORDS, port=53, netns=ns.name),
+    ):
+        report = _diagnose(ns, "api.example.test:9", "--no-icmp")
+    dns_step = report["steps"][0]
+    assert dns_step["addresses"][0] == "127.0.0.7"
+    assert dns_step["answered_by"] == "dns"
+    walk = dns_step["walk"]
+    assert [q["name"] for q in walk["queries"]] == [
+        "api.example.test.default.svc.cluster.local",
+        "api.example.test.svc.cluster.local",
+        "api.example.test.cluster.local",
+        "api.example.test",
+    ]
+    assert [q["rcode"] for q in walk["queries"]] == ["NXDOMAIN"] * 3 + ["NOERROR"]
+    assert walk["answered"] == "api.example.test" and walk["wasted_queries"] == 6
+    message = _warnings(report)["dns.search_walk"]
+    assert "first asks 3 search-list names" in message and "'api.example.test.'" in message
+
+
+def test_a_wildcard_search_domain_answering_for_the_name_is_a_warning() -> None:
+    require_root()
+    conf = KUBE_CONF.replace("cluster.local\n", "cluster.local corp.test\n")
+    with (
+        LoopbackNamespace("g", resolv_conf=conf) as ns,
+        Dnsmasq(records=[*KUBE_RECORDS, "address=/corp.test/127.0.0.99"], port=53, netns=ns.name),
+    ):
+        report = _diagnose(ns, "api.example.test:9", "--no-icmp")
+    assert report["steps"][0]["addresses"] == ["127.0.0.99"]  # what the application gets
+    walk = report["steps"][0]["walk"]
+    assert walk["answered"] == "api.example.test.corp.test" and walk["wildcard"] == "corp.test"
+    message = _warnings(report)["dns.search_wildcard"]
+    assert "answered as 'api.example.test.corp.test' (127.0.0.99)" in message
+
+
+def test_two_resolvers_that_disagree_are_named_with_both_answers() -> None:
+    require_root()
+    conf = "nameserver 127.0.0.1\nnameserver 127.0.0.2\nsearch lab.test\noptions timeout:1\n"
+    with (
+        LoopbackNamespace("g", resolv_conf=conf) as ns,
+        Dnsmasq(records=["host-record=db.lab.test,127.0.0.5"], port=53, netns=ns.name),
+        Dnsmasq(
+            records=["host-record=db.lab.test,127.0.0.6"], host="127.0.0.2", port=53, netns=ns.name
+        ),
+    ):
+        report = _diagnose(ns, "db:9", "--no-icmp")
+    walk = report["steps"][0]["walk"]
+    assert walk["answered"] == "db.lab.test"
+    assert {q["nameserver"]: q["addresses"] for q in walk["by_nameserver"]} == {
+        "127.0.0.1": ["127.0.0.5"],
+        "127.0.0.2": ["127.0.0.6"],
+    }
+    message = _warnings(report)["dns.nameservers_disagree"]
+    assert "127.0.0.1 say 127.0.0.5" in message and "127.0.0.2 say 127.0.0.6" in message
+
+
+def test_a_name_from_the_hosts_file_says_so_and_asks_no_server() -> None:
+    require_root()
+    with (
+        LoopbackNamespace(
+            "g", resolv_conf=KUBE_CONF, hosts="127.0.0.1 localhost\n127.0.0.8 cache\n"
+        ) as ns,
+        SilentUdpServer(port=53, netns=ns.name),  # a walk would stall on it
+    ):
+        report = _diagnose(ns, "cache:9", "--no-icmp")
+    step = report["steps"][0]
+    assert step["addresses"] == ["127.0.0.8"] and step["answered_by"] == "hosts"
+    assert step["walk"] is None
+    assert "dns.search_walk" not in _warnings(report)

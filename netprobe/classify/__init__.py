@@ -30,7 +30,7 @@ from ..target import Target
 from ._observations import Observations
 from .database import database_fault
 from .deadline import deadline_fault, deadline_warnings
-from .dns import dns_fault
+from .dns import dns_fault, dns_warnings
 from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
@@ -60,6 +60,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
 )
 #: Every warning rule, in the order the warnings are listed.
 WARNING_RULES: tuple[WarningRule, ...] = (
+    dns_warnings,
     transport_warnings,
     tls_warnings,
     local_warnings,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 from ..options import parse_nameserver
-from ..report import Evidence, Fault
+from ..report import Evidence, Fault, ReportWarning
 from ..steps import DnsStep, NameserverAnswer
-from ._observations import Observations, fault
+from ._observations import Observations, fault, warning
 
-__all__ = ["dns_fault"]
+__all__ = ["dns_fault", "dns_warnings"]
 
 # glibc's getaddrinfo errors, when no direct answer settles the question.
 _GAI_CODES: dict[int, str] = {
@@ -229,6 +229,60 @@ def _evidence(step: DnsStep) -> list[Evidence]:
                 + ", ".join(step.alive_nameservers)
                 + ": the server is up and reachable",
                 data={"alive_nameservers": ", ".join(step.alive_nameservers)},
+            )
+        )
+    return out
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def dns_warnings(obs: Observations) -> list[ReportWarning]:
+    """What the resolver's walk shows: names wasted before the answer, a wildcard search
+    domain answering, name servers that disagree."""
+    step = obs.dns
+    walk = step.walk if step is not None else None
+    if step is None or walk is None:
+        return []
+    out: list[ReportWarning] = []
+    host = step.host.rstrip(".")
+    if walk.wildcard and walk.answered and walk.answered != host:
+        got = ", ".join(next((q.addresses for q in walk.queries if q.name == walk.answered), ()))
+        out.append(
+            warning(
+                "dns.search_wildcard",
+                f"{host!r} was answered as {walk.answered!r} ({got}): the search domain "
+                f"{walk.wildcard!r} answers any name (a wildcard record), so {host!r} itself "
+                f"was never asked and the address may be another host's. Write {host + '.'!r} "
+                f"(a trailing dot) or lower ndots (now {walk.ndots}).",
+            )
+        )
+    missed = [q.name for q in walk.queries if q.name != walk.answered]
+    if walk.answered and missed and not walk.wildcard:
+        out.append(
+            warning(
+                "dns.search_walk",
+                f"Each lookup of {host!r} first asks {len(missed)} search-list "
+                f"name{'s' if len(missed) > 1 else ''} that do not exist ({_names(missed)}): "
+                f"{walk.wasted_queries} wasted queries, {walk.wasted_ms:.1f} ms here "
+                f"(ndots:{walk.ndots}). Write {host + '.'!r} (a trailing dot: asked as is, "
+                "once) or lower ndots.",
+            )
+        )
+    said: dict[str, list[str]] = {}
+    for q in walk.by_nameserver:
+        answer = ", ".join(sorted(q.addresses)) if q.rcode == "NOERROR" else q.rcode
+        if q.rcode in ("NOERROR", "NXDOMAIN", "NODATA"):
+            said.setdefault(answer, []).append(q.nameserver)
+    if len(said) > 1:
+        parts = "; ".join(f"{', '.join(ns)} say {answer}" for answer, ns in said.items())
+        out.append(
+            warning(
+                "dns.nameservers_disagree",
+                f"The name servers disagree on {walk.answered!r}: {parts} (split horizon, "
+                "or one serves a stale zone): the application gets whichever it asks.",
             )
         )
     return out

@@ -13,16 +13,25 @@ those servers directly, and getaddrinfo is not used.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
 import sniffio
 
 from ..options import parse_nameserver
-from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode
+from ..protocols.resolvconf import (
+    ResolvConf,
+    hosts_addresses,
+    nsswitch_hosts,
+    parse_resolv_conf,
+    search_candidates,
+)
+from ..steps import DnsStep, ErrorInfo, NameserverAnswer, Rcode, ResolverWalk, WalkQuery
 from ._context import ProbeContext
 from ._io import elapsed_ms
 from ._lazy import import_off_loop
@@ -35,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Resolver", "resolve"]
 
 _MAX_ADDRESSES = 16
+#: glibc tries at most 6 search domains plus the name itself.
+_MAX_WALK = 7
 #: What asking a name server directly imports (dnspython), at its first use.
 _QUERY_MODULES = (
     "dns.name",
@@ -84,8 +95,39 @@ class Resolver:
         )
 
     async def run(self) -> DnsStep:
+        """The lookup (the step the ladder goes on with); :meth:`walk` adds the rest."""
         self._step = await self._resolve()
         return self._step
+
+    async def walk(self) -> DnsStep:
+        """After :meth:`run`: where getaddrinfo's answer came from, and the resolver's search
+        walk (direct queries, run beside the other rungs: not in the DNS timing). If the total
+        deadline cuts it, the lookup's step stands as it was."""
+        step = self._step
+        if step is not None and step.source == "getaddrinfo":
+            self._step = await self._with_walk(step)
+        return self.step()
+
+    async def _with_walk(self, step: DnsStep) -> DnsStep:
+        """Where getaddrinfo's answer came from (hosts file or DNS) and, when the search list
+        takes part, the resolver's walk replayed with direct queries."""
+        files = _read_resolver_files()
+        host = step.host
+        in_hosts = hosts_addresses(files.hosts, host)
+        sources = nsswitch_hosts(files.nsswitch)
+        files_first = "files" in sources and (
+            "dns" not in sources or sources.index("files") < sources.index("dns")
+        )
+        if step.status == "ok" and files_first and in_hosts:
+            return step.model_copy(update={"answered_by": "hosts"})
+        conf = parse_resolv_conf(files.resolv_conf)
+        candidates = search_candidates(host, conf)
+        update: dict[str, object] = {"answered_by": "dns"} if step.status == "ok" else {}
+        if len(candidates) > 1 and (step.status != "ok" or candidates[0] != host):
+            update["walk"] = await _walk(
+                host, conf, candidates, self._ctx.budget(self._ctx.options.dns_timeout)
+            )
+        return step.model_copy(update=update)
 
     async def _resolve(self) -> DnsStep:
         ctx = self._ctx
@@ -153,6 +195,88 @@ class Resolver:
         self._nameservers_asked = nameservers
         await _ask_nameservers(self._ctx.dial_host, nameservers, budget, self._answers, self._alive)
         return _in_order(self._answers, nameservers)
+
+
+@dataclass(frozen=True)
+class _ResolverFiles:
+    resolv_conf: str
+    hosts: str
+    nsswitch: str
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(65536)
+    except OSError:
+        return ""
+
+
+def _read_resolver_files() -> _ResolverFiles:
+    """The three files glibc's resolver reads (small, local: read on the loop)."""
+    return _ResolverFiles(
+        resolv_conf=_read_text("/etc/resolv.conf"),
+        hosts=_read_text("/etc/hosts"),
+        nsswitch=_read_text("/etc/nsswitch.conf"),
+    )
+
+
+async def _walk(
+    host: str, conf: ResolvConf, candidates: Sequence[str], budget: float
+) -> ResolverWalk:
+    """Ask the first name server for each candidate (A) in glibc's order until one answers
+    with an address; then whether the search domain that answered is a wildcard, and what
+    every other configured server says of the answered name. Bounded by ``budget``."""
+    await import_off_loop(*_QUERY_MODULES)
+    import dns.name
+
+    ns = conf.nameservers[0] if conf.nameservers else "127.0.0.1"
+    per_query = min(float(conf.timeout), max(budget, 0.01))
+    queries: list[WalkQuery] = []
+    answered: str | None = None
+    wildcard: str | None = None
+    by_ns: list[NameserverAnswer] = []
+    with anyio.move_on_after(budget):
+        for name in candidates[:_MAX_WALK]:
+            a = await _query(dns.name.from_text(name), ns, "A", per_query)
+            queries.append(
+                WalkQuery(name=name, rcode=a.rcode, addresses=a.addresses, elapsed_ms=a.elapsed_ms)
+            )
+            if a.rcode == "NOERROR":
+                answered = name
+                break
+            if a.rcode not in ("NXDOMAIN", "NODATA"):
+                break  # glibc stops its walk on a failure other than "no such name"
+        if answered is not None and answered != host.rstrip("."):
+            domain = answered[len(host.rstrip(".")) + 1 :]
+            probe = f"netprobe-{secrets.token_hex(6)}.{domain}"
+            check = await _query(dns.name.from_text(probe), ns, "A", per_query)
+            if check.rcode == "NOERROR":
+                wildcard = domain
+        if answered is not None and len(conf.nameservers) > 1:
+            asked = dns.name.from_text(answered)
+
+            async def ask(server: str) -> None:
+                by_ns.append(await _query(asked, server, "A", per_query))
+
+            async with anyio.create_task_group() as tg:
+                for server in conf.nameservers:
+                    tg.start_soon(ask, server)
+    missed = [q for q in queries if q.name != answered]
+    return ResolverWalk(
+        nameserver=ns,
+        ndots=conf.ndots,
+        search=conf.search,
+        candidates=tuple(candidates),
+        queries=tuple(queries),
+        answered=answered,
+        wasted_queries=2 * len(missed),
+        wasted_ms=round(sum(q.elapsed_ms or 0.0 for q in missed), 3),
+        wildcard=wildcard,
+        by_nameserver=tuple(
+            sorted(by_ns, key=lambda q: list(conf.nameservers).index(q.nameserver))
+        ),
+    )
 
 
 def _getaddrinfo(host: str, port: int) -> list[tuple[int, str]]:
