@@ -47,8 +47,8 @@ from .steps import IcmpAddressResult as IcmpAddressResult
 from .steps import IcmpStep as IcmpStep
 from .steps import LocalHealth as LocalHealth
 from .steps import NameserverAnswer as NameserverAnswer
-from .steps import ResolverWalk as ResolverWalk
 from .steps import ProxyStep as ProxyStep
+from .steps import ResolverWalk as ResolverWalk
 from .steps import Step as Step
 from .steps import TcpStep as TcpStep
 from .steps import TlsStep as TlsStep
