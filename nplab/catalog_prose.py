@@ -144,6 +144,37 @@ PROSE: dict[str, Prose] = {
         next="Whether the name servers of `/etc/resolv.conf` are reachable from this host "
         "(UDP and TCP port 53: `dig @SERVER NAME`), and whether any name resolves at all.",
     ),
+    "dns.search_walk": Prose(
+        wire="Before the name itself, the resolver asks each search-list expansion "
+        "(`api.corp.lab.default.svc.cluster.local`, ...) because the name has fewer dots than "
+        "`ndots`; each gets NXDOMAIN, an A and an AAAA query per name, before the real one "
+        "answers. netprobe replays the walk with direct queries, beside the other rungs.",
+        apart="Not a fault: the name resolves. It costs a round trip per miss on every "
+        "uncached lookup, and a timeout per miss when a search domain's server is slow. "
+        "`dns.search_wildcard` is the dangerous variant: a search domain answers.",
+        next="Use the fully qualified name with a trailing dot (`api.corp.lab.`), or lower "
+        "`ndots` (a pod's `dnsConfig.options`), or fewer search domains.",
+    ),
+    "dns.search_wildcard": Prose(
+        wire="A search-list expansion of the name (`shop.example.lab.wild.lab`) answers "
+        "with an address, so the resolver stops there: the name itself is never asked. A "
+        "random name under the same domain answers too: the domain has a wildcard record.",
+        apart="`dns.search_walk` is the same walk ending at the right name. Here the "
+        "application connects to whatever the wildcard points at, often a web front or a "
+        "parking page, and the failure shows up later as a TLS name mismatch or a 404.",
+        next="Use the name with a trailing dot, lower `ndots` below the name's dots, or "
+        "remove the wildcard domain from `search`.",
+    ),
+    "dns.nameservers_disagree": Prose(
+        wire="The name that answered is asked of every name server of resolv.conf: they "
+        "return different addresses (or one says NXDOMAIN). glibc asks the first and moves "
+        "to the next only when it does not answer, so which answer the application gets "
+        "depends on which server is up.",
+        apart="Not a fault for this run: the first server's answer worked. It is the cause "
+        "of faults that come and go (a failover to the stale server).",
+        next="Compare the zone on both servers (`dig @A NAME`, `dig @B NAME`, their SOA "
+        "serials); a split-horizon setup must not mix views in one resolv.conf.",
+    ),
     # -- L3 ---------------------------------------------------------------------------------
     "l3.network_unreachable": Prose(
         wire="connect() fails at once with ENETUNREACH: the local routing table has no route "

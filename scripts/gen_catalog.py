@@ -87,7 +87,8 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     """The command run in the client namespace, and the command shown on the page."""
     args = [scenario.target, *scenario.cli_args, "--json"]
     shown_args = [CATALOG_CA if a == ca_file else a for a in args]
-    pre = {k: v for k, v in scenario.pre.items() if k not in ("sysctl", "faketime")}
+    own = ("sysctl", "faketime", "resolv_conf")
+    pre = {k: v for k, v in scenario.pre.items() if k not in own}
     if pre:
         spec = json.dumps(pre)
         argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, "diagnose", *args]
@@ -104,8 +105,28 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
         f"sysctl -w {key}={shlex.quote(value)}"
         for key, value in scenario.pre.get("sysctl", {}).items()
     ]
+    resolv = scenario.pre.get("resolv_conf")
+    if resolv:
+        # This run's own /etc/resolv.conf (the client namespace's stays as it is for the
+        # scenarios running at the same time): a private mount namespace, a bind mount.
+        bind = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", bind,
+                _resolv_file(resolv), *argv]  # fmt: skip
+        lines.append(f"printf {shlex.quote(resolv)} > /etc/resolv.conf")
     lines.append(shlex.join(shown))
     return argv, "\n".join(f"$ {line}" for line in lines)
+
+
+_RESOLV_DIR = tempfile.TemporaryDirectory(prefix="gen-catalog-resolv-")
+
+
+def _resolv_file(text: str) -> str:
+    """A file holding ``text`` (one per distinct text, removed when the generator exits)."""
+    path = Path(_RESOLV_DIR.name) / f"resolv-{abs(hash(text)):x}.conf"
+    if not path.exists():
+        path.write_text(text)
+        path.chmod(0o644)
+    return str(path)
 
 
 def _ca_file(scenario: Scenario) -> str | None:

@@ -134,8 +134,7 @@ MEANINGS = {
     "ResolverWalk.nameserver": "The name server the walk asked (resolv.conf's first).",
     "ResolverWalk.ndots": "resolv.conf's `ndots` (1 when unset).",
     "ResolverWalk.search": "resolv.conf's search domains.",
-    "ResolverWalk.candidates": "Every name the resolver tries for the target, in glibc's "
-    "order.",
+    "ResolverWalk.candidates": "Every name the resolver tries for the target, in glibc's order.",
     "ResolverWalk.queries": "The names asked (A), in order, until one answered (WalkQuery).",
     "ResolverWalk.answered": "The name that answered with an address (null: none did).",
     "ResolverWalk.wasted_queries": "Queries the resolver sends before the answer: an A and "
