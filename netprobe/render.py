@@ -137,8 +137,18 @@ def _dns_line(step: DnsStep) -> str:
         return f"[dim]{escape(step.host)} is an IP address: no lookup[/]"
     if step.status == "ok":
         addrs = ", ".join(step.addresses)
-        return f"{escape(step.host)} → {escape(addrs)} [dim]({step.duration_ms or 0:.1f} ms)[/]"
-    return f"{escape(step.host)}: {escape(step.rcode or (step.reason or 'failed'))}"
+        walk = step.walk
+        via = ""
+        if walk is not None and walk.answered and walk.answered != step.host.rstrip("."):
+            via = f" as {escape(walk.answered)}"  # a search domain answered
+        elif step.answered_by == "hosts":
+            via = " [dim](hosts file)[/]"
+        timing = f"[dim]({step.duration_ms or 0:.1f} ms)[/]"
+        return f"{escape(step.host)} → {escape(addrs)}{via} {timing}"
+    # NOERROR for a failed lookup: one type answered, the other hung (getaddrinfo waits for
+    # both): the reason (getaddrinfo's error) says more than the rcode.
+    said = step.rcode if step.rcode not in (None, "NOERROR") else None
+    return f"{escape(step.host)}: {escape(said or (step.reason or 'failed'))}"
 
 
 def _icmp_line(step: IcmpStep) -> str:

@@ -230,6 +230,9 @@ def test_an_ndots_5_walk_is_reported_with_its_wasted_queries() -> None:
         Dnsmasq(records=KUBE_RECORDS, port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "api.example.test:9", "--no-icmp")
+        fixed = _diagnose(ns, "api.example.test.:9", "--no-icmp")  # the fix: a trailing dot
+    assert fixed["steps"][0]["walk"] is None and not fixed["warnings"]
+    assert fixed["steps"][0]["addresses"][0] == "127.0.0.7"
     dns_step = report["steps"][0]
     assert dns_step["addresses"][0] == "127.0.0.7"
     assert dns_step["answered_by"] == "dns"
@@ -279,7 +282,7 @@ def test_two_resolvers_that_disagree_are_named_with_both_answers() -> None:
         "127.0.0.2": ["127.0.0.6"],
     }
     message = _warnings(report)["dns.nameservers_disagree"]
-    assert "127.0.0.1 say 127.0.0.5" in message and "127.0.0.2 say 127.0.0.6" in message
+    assert "127.0.0.1 says 127.0.0.5" in message and "127.0.0.2 says 127.0.0.6" in message
 
 
 def test_a_name_from_the_hosts_file_says_so_and_asks_no_server() -> None:

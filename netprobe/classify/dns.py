@@ -277,7 +277,10 @@ def dns_warnings(obs: Observations) -> list[ReportWarning]:
         if q.rcode in ("NOERROR", "NXDOMAIN", "NODATA"):
             said.setdefault(answer, []).append(q.nameserver)
     if len(said) > 1:
-        parts = "; ".join(f"{', '.join(ns)} say {answer}" for answer, ns in said.items())
+        parts = "; ".join(
+            f"{', '.join(ns)} {'say' if len(ns) > 1 else 'says'} {answer}"
+            for answer, ns in said.items()
+        )
         out.append(
             warning(
                 "dns.nameservers_disagree",
