@@ -275,6 +275,9 @@ def test_two_resolvers_that_disagree_are_named_with_both_answers() -> None:
         ),
     ):
         report = _diagnose(ns, "db:9", "--no-icmp")
+        full = _diagnose(ns, "db.lab.test.:9", "--no-icmp")  # no search list: compared too
+    assert "dns.nameservers_disagree" in _warnings(full)
+    assert full["steps"][0]["walk"]["candidates"] == ["db.lab.test"]
     walk = report["steps"][0]["walk"]
     assert walk["answered"] == "db.lab.test"
     assert {q["nameserver"]: q["addresses"] for q in walk["by_nameserver"]} == {

@@ -123,7 +123,13 @@ class Resolver:
         conf = parse_resolv_conf(files.resolv_conf)
         candidates = search_candidates(host, conf)
         update: dict[str, object] = {"answered_by": "dns"} if step.status == "ok" else {}
-        if len(candidates) > 1 and (step.status != "ok" or candidates[0] != host):
+        if step.status == "ok":
+            # Search domains asked before the name, or several servers to compare.
+            walk = candidates[0] != host.rstrip(".") or len(conf.nameservers) > 1
+        else:
+            # The names tried, when the server answers (a silent one was said already).
+            walk = len(candidates) > 1 and step.rcode in ("NXDOMAIN", "NODATA")
+        if walk:
             update["walk"] = await _walk(
                 host, conf, candidates, self._ctx.budget(self._ctx.options.dns_timeout)
             )
