@@ -239,6 +239,7 @@ SHARED_OPTIONS: tuple[CliOption, ...] = (
     CliOption("--dns-timeout", "dns_timeout", metavar="SECONDS"),
     CliOption("--read-timeout", "read_timeout", metavar="SECONDS"),
     CliOption("--nameserver", "nameservers", metavar="IP[:PORT]", repeatable=True),
+    CliOption("--no-resolver-walk", "resolver_walk", turns_off=True),
     CliOption("--no-icmp", "icmp", turns_off=True),
     CliOption("--no-canary", "canary", turns_off=True),
     CliOption("--ca-file", "ca_file", metavar="PATH"),

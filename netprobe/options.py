@@ -72,6 +72,12 @@ class Options(BaseModel):
         description="Name servers to ask directly when getaddrinfo fails "
         "(default: those of /etc/resolv.conf). 'host' or 'host:port'.",
     )
+    resolver_walk: bool = Field(
+        True,
+        description="Replay the system resolver's search walk and ask every configured name "
+        "server (direct queries beside the other rungs) when resolv.conf's search list takes "
+        "part or names several servers.",
+    )
 
     # ICMP and the liveness witness (L3).
     icmp: bool = Field(True, description="Send ICMP echoes alongside the TCP connect.")
@@ -220,6 +226,7 @@ class RungOptionsKwargs(TypedDict, total=False):
     dns_timeout: float
     read_timeout: float
     nameservers: Sequence[str] | str | None
+    resolver_walk: bool
     icmp: bool
     icmp_count: int
     icmp_engine: Literal["builtin", "aioping"]

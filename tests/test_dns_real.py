@@ -231,6 +231,12 @@ def test_an_ndots_5_walk_is_reported_with_its_wasted_queries() -> None:
     ):
         report = _diagnose(ns, "api.example.test:9", "--no-icmp")
         fixed = _diagnose(ns, "api.example.test.:9", "--no-icmp")  # the fix: a trailing dot
+        off = _diagnose(ns, "api.example.test:9", "--no-icmp", "--no-resolver-walk")
+        missing = _diagnose(ns, "nowhere.example.test:9", "--no-icmp")
+    assert off["steps"][0]["walk"] is None and off["steps"][0]["answered_by"] == "dns"
+    assert missing["fault"]["code"] == "dns.nxdomain"
+    first = "search walk: A query for 'nowhere.example.test.default.svc.cluster.local'"
+    assert f"{first} to 127.0.0.1: NXDOMAIN" in _observations(missing)
     assert fixed["steps"][0]["walk"] is None and not fixed["warnings"]
     assert fixed["steps"][0]["addresses"][0] == "127.0.0.7"
     dns_step = report["steps"][0]

@@ -221,6 +221,16 @@ def _evidence(step: DnsStep) -> list[Evidence]:
                 },
             )
         )
+    if step.walk is not None:
+        for w in step.walk.queries:
+            out.append(
+                Evidence(
+                    step="dns",
+                    observation=f"search walk: A query for {w.name!r} to "
+                    f"{step.walk.nameserver}: {w.rcode}",
+                    data={"name": w.name, "rcode": w.rcode, "elapsed_ms": w.elapsed_ms},
+                )
+            )
     if step.alive_nameservers and step.rcode == "TIMEOUT":
         out.append(
             Evidence(

@@ -129,7 +129,7 @@ class Resolver:
         else:
             # The names tried, when the server answers (a silent one was said already).
             walk = len(candidates) > 1 and step.rcode in ("NXDOMAIN", "NODATA")
-        if walk:
+        if walk and self._ctx.options.resolver_walk:
             update["walk"] = await _walk(
                 host, conf, candidates, self._ctx.budget(self._ctx.options.dns_timeout)
             )
