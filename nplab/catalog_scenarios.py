@@ -585,9 +585,10 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "diagnosis.deadline",
             "The total deadline cuts the diagnosis short",
             "Port 81 of 198.18.0.12 is dropped by a firewall (as for `l4.filtered`); the "
-            "total deadline (`--timeout 1`) is shorter than the connect timeout (3 s).",
+            "total deadline (`--timeout 4`, counted from the CLI process's start) is shorter "
+            "than the connect timeout (`--connect-timeout 10`).",
             "198.18.0.12:81",
-            ("--timeout", "1"),
+            ("--timeout", "4", "--connect-timeout", "10"),
             warning=True,
         ),
     ]
