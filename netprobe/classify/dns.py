@@ -231,7 +231,7 @@ def _evidence(step: DnsStep) -> list[Evidence]:
                     data={"name": w.name, "rcode": w.rcode, "elapsed_ms": w.elapsed_ms},
                 )
             )
-    if step.alive_nameservers and step.rcode == "TIMEOUT":
+    if _hung(step):
         out.append(
             Evidence(
                 step="dns",
