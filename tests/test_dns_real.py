@@ -233,6 +233,13 @@ def test_an_ndots_5_walk_is_reported_with_its_wasted_queries() -> None:
         fixed = _diagnose(ns, "api.example.test.:9", "--no-icmp")  # the fix: a trailing dot
         off = _diagnose(ns, "api.example.test:9", "--no-icmp", "--no-resolver-walk")
         missing = _diagnose(ns, "nowhere.example.test:9", "--no-icmp")
+        # Expanded, this name is over 255 octets: the walk skips those names, as glibc does.
+        long_name = ".".join(c * 60 for c in "abc") + "." + "d" * 40 + ".example.test"
+        too_long = _diagnose(ns, f"{long_name}:9", "--no-icmp")
+    assert too_long["fault"]["code"] == "dns.nxdomain"
+    asked = [q["name"] for q in too_long["steps"][0]["walk"]["queries"]]
+    # Six dots (>= ndots): the name first, then the one expansion that fits.
+    assert asked == [long_name, f"{long_name}.cluster.local"]
     assert off["steps"][0]["walk"] is None and off["steps"][0]["answered_by"] == "dns"
     assert missing["fault"]["code"] == "dns.nxdomain"
     first = "search walk: A query for 'nowhere.example.test.default.svc.cluster.local'"

@@ -233,10 +233,12 @@ async def _walk(
     """Ask the first name server for each candidate (A) in glibc's order until one answers
     with an address; then whether the search domain that answered is a wildcard, and what
     every other configured server says of the answered name. Bounded by ``budget``."""
+    # Servers dnspython can ask (a scoped IPv6 address such as fe80::1%eth0 cannot be).
+    servers = [n for n in conf.nameservers if _usable_nameserver(n)] or ["127.0.0.1"]
     await import_off_loop(*_QUERY_MODULES)
     import dns.name
 
-    ns = conf.nameservers[0] if conf.nameservers else "127.0.0.1"
+    ns = servers[0]
     per_query = min(float(conf.timeout), max(budget, 0.01))
     queries: list[WalkQuery] = []
     answered: str | None = None
@@ -244,7 +246,10 @@ async def _walk(
     by_ns: list[NameserverAnswer] = []
     with anyio.move_on_after(budget):
         for name in candidates[:_MAX_WALK]:
-            a = await _query(dns.name.from_text(name), ns, "A", per_query)
+            asked = _dns_name(name)
+            if asked is None:
+                continue  # too long once expanded (255 octets): glibc skips it too
+            a = await _query(asked, ns, "A", per_query)
             queries.append(
                 WalkQuery(name=name, rcode=a.rcode, addresses=a.addresses, elapsed_ms=a.elapsed_ms)
             )
@@ -255,18 +260,18 @@ async def _walk(
                 break  # glibc stops its walk on a failure other than "no such name"
         if answered is not None and answered != host.rstrip("."):
             domain = answered[len(host.rstrip(".")) + 1 :]
-            probe = f"netprobe-{secrets.token_hex(6)}.{domain}"
-            check = await _query(dns.name.from_text(probe), ns, "A", per_query)
-            if check.rcode == "NOERROR":
+            probe = _dns_name(f"netprobe-{secrets.token_hex(6)}.{domain}")
+            check = None if probe is None else await _query(probe, ns, "A", per_query)
+            if check is not None and check.rcode == "NOERROR":
                 wildcard = domain
-        if answered is not None and len(conf.nameservers) > 1:
-            asked = dns.name.from_text(answered)
+        if answered is not None and len(servers) > 1:
+            answered_name = dns.name.from_text(answered)  # asked above: valid
 
             async def ask(server: str) -> None:
-                by_ns.append(await _query(asked, server, "A", per_query))
+                by_ns.append(await _query(answered_name, server, "A", per_query))
 
             async with anyio.create_task_group() as tg:
-                for server in conf.nameservers:
+                for server in servers:
                     tg.start_soon(ask, server)
     missed = [q for q in queries if q.name != answered]
     return ResolverWalk(
@@ -279,10 +284,28 @@ async def _walk(
         wasted_queries=2 * len(missed),
         wasted_ms=round(sum(q.elapsed_ms or 0.0 for q in missed), 3),
         wildcard=wildcard,
-        by_nameserver=tuple(
-            sorted(by_ns, key=lambda q: list(conf.nameservers).index(q.nameserver))
-        ),
+        by_nameserver=tuple(sorted(by_ns, key=lambda q: servers.index(q.nameserver))),
     )
+
+
+def _usable_nameserver(text: str) -> bool:
+    try:
+        parse_nameserver(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dns_name(text: str) -> dns.name.Name | None:
+    """``text`` as a DNS name, or None when it cannot be one (a label over 63 octets, a name
+    over 255, an empty label)."""
+    import dns.exception
+    import dns.name
+
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException:
+        return None
 
 
 def _getaddrinfo(host: str, port: int) -> list[tuple[int, str]]:
