@@ -27,7 +27,7 @@ import anyio
 from ._errors import InvalidOption, InvalidTarget
 from ._version import __version__
 from .classify import classify
-from .classify.pool import connection_verdict, held_detail, pool_verdict
+from .classify.pool import connection_verdict, held_detail, idle_kill, pool_verdict
 from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
@@ -182,21 +182,7 @@ class _Pool:
                 settled(slot)
             await validate_now.wait()
             if self.hold > 0 and slot.conn.outcome == "validated":
-                step = await conn.validate()
-                db = step.database if step is not None else None
-                if step is not None and step.grpc is not None:
-                    # Another health check on the held HTTP/2 connection (a new stream).
-                    held = step.status == "ok"
-                    slot.conn = slot.conn.replace(
-                        held_ok=held, detail=None if held else step.reason
-                    )
-                elif db is None:
-                    slot.conn = slot.conn.replace(held_ok=True)
-                else:
-                    detail = held_detail(db)
-                    slot.conn = slot.conn.replace(
-                        held_ok=detail is None, database=db, detail=detail
-                    )
+                await self._after_hold(slot, conn, ctx)
         closed = conn.application.database if conn.application is not None else None
         if closed is not None and slot.conn.database is not None:
             slot.conn = slot.conn.replace(
@@ -204,6 +190,32 @@ class _Pool:
                     closed_cleanly=closed.closed_cleanly, notes=closed.notes
                 )
             )
+
+    async def _after_hold(self, slot: _Slot, conn: Connection, ctx: ProbeContext) -> None:
+        """The held connection, checked on the wire: a keepalive probe that every middlebox
+        must pass (for any protocol), then the protocol's own round trip when it has one."""
+        # The checks after the hold have a deadline of their own (the opening's is spent
+        # after a hold as long as --timeout).
+        ctx.restart_clock()
+        check = await conn.check_transport(ctx.budget(self.options.read_timeout))
+        slot.conn = slot.conn.replace(hold_check=check)
+        killed = idle_kill(check) if check is not None else None
+        if killed is not None:
+            slot.conn = slot.conn.replace(
+                held_ok=False, held_fault_code=killed.code, detail=killed.detail
+            )
+            return
+        step = await conn.validate()
+        db = step.database if step is not None else None
+        if step is not None and step.grpc is not None:
+            # Another health check on the held HTTP/2 connection (a new stream).
+            held = step.status == "ok"
+            slot.conn = slot.conn.replace(held_ok=held, detail=None if held else step.reason)
+        elif db is None:
+            slot.conn = slot.conn.replace(held_ok=True)
+        else:
+            detail = held_detail(db)
+            slot.conn = slot.conn.replace(held_ok=detail is None, database=db, detail=detail)
 
     async def _session(
         self, slot: _Slot, settled: Callable[[_Slot], None], validate_now: anyio.Event
@@ -219,6 +231,7 @@ class _Pool:
                 settled(slot)
             await validate_now.wait()
             if self.hold > 0 and slot.conn.outcome == "validated":
+                ctx.restart_clock()
                 result = await login.validate()
                 detail = held_detail(result)
                 slot.conn = slot.conn.replace(

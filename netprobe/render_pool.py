@@ -24,8 +24,19 @@ def connection_line(c: PoolConnection) -> str:
         parts.append(f"connect {c.connect_ms:.1f} ms")
     if c.greeting_ms is not None:
         parts.append(f"answer {c.greeting_ms:.1f} ms")
+    check = c.hold_check
     if c.held_ok is not None:
-        parts.append("held ok" if c.held_ok else "[red]lost while held[/]")
+        if c.held_ok:
+            ack = (
+                f" (keepalive ACK in {check.waited_ms:.0f} ms)"
+                if check is not None and check.outcome == "alive"
+                else ""
+            )
+            parts.append(f"held ok{ack}")
+        elif check is not None and check.outcome in ("silence", "reset", "closed"):
+            parts.append(f"[red]died while held: {check.outcome}[/]")
+        else:
+            parts.append("[red]lost while held[/]")
     if c.fault_code:
         parts.append(f"[bold]{c.fault_code}[/] {escape(c.detail or '')}")
     return "  " + "  ".join(parts)

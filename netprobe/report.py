@@ -12,7 +12,15 @@ from typing import Literal, TypeVar
 from pydantic import Field, computed_field
 
 from ._frozen import Frozen, FrozenMap
-from .steps import AddressAttempt, DatabaseResult, DeadlineCut, LocalHealth, Step, StepBase
+from .steps import (
+    AddressAttempt,
+    DatabaseResult,
+    DeadlineCut,
+    HoldCheck,
+    LocalHealth,
+    Step,
+    StepBase,
+)
 from .target import Target
 
 __all__ = [
@@ -113,6 +121,12 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "no TLS version in common: the server's range and this client's",
     ),
     "http.tls_required": ("l7", "plain HTTP was sent to a port that expects TLS: use https://"),
+    # Session tables (issues 11 and 13).
+    "l4.idle_killed": (
+        "l4",
+        "a connection held idle died: the next segment got silence (a firewall or NAT expired "
+        "its session) or an RST",
+    ),
     "local.clock_skew": (
         "local",
         "this host's clock is wrong: a valid certificate reads as expired or not yet valid",
@@ -239,6 +253,12 @@ class PoolConnection(Frozen):
     greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
     validation_ms: float | None = None
     held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
+    hold_check: HoldCheck | None = Field(
+        None, description="The keepalive probe sent after the hold, and its answer."
+    )
+    held_fault_code: str | None = Field(
+        None, description="Why the connection died while held (l4.idle_killed)."
+    )
     database: DatabaseResult | None = None
     tcp: AddressAttempt | None = None
 

@@ -32,6 +32,8 @@ __all__ = [
     "GrpcFailure",
     "GrpcResult",
     "GrpcStatusSource",
+    "HoldCheck",
+    "HoldOutcome",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
@@ -210,6 +212,29 @@ class AddressAttempt(Frozen):
             if self.family == "ipv6"
             else f"{self.address}:{self.port}"
         )
+
+
+HoldOutcome = Literal["alive", "silence", "reset", "closed", "unavailable"]
+
+
+class HoldCheck(Frozen):
+    """A held connection's transport checked on the wire: a TCP keepalive probe sent after
+    the hold, which the peer's TCP must acknowledge and every middlebox must pass.
+
+    ``alive``: the probe was acknowledged. ``silence``: no acknowledgement within the wait
+    (a stateful firewall or NAT dropped the probe: its session for the connection is gone).
+    ``reset``: an RST ended the connection. ``closed``: the peer had closed it (FIN).
+    ``unavailable``: the socket gives no TCP_INFO (not Linux): nothing was sent."""
+
+    outcome: HoldOutcome
+    idle_ms: float | None = Field(
+        None, description="How long the connection had received nothing when the check began."
+    )
+    waited_ms: float = Field(description="From the probe armed to the answer, or to giving up.")
+    probes_unanswered: int | None = Field(
+        None, description="Keepalive probes sent and not acknowledged (tcpi_probes), at the end."
+    )
+    error: ErrorInfo | None = Field(None, description="The socket's error (ECONNRESET...).")
 
 
 class TcpStep(StepBase):

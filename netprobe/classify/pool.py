@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..describe import server_name
 from ..options import Options
 from ..report import ConnectionOutcome, Evidence, Fault, PoolConnection
-from ..steps import DatabaseResult, Step, TlsStep
+from ..steps import DatabaseResult, HoldCheck, Step, TlsStep
 from ..target import Target
 from . import classify
 from ._observations import fault
@@ -23,6 +23,7 @@ __all__ = [
     "connection_detail",
     "connection_verdict",
     "held_detail",
+    "idle_kill",
     "pool_verdict",
 ]
 
@@ -59,6 +60,51 @@ def held_detail(r: DatabaseResult) -> str | None:
 
 
 @dataclass(frozen=True)
+class IdleKill:
+    """A held connection found dead by the keepalive probe after its hold."""
+
+    code: str
+    detail: str
+
+
+def idle_kill(check: HoldCheck) -> IdleKill | None:
+    """``l4.idle_killed`` when the keepalive probe after the hold got silence, an RST, or
+    found the connection closed; None when it was answered (or could not be sent)."""
+    waited = f"{check.waited_ms / 1000:.1f} s"
+    if check.outcome == "silence":
+        n = check.probes_unanswered or 0
+        probes = f"{n} keepalive probe{'s' if n != 1 else ''}" if n else "a keepalive probe"
+        return IdleKill(
+            "l4.idle_killed",
+            f"silence: no ACK to {probes} in {waited} (a stateful firewall or NAT on the "
+            "path dropped the idle session)",
+        )
+    if check.outcome == "reset":
+        return IdleKill(
+            "l4.idle_killed",
+            "RST: the keepalive probe was answered with a reset (a firewall or NAT that "
+            "forgot the idle session, or the server, reset it)",
+        )
+    if check.outcome == "closed":
+        how = f" ({check.error.errno_name})" if check.error and check.error.errno_name else ""
+        return IdleKill(
+            "l4.idle_killed",
+            f"closed{how}: the peer had closed the idle connection (FIN): the server's or a "
+            "proxy's idle timeout",
+        )
+    return None
+
+
+_IDLE_HINTS = (
+    "Compare the hold with the idle timeouts on the path (firewall / NAT / load balancer "
+    "session timeouts, conntrack's nf_conntrack_tcp_timeout_established) and with the "
+    "pool's idle settings (HikariCP idleTimeout / keepaliveTime, SQLAlchemy pool_recycle / "
+    "pool_pre_ping).",
+    "`netprobe pool TARGET --find-idle-timeout` measures the longest idle that survives.",
+)
+
+
+@dataclass(frozen=True)
 class PoolVerdict:
     """The pool as a whole."""
 
@@ -89,9 +135,35 @@ def pool_verdict(
     if found is None and common is not None:
         first = next(c for c in failed if c.fault_code == common)
         found = _with_detail(fault(common, _summary(target, conns, opened, common)), first)
-    summary = found.summary if found else _summary(target, conns, opened, None)
-    if held_ok is not None and held_ok < opened:
-        summary += f" After holding {hold_s:g} s, only {held_ok} still answered."
+    held_codes = Counter(c.held_fault_code for c in conns if c.held_fault_code)
+    if found is None and held_codes:
+        code = common = held_codes.most_common(1)[0][0]
+        hit = [c for c in conns if c.held_fault_code == code]
+        text = (
+            f"{_summary(target, conns, opened, None)[:-1]}, but after holding them {hold_s:g} s "
+            f"idle, {_ranges([c.index for c in hit])} died: {hit[0].detail}."
+        )
+        ev = Evidence(
+            step="tcp",
+            observation=f"connection {hit[0].index}: {hit[0].detail}",
+            data={
+                "index": hit[0].index,
+                "outcome": hit[0].hold_check.outcome if hit[0].hold_check else None,
+                "waited_ms": hit[0].hold_check.waited_ms if hit[0].hold_check else None,
+                "idle_ms": hit[0].hold_check.idle_ms if hit[0].hold_check else None,
+                "probes_unanswered": (
+                    hit[0].hold_check.probes_unanswered if hit[0].hold_check else None
+                ),
+            },
+        )
+        found = fault(code, text, (ev,), _IDLE_HINTS)
+        summary = found.summary
+        if held_ok is not None and held_ok + len(hit) < opened:
+            summary += f" Only {held_ok} of {opened} still answered."
+    else:
+        summary = found.summary if found else _summary(target, conns, opened, None)
+        if held_ok is not None and held_ok < opened:
+            summary += f" After holding {hold_s:g} s, only {held_ok} still answered."
     ok = found is None and opened == requested and (held_ok is None or held_ok == opened)
     return PoolVerdict(
         ok=ok,
