@@ -1,4 +1,4 @@
-"""The command line: `netprobe diagnose`, `demo`, `pool` and `wait` (docs/cli.md).
+"""The command line: `netprobe diagnose`, `demo`, `pool`, `churn` and `wait` (docs/cli.md).
 
 Exit codes: 0 healthy, 1 fault found, 2 usage error (bad target, bad option); `wait` runs
 COMMAND and ends with its status.
@@ -164,6 +164,60 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
         click.echo(report.model_dump_json(indent=2))
     else:
         print_lines(console(), render_pool(report, verbose=verbose))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+
+
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--pairs",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Fresh-then-reused connect pairs (1-1000).",
+)
+@click.option(
+    "--rate", type=float, default=20.0, show_default=True, help="Pairs started per second, at most."
+)
+@click.option(
+    "--max-time",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds the whole probe may take.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the churn report as JSON.")
+@diagnosis_options
+def churn(target: str, pairs: int, rate: float, max_time: float, as_json: bool, **kw: Any) -> None:
+    """Open and close connections to TARGET quickly, reconnecting from just-closed ports."""
+    from .churn import probe_churn
+    from .render_churn import render_churn
+
+    options = options_from_cli(kw)
+    err = console(stderr=True)
+    show_progress = not as_json and err.is_terminal
+
+    async def go() -> Any:
+        if not show_progress:
+            return await probe_churn(target, pairs=pairs, rate=rate, max_time=max_time, **options)
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("connect, close, reconnect", total=2 * pairs)
+            return await probe_churn(
+                target,
+                pairs=pairs,
+                rate=rate,
+                max_time=max_time,
+                on_progress=lambda _a: progress.advance(task),
+                **options,
+            )
+
+    report = run_async(go)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        print_lines(console(), render_churn(report))
     sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
 
 

@@ -27,11 +27,7 @@ def connection_line(c: PoolConnection) -> str:
     check = c.hold_check
     if c.held_ok is not None:
         if c.held_ok:
-            ack = (
-                f" (keepalive ACK in {check.waited_ms:.0f} ms)"
-                if check is not None and check.outcome == "alive"
-                else ""
-            )
+            ack = " (keepalive answered)" if check is not None and check.outcome == "alive" else ""
             parts.append(f"held ok{ack}")
         elif check is not None and check.outcome in ("silence", "reset", "closed"):
             parts.append(f"[red]died while held: {check.outcome}[/]")

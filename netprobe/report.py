@@ -14,8 +14,10 @@ from pydantic import Field, computed_field
 from ._frozen import Frozen, FrozenMap
 from .steps import (
     AddressAttempt,
+    ConnectOutcome,
     DatabaseResult,
     DeadlineCut,
+    ErrorInfo,
     HoldCheck,
     LocalHealth,
     Step,
@@ -26,6 +28,9 @@ from .target import Target
 __all__ = [
     "FAULT_CODES",
     "WARNING_CODES",
+    "ChurnAttempt",
+    "ChurnReport",
+    "ChurnStats",
     "ConnectionOutcome",
     "Evidence",
     "Fault",
@@ -126,6 +131,11 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "l4",
         "a connection held idle died: the next segment got silence (a firewall or NAT expired "
         "its session) or an RST",
+    ),
+    "l4.reused_port_dropped": (
+        "l4",
+        "reconnects from a just-closed source port time out while fresh ports connect: a "
+        "stateful firewall or NAT still holds the old session",
     ),
     "local.clock_skew": (
         "local",
@@ -283,5 +293,74 @@ class PoolReport(Frozen):
     fd_headroom: int | None = None
     notes: tuple[str, ...] = Field(default_factory=tuple)
     connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
+    started_at: datetime
+    netprobe_version: str
+
+
+# -- The churn probe's report -----------------------------------------------------------------
+
+ChurnKind = Literal["fresh", "reused"]
+
+
+class ChurnAttempt(Frozen):
+    """One connect of the churn probe."""
+
+    index: int = Field(description="1-based, in the order the connects were started.")
+    kind: ChurnKind = Field(
+        description="`reused`: from a source port this probe had just closed toward the "
+        "same destination; `fresh`: from a port the kernel chose that was not."
+    )
+    local_port: int | None = None
+    outcome: ConnectOutcome | Literal["bind_failed"]
+    connect_ms: float | None = None
+    syns_sent: int | None = Field(
+        None,
+        description="SYNs sent: 1 + the retransmissions the kernel counted (TCP_INFO "
+        "tcpi_total_retrans); null where TCP_INFO is not available.",
+    )
+    error: ErrorInfo | None = None
+
+
+class ChurnStats(Frozen):
+    """The connects of one kind, counted, and their connect times."""
+
+    attempts: int
+    established: int
+    timed_out: int
+    failed: int = Field(description="Refused, reset or another error.")
+    retransmitted: int = Field(
+        description="Established only after a retransmitted SYN (the first one was lost)."
+    )
+    by_syns: FrozenMap[str, int] = Field(
+        default_factory=FrozenMap,
+        description="Connects by the SYNs they needed: `1`, `2`... and `timeout` (gave up). "
+        "A SYN lost once costs the retransmission timeout: 1 s, then 1 s steps "
+        "(Linux 6.5+, tcp_syn_linear_timeouts) or doubling (1, 3, 7 s).",
+    )
+    median_ms: float | None = Field(None, description="Median connect time of the established.")
+    max_ms: float | None = Field(None, description="Slowest established connect.")
+
+
+class ChurnReport(Frozen):
+    """The result of one churn probe: fresh versus reused source ports.
+
+    ``ok`` when every connect of both kinds was established on its first SYN."""
+
+    ok: bool
+    target: Target
+    address: str | None = Field(None, description="The address connected to.")
+    pairs_requested: int
+    close: Literal["rst"] = Field(
+        "rst",
+        description="How each connection was closed: an RST (SO_LINGER 0), so that no "
+        "TIME_WAIT blocks the reuse of its source port.",
+    )
+    fresh: ChurnStats
+    reused: ChurnStats
+    summary: str
+    fault: Fault | None = None
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+    duration_ms: float
+    attempts: tuple[ChurnAttempt, ...] = Field(default_factory=tuple)
     started_at: datetime
     netprobe_version: str
