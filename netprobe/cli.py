@@ -132,12 +132,33 @@ def wait(
 @click.argument("target")
 @click.option("--size", type=int, default=10, show_default=True, help="Connections at once.")
 @click.option("--hold", type=float, default=0.0, show_default=True, help="Hold them (seconds).")
+@click.option(
+    "--find-idle-timeout",
+    is_flag=True,
+    help="Search the path's idle timeout: connections idle 1, 2, 4... s, each checked after.",
+)
+@click.option(
+    "--max-idle",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="The longest idle --find-idle-timeout tries (seconds).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the pool report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every connection.")
 @diagnosis_options
-def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw: Any) -> None:
+def pool(
+    target: str,
+    size: int,
+    hold: float,
+    find_idle_timeout: bool,
+    max_idle: float,
+    as_json: bool,
+    verbose: bool,
+    **kw: Any,
+) -> None:
     """Open SIZE connections to TARGET at once, like a pool filling, hold and validate them."""
-    from .pool import probe_pool
+    from .pool import idle_schedule, probe_pool
     from .render_pool import render_pool
 
     options = options_from_cli(kw)
@@ -146,15 +167,25 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
 
     async def go() -> Any:
         if not show_progress:
-            return await probe_pool(target, size=size, hold=hold, **options)
-        from rich.progress import Progress
-
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("opening connections", total=size)
             return await probe_pool(
                 target,
                 size=size,
                 hold=hold,
+                find_idle_timeout=find_idle_timeout,
+                max_idle=max_idle,
+                **options,
+            )
+        from rich.progress import Progress
+
+        total = len(idle_schedule(max_idle)) if find_idle_timeout else size
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("opening connections", total=total)
+            return await probe_pool(
+                target,
+                size=size,
+                hold=hold,
+                find_idle_timeout=find_idle_timeout,
+                max_idle=max_idle,
                 on_progress=lambda _c: progress.advance(task),
                 **options,
             )

@@ -19,6 +19,7 @@ from .steps import (
     DeadlineCut,
     ErrorInfo,
     HoldCheck,
+    HoldOutcome,
     LocalHealth,
     Step,
     StepBase,
@@ -273,6 +274,33 @@ class PoolConnection(Frozen):
     tcp: AddressAttempt | None = None
 
 
+class IdleTrial(Frozen):
+    """One connection of an idle-timeout search: held idle ``idle_s``, then checked."""
+
+    idle_s: float
+    outcome: HoldOutcome | Literal["not_opened", "not_needed"] = Field(
+        description="The keepalive check's answer after the idle; `not_opened`: the "
+        "connection failed to open; `not_needed`: a shorter idle had died already."
+    )
+    waited_ms: float | None = None
+
+
+class IdleSearch(Frozen):
+    """The idle-timeout search of ``probe_pool(find_idle_timeout=True)``."""
+
+    max_idle_s: float = Field(description="The longest idle tried (the bound asked for).")
+    survived_s: float | None = Field(
+        None, description="The longest idle after which the connection still answered."
+    )
+    died_s: float | None = Field(
+        None, description="The shortest idle after which the connection was dead."
+    )
+    death: HoldOutcome | None = Field(
+        None, description="How that connection had died: `silence`, `reset` or `closed`."
+    )
+    trials: tuple[IdleTrial, ...] = Field(default_factory=tuple)
+
+
 class PoolReport(Frozen):
     """The result of one pool probe. ``ok`` when every requested connection held and validated."""
 
@@ -293,6 +321,9 @@ class PoolReport(Frozen):
     fd_headroom: int | None = None
     notes: tuple[str, ...] = Field(default_factory=tuple)
     connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
+    idle_search: IdleSearch | None = Field(
+        None, description="The idle-timeout search, with find_idle_timeout."
+    )
     started_at: datetime
     netprobe_version: str
 

@@ -19,6 +19,7 @@ import pytest
 
 import netprobe
 from netprobe.classify.pool import idle_kill
+from netprobe.pool import idle_schedule
 from netprobe.probes.keepalive import parse_tcp_info
 from netprobe.steps import HoldCheck
 from netprobe.testing import TcpServer
@@ -139,3 +140,43 @@ def test_idle_kill_rule(check: HoldCheck, code: str | None, words: str | None) -
     else:
         assert killed is not None and killed.code == code
         assert words is not None and words in killed.detail
+
+
+# -- idle-timeout discovery (issue 13) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("action", "death"), [("drop", "silence"), ("reset", "reset")])
+def test_find_idle_timeout_brackets_the_conntrack_timeout(action: str, death: str) -> None:
+    """conntrack forgets an established session after 3 s idle: 1 s and 2 s survive, 4 s
+    dies (silence or RST as the firewall is set), the longer idles are not waited for."""
+    with ConntrackPath(invalid_action=action, established_timeout=3) as path:
+        data = _pool(path, "--find-idle-timeout", "--max-idle", "10", "--read-timeout", "1.5")
+    assert data["fault"]["code"] == "l4.idle_killed"
+    search = data["idle_search"]
+    assert (search["survived_s"], search["died_s"], search["death"]) == (2.0, 4.0, death)
+    outcomes = {t["idle_s"]: t["outcome"] for t in search["trials"]}
+    assert outcomes == {1.0: "alive", 2.0: "alive", 4.0: death, 8.0: "not_needed",
+                        10.0: "not_needed"}  # fmt: skip
+    assert "between 2 and 4 s" in data["summary"]
+
+
+def test_find_idle_timeout_without_a_timeout_survives_up_to_the_bound() -> None:
+    with ConntrackPath(invalid_action="drop") as path:
+        data = _pool(path, "--find-idle-timeout", "--max-idle", "3", "--read-timeout", "1.5")
+    assert data["ok"], data["summary"]
+    search = data["idle_search"]
+    assert search["survived_s"] == 3.0 and search["died_s"] is None
+    assert [t["outcome"] for t in search["trials"]] == ["alive", "alive", "alive"]
+
+
+def test_idle_schedule_doubles_up_to_the_bound() -> None:
+    assert idle_schedule(10) == [1.0, 2.0, 4.0, 8.0, 10.0]
+    assert idle_schedule(1) == [1.0]
+    assert idle_schedule(600)[-2:] == [512.0, 600.0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("max_idle", [0.5, 3601])
+async def test_max_idle_out_of_bounds_is_refused_before_io(max_idle: float) -> None:
+    with pytest.raises(netprobe.InvalidOption):
+        await netprobe.probe_pool("tcp://127.0.0.1:1", find_idle_timeout=True, max_idle=max_idle)

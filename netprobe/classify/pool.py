@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..describe import server_name
 from ..options import Options
-from ..report import ConnectionOutcome, Evidence, Fault, PoolConnection
+from ..report import ConnectionOutcome, Evidence, Fault, IdleSearch, PoolConnection
 from ..steps import DatabaseResult, HoldCheck, Step, TlsStep
 from ..target import Target
 from . import classify
@@ -24,6 +24,7 @@ __all__ = [
     "connection_verdict",
     "held_detail",
     "idle_kill",
+    "idle_search_verdict",
     "pool_verdict",
 ]
 
@@ -172,6 +173,56 @@ def pool_verdict(
         first_failure=failed[0].index if failed else None,
         most_common_fault=common,
     )
+
+
+def idle_search_verdict(
+    target: Target, search: IdleSearch, connections: Sequence[PoolConnection]
+) -> PoolVerdict:
+    """The idle-timeout search: ``l4.idle_killed`` naming the bracket (the longest idle that
+    survived, the shortest that died, and how); ok when every idle tried survived. A search
+    whose connections could not open is the pool's opening fault."""
+    conns = list(connections)
+    failed = [c for c in conns if c.outcome in ("refused", "failed")]
+    if not any(c.outcome == "validated" for c in conns):
+        return pool_verdict(target, conns, requested=len(conns), hold_s=0.0, held_ok=None)
+    where = target.netloc
+    if search.died_s is not None:
+        dead = next(c for c in conns if c.held_fault_code is not None)
+        lower = (
+            f"{search.survived_s:g} s survived"
+            if search.survived_s is not None
+            else "no shorter idle was tried"
+        )
+        summary = (
+            f"Connections to {where} idle for {search.died_s:g} s died ({dead.detail}); "
+            f"{lower}: the idle timeout on the path is "
+            + (
+                f"between {search.survived_s:g} and {search.died_s:g} s."
+                if search.survived_s is not None
+                else f"under {search.died_s:g} s."
+            )
+        )
+        ev = Evidence(
+            step="tcp",
+            observation="; ".join(f"idle {t.idle_s:g} s: {t.outcome}" for t in search.trials),
+            data={
+                "survived_s": search.survived_s,
+                "died_s": search.died_s,
+                "death": search.death,
+                "max_idle_s": search.max_idle_s,
+            },
+        )
+        found = fault("l4.idle_killed", summary, (ev,), _IDLE_HINTS[:1])
+        return PoolVerdict(False, found, summary, dead.index, "l4.idle_killed")
+    longest = search.survived_s
+    summary = (
+        f"Connections to {where} survived every idle tried, up to {longest:g} s: no idle "
+        "timeout shorter than that on the path."
+        if longest is not None
+        else f"No connection to {where} could be checked after an idle."
+    )
+    ok = longest is not None and not failed
+    return PoolVerdict(ok, None, summary, failed[0].index if failed else None, None)
 
 
 def connection_detail(r: DatabaseResult) -> str:
