@@ -439,9 +439,9 @@ def check(page: str, missing: Sequence[str]) -> list[str]:
 _RUN = "`sudo .venv/bin/python scripts/gen_catalog.py`"
 
 
-def generate() -> tuple[str, list[str], list[Result]]:
-    """Build the lab, run every scenario, return the page, the codes no scenario shows, and
-    the results."""
+def generate(only: Sequence[str] = ()) -> tuple[str, list[str], list[Result]]:
+    """Build the lab, run every scenario (or those of the codes in ``only``), return the page,
+    the codes no scenario shows, and the results."""
     start = time.perf_counter()
     with build_lab() as lab, build_scenarios(lab) as scenarios:
         print(
@@ -453,6 +453,8 @@ def generate() -> tuple[str, list[str], list[Result]]:
         unknown = [s.code for s in scenarios if s.code not in codes]
         if unknown:
             raise CatalogError(f"scenarios for unknown codes: {unknown}")
+        if only:
+            scenarios = [s for s in scenarios if s.code in only]
         results = run_all(lab, scenarios)
     shown = {r.scenario.code for r in results}
     missing = [c for c in all_codes() if c not in shown]
@@ -462,13 +464,20 @@ def generate() -> tuple[str, list[str], list[Result]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="compare with docs/catalog.md")
+    parser.add_argument(
+        "--only",
+        metavar="CODE",
+        action="append",
+        default=[],
+        help="run only this code's scenarios and print their sections (nothing written)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("gen_catalog: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:
-        page, missing, results = generate()
+        page, missing, results = generate(args.only)
     except CatalogError as exc:
         print(f"gen_catalog: a scenario failed, nothing written:\n{exc}", file=sys.stderr)
         return 1
@@ -479,6 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(slowest run {slowest.scenario.code}, {slowest.wall_s:.1f} s)",
         file=sys.stderr,
     )
+    if args.only:
+        for result in results:
+            print("\n".join(_section(result.scenario.code, result)))
+        return 0
     for code in missing:
         print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
     if args.check:
