@@ -599,3 +599,7 @@ PROSE: dict[str, Prose] = {
 from nplab.catalog_l7_prose import PROSE as _L7_PROSE  # noqa: E402
 
 PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})
+
+from nplab.catalog_session_prose import PROSE as _SESSION_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _SESSION_PROSE.items()})
