@@ -142,7 +142,7 @@ class _Churn:
                 address,
                 self.target.port,
                 connect_timeout=connect_timeout,
-                source=(first.local_ip, first.local_port),
+                source_port=first.local_port,
             )
             self._record(again, reused=True)
             if again.local_port:

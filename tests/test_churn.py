@@ -80,10 +80,12 @@ async def test_loopback_churn_is_healthy(tcp_server: TcpServer) -> None:
         f"127.0.0.1:{tcp_server.port}", pairs=8, rate=100, connect_timeout=1.0
     )
     assert report.ok, report.summary
-    assert report.fresh.established == report.fresh.attempts >= 8
-    # On a busy host another socket may take a just-freed port first (bind_failed, noted,
-    # not counted): most reconnects get it.
-    assert report.reused.established == report.reused.attempts >= 5
+    # A port the kernel picks for a fresh connect that this run had closed before counts
+    # as reused: every pair has at least its reconnect.
+    assert report.reused.attempts >= 8 and report.fresh.attempts + report.reused.attempts == 16
+    assert report.fresh.established == report.fresh.attempts
+    assert report.reused.established == report.reused.attempts
+    assert not report.notes  # no reconnect failed to bind its port again
     reused = [a for a in report.attempts if a.kind == "reused"]
     fresh_ports = {a.local_port for a in report.attempts if a.kind == "fresh"}
     assert all(a.local_port in fresh_ports for a in reused)  # the very same source ports

@@ -75,11 +75,16 @@ async def churn_connect(
     port: int,
     *,
     connect_timeout: float,
-    source: tuple[str, int] | None = None,
+    source_port: int = 0,
 ) -> ChurnConnect:
-    """Connect to ``address:port`` (from ``source`` when given, with SO_REUSEADDR), read the
-    SYNs it took, and close it with an RST. Never raises for a network fault; outer
-    cancellation propagates and closes the socket."""
+    """Connect to ``address:port`` from ``source_port`` (0: a free port the kernel picks),
+    read the SYNs it took, and close it with an RST. Never raises for a network fault; outer
+    cancellation propagates and closes the socket.
+
+    Both kinds bind before connecting, with SO_REUSEADDR: ``bind()`` to port 0 picks a port
+    no socket of this host uses (a connect's own port choice may share a port with TIME_WAIT
+    connections to other destinations, and a later explicit bind to it then fails with
+    EADDRINUSE: on a busy host most reconnects did)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -89,12 +94,12 @@ async def churn_connect(
     local: tuple[str, int] | None = None
     try:
         sock.setblocking(False)
-        if source is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(source)
-            except OSError as exc:
-                return ChurnConnect("bind_failed", None, *source, None, _info(exc))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        anywhere = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        try:
+            sock.bind((anywhere, source_port))
+        except OSError as exc:
+            return ChurnConnect("bind_failed", None, None, source_port, None, _info(exc))
         err = sock.connect_ex((address, port))
         with contextlib.suppress(OSError):
             local = sock.getsockname()[:2]
