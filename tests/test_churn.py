@@ -75,6 +75,7 @@ def test_the_same_router_without_a_session_table_is_healthy() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_loopback_churn_is_healthy(tcp_server: TcpServer) -> None:
     report = await netprobe.probe_churn(
         f"127.0.0.1:{tcp_server.port}", pairs=8, rate=100, connect_timeout=1.0

@@ -74,6 +74,7 @@ def test_held_sessions_through_the_firewall_stay_healthy() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_direct_path_held_longer_than_the_timeout_stays_healthy(
     tcp_server: TcpServer,
 ) -> None:
@@ -89,6 +90,7 @@ async def test_direct_path_held_longer_than_the_timeout_stays_healthy(
 
 
 @pytest.mark.anyio
+@pytest.mark.backends
 async def test_redis_held_longer_than_the_timeout_answers_ping(
     redis_plain: RedisServer,  # noqa: F405
 ) -> None:
@@ -180,3 +182,17 @@ def test_idle_schedule_doubles_up_to_the_bound() -> None:
 async def test_max_idle_out_of_bounds_is_refused_before_io(max_idle: float) -> None:
     with pytest.raises(netprobe.InvalidOption):
         await netprobe.probe_pool("tcp://127.0.0.1:1", find_idle_timeout=True, max_idle=max_idle)
+
+
+@pytest.mark.anyio
+async def test_redis_that_closes_idle_clients_is_idle_killed_by_fin() -> None:
+    """Redis with ``timeout 1`` closes a client idle for a second (FIN): the hold check
+    finds the connection closed by the peer, and says it is the server's idle timeout."""
+    with RedisServer("--timeout", "1") as server:  # noqa: F405
+        report = await netprobe.probe_pool(
+            f"redis://{server.address}", size=2, hold=2.5, icmp=False, read_timeout=1.5
+        )
+    assert report.fault is not None and report.fault.code == "l4.idle_killed"
+    assert "FIN" in report.summary and "idle timeout" in report.summary
+    for conn in report.connections:
+        assert conn.hold_check is not None and conn.hold_check.outcome == "closed"
