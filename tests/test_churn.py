@@ -184,3 +184,14 @@ def test_total_retrans_offset() -> None:
     raw = bytes(8) + b"".join(n.to_bytes(4, "little") for n in range(24))
     assert total_retrans(raw) == 23
     assert total_retrans(raw[:50]) is None
+
+
+def test_churn_example(tcp_server: TcpServer) -> None:
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "examples" / "churn_probe.py"),
+         f"127.0.0.1:{tcp_server.port}", "4"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("4 of 4 fresh") or " reused-port connects to " in out.stdout
+    assert "  reused: {'1': " in out.stdout
