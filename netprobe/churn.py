@@ -78,6 +78,11 @@ async def probe_churn(
     if not 1 <= max_time <= 600:
         raise InvalidOption(f"max_time must be between 1 and 600 seconds (got {max_time})")
     opts = make_options(options, **kwargs)
+    if 2 * opts.connect_timeout > max_time:
+        raise InvalidOption(
+            f"max_time ({max_time:g} s) must leave room for one pair: at least twice the "
+            f"connect timeout ({opts.connect_timeout:g} s)"
+        )
     return await _Churn(parsed, opts, pairs, rate, max_time, on_progress).run()
 
 
@@ -116,10 +121,11 @@ class _Churn:
         started = 0
         async with anyio.create_task_group() as tg:
             for i in range(self.pairs):
+                await limiter.acquire()
                 # Each pair takes two connect timeouts at most: start none that could not end.
                 if time.perf_counter() - start + 2 * timeout > self.max_time:
+                    limiter.release()
                     break
-                await limiter.acquire()
                 tg.start_soon(self._pair, address, timeout, limiter)
                 started += 1
                 if i + 1 < self.pairs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from netprobe.classify.churn import churn_stats, churn_verdict
 from netprobe.probes.churn import total_retrans
 from netprobe.report import ChurnAttempt
 from netprobe.target import parse_target
-from netprobe.testing import TcpServer
+from netprobe.testing import SilentPort, TcpServer
 from nplab.realservers.conntrack import ST_SERVER_IP, SessionTablePath
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +97,14 @@ async def test_loopback_churn_is_healthy(tcp_server: TcpServer) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "kwargs",
-    [{"pairs": 0}, {"pairs": 1001}, {"rate": 0.0}, {"max_time": 0.5}, {"max_time": 601}],
+    [
+        {"pairs": 0},
+        {"pairs": 1001},
+        {"rate": 0.0},
+        {"max_time": 0.5},
+        {"max_time": 601},
+        {"max_time": 5, "connect_timeout": 3.0},  # not even one pair could end in time
+    ],
 )
 async def test_bad_arguments_are_refused_before_io(kwargs: dict[str, Any]) -> None:
     with pytest.raises(netprobe.InvalidOption):
@@ -195,3 +203,18 @@ def test_churn_example(tcp_server: TcpServer) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("4 of 4 fresh") or " reused-port connects to " in out.stdout
     assert "  reused: {'1': " in out.stdout
+
+
+@pytest.mark.anyio
+async def test_churn_is_bounded_by_max_time_and_says_so(silent_port: SilentPort) -> None:
+    """Every SYN is dropped (fresh ones too): the probe ends within max_time, notes the pairs
+    it did not start, and gives the ordinary connect verdict, not a reuse one."""
+    start = time.perf_counter()
+    report = await netprobe.probe_churn(
+        silent_port.address, pairs=200, rate=5, max_time=2.5, connect_timeout=0.5
+    )
+    assert time.perf_counter() - start < 4.0
+    assert report.fault is not None and report.fault.code == "l4.connect_timeout"
+    assert report.fresh.timed_out == report.fresh.attempts > 0
+    assert report.reused.attempts == 0
+    assert any("pairs started" in note for note in report.notes)
