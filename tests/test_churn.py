@@ -218,3 +218,15 @@ async def test_churn_is_bounded_by_max_time_and_says_so(silent_port: SilentPort)
     assert report.fresh.timed_out == report.fresh.attempts > 0
     assert report.reused.attempts == 0
     assert any("pairs started" in note for note in report.notes)
+
+
+def test_progress_shows_on_a_terminal_and_the_report_replaces_it(silent_port: SilentPort) -> None:
+    from nplab.terminal import ANSI, run_in_terminal
+
+    args = ["churn", silent_port.address, "--pairs", "3", "--rate", "2", "--connect-timeout",
+            "1"]  # fmt: skip
+    code, raw = run_in_terminal(args)
+    text = ANSI.sub("", raw)
+    assert code == 1
+    assert "connect, close, reconnect" in text, raw  # the progress bar, while it runs
+    assert "CHURN FAULT l4.connect_timeout" in text
