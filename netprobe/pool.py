@@ -33,7 +33,7 @@ from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
 from .probes.connection import Connection
 from .probes.database import has_credentials, to_step
-from .probes.db_login import DriverSession
+from .probes.db_login import DriverSession, require_driver
 from .probes.dns import resolve
 from .report import Fault, PoolConnection, PoolReport
 from .steps import AddressAttempt, Step, TcpStep
@@ -87,6 +87,7 @@ async def probe_pool(
     if not 0 <= hold <= 3600:
         raise InvalidOption(f"hold must be between 0 and 3600 seconds (got {hold})")
     opts = make_options(options, **kwargs)
+    require_driver(parsed)
     return await _Pool(parsed, opts, size, hold, on_progress).run()
 
 
@@ -109,9 +110,9 @@ class _Pool:
         self.options = options
         self.size = size
         self.notes: list[str] = []
-        self.authenticated = has_credentials(ProbeContext(target=target, options=options))
+        self.with_credentials = has_credentials(ProbeContext(target=target, options=options))
         cap = UNAUTHENTICATED_HOLD_CAP.get(target.protocol)
-        if not self.authenticated and cap is not None and hold > cap:
+        if not self.with_credentials and cap is not None and hold > cap:
             self.notes.append(
                 f"hold cut from {hold:g} s to {cap:g} s: an unauthenticated {target.protocol} "
                 "connection held longer may be timed out by the server and counted as a "
@@ -160,7 +161,7 @@ class _Pool:
 
         async with anyio.create_task_group() as tg:
             for slot in self.slots:
-                one = self._session if self.authenticated else self._connection
+                one = self._session if self.with_credentials else self._connection
                 tg.start_soon(one, slot, settled, validate_now)
             await opened.wait()
             if self.hold > 0 and any(s.conn.outcome == "validated" for s in self.slots):
@@ -268,7 +269,7 @@ class _Pool:
             dns_fault=dns_fault,
         )
         notes = list(self.notes)
-        if not self.authenticated and self.target.protocol == "mysql":
+        if not self.with_credentials and self.target.protocol == "mysql":
             notes.append(
                 "credential-less: each connection is a greeting held in the handshake, then "
                 "answered for the probe user (1045); it proves the server accepts this many "
@@ -281,7 +282,7 @@ class _Pool:
             target=self.target,
             requested=self.size,
             opened=opened,
-            authenticated=self.authenticated,
+            with_credentials=self.with_credentials,
             hold_s=self.hold,
             held_ok=held_ok,
             time_to_fill_ms=fill_ms,

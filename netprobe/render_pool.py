@@ -33,7 +33,7 @@ def connection_line(c: PoolConnection) -> str:
 
 def render_pool(report: PoolReport, *, verbose: bool = False) -> list[str]:
     """The pool report as rich markup lines (every connection with ``verbose``)."""
-    mode = "real sessions" if report.authenticated else "greetings, no credentials"
+    mode = "real sessions" if report.with_credentials else "greetings, no credentials"
     lines = [
         f"[bold]{escape(report.target.url)}[/]  [dim](pool of {report.requested}, {mode}"
         f"{f', hold {report.hold_s:g} s' if report.hold_s else ''})[/]"

@@ -250,7 +250,9 @@ class PoolReport(Frozen):
     target: Target
     requested: int
     opened: int = Field(description="Connections open at the same time, each validated.")
-    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
+    with_credentials: bool = Field(
+        description="Real sessions (logins with the target's credentials) or greetings only."
+    )
     hold_s: float = Field(description="How long the connections were held (after any cap).")
     held_ok: int | None = Field(None, description="Connections still valid after the hold.")
     time_to_fill_ms: float | None = None

@@ -605,7 +605,12 @@ class DatabaseResult(Frozen):
         description="PostgreSQL ErrorResponse fields (routine, detail...).",
     )
     probe_user: str | None = Field(None, description="User named by a credential-less probe.")
-    authenticated: bool = Field(False, description="A login with the target's credentials ran.")
+    login_attempted: bool = Field(
+        False, description="A login with the target's credentials was tried (whatever came of it)."
+    )
+    logged_in: bool = Field(
+        False, description="That login succeeded: the server accepted the credentials."
+    )
     login_user: str | None = None
     validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
     looks_like: str | None = Field(None, description="What unexpected bytes look like.")

@@ -112,7 +112,7 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
         state = r.sqlstate or r.error_code
         if state == "28000" and r.error_fields.get("routine") != "ClientAuthentication":
             # 28000 outside the pg_hba check: role does not exist / may not log in.
-            if r.authenticated:
+            if r.login_attempted:
                 return ("db.auth_failed", "the role does not exist or may not log in")
             return None
         if state in PG_STATES:
@@ -123,7 +123,7 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
     prefix = r.error_code
     if prefix == "ERR" and "max number of clients" in (r.error_message or ""):
         return ("db.too_many_connections", "maxclients reached")
-    if prefix == "NOAUTH" and not r.authenticated:
+    if prefix == "NOAUTH" and not r.login_attempted:
         return None
     return REDIS_ERRORS.get(prefix, ("db.server_error", "an error the probe does not know"))
 
@@ -173,7 +173,7 @@ def database_fault(obs: Observations) -> Fault | None:
             return None
         code, meaning = mapped
         detail = database_error(r)
-        who = f" for user {r.login_user!r}" if r.authenticated and r.login_user else ""
+        who = f" for user {r.login_user!r}" if r.login_attempted and r.login_user else ""
         return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
     if r.outcome == "unavailable":
         return None

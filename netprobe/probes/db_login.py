@@ -10,6 +10,7 @@ of its own in a worker thread (:class:`DriverSession`).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,16 +19,51 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from .._errors import InvalidOption
 from ..protocols import postgres as pg
 from ..steps import DatabaseResult, ErrorInfo
+from ..target import Target
 from ._context import ProbeContext
 from ._io import elapsed_ms, on_asyncio
 from .ssl_contexts import asyncpg_ssl, redis_connection
 
-__all__ = ["DriverLogin", "DriverSession", "login_once"]
+__all__ = ["DriverLogin", "DriverSession", "login_once", "require_driver", "wants_login"]
 
 #: The optional extra that installs each protocol's login driver (pyproject.toml).
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "redis": "redis"}
+#: The module each protocol's login imports.
+_DRIVERS = {"postgresql": "asyncpg", "mysql": "asyncmy", "redis": "redis"}
+
+
+def wants_login(target: Target) -> bool:
+    """A database target with credentials: its check is a login, not only a greeting."""
+    return target.protocol in _DRIVERS and (
+        target.username is not None or target.password is not None
+    )
+
+
+def require_driver(target: Target) -> None:
+    """Credentials given and the login driver not installed: :class:`InvalidOption`, before
+    any I/O, naming the install command.
+
+    A login the user asked for that cannot run must never read healthy: without this check
+    the greeting alone answered and the report said HEALTHY for wrong credentials (issue 11).
+    ``find_spec`` looks the module up without importing it (no import time in the caller).
+    """
+    if not wants_login(target):
+        return
+    module = _DRIVERS[target.protocol]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        extra = _EXTRAS[target.protocol]
+        raise InvalidOption(
+            f"{target} has credentials but the {target.protocol} login driver ({module}) is "
+            f"not installed: pip install 'netprobe-sdk[{extra}]' (or drop the credentials "
+            "for a greeting-only check)"
+        )
 
 
 async def login_once(ctx: ProbeContext) -> DatabaseResult:
@@ -97,7 +133,7 @@ class DriverLogin:
             protocol=t.protocol,
             outcome="driver_error",
             phase="login",
-            authenticated=True,
+            login_attempted=True,
             login_user=t.username,
         )
 
@@ -151,7 +187,11 @@ class DriverLogin:
         )
         version = self.conn.get_server_version()
         raw = self.conn.get_settings().server_version
-        self._set(server="postgresql", version=raw or f"{version.major}.{version.minor}")
+        self._set(
+            server="postgresql",
+            version=raw or f"{version.major}.{version.minor}",
+            logged_in=True,
+        )
 
     async def _mysql_login(self) -> None:
         import asyncmy
@@ -169,6 +209,7 @@ class DriverLogin:
         self._set(
             server="mariadb" if "mariadb" in info.lower() else "mysql",
             version=info.removeprefix("5.5.5-"),
+            logged_in=True,
         )
 
     async def _redis_login(self) -> None:
@@ -193,7 +234,7 @@ class DriverLogin:
         )
         self.conn = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         await self.conn.ping()  # AUTH is sent on connect
-        self._set(server="redis")
+        self._set(server="redis", logged_in=True)
         try:
             info = await self.conn.info("server")
             self._set(version=str(info.get("redis_version")) if info else None)
