@@ -103,9 +103,11 @@ def _merge(greeting: DatabaseResult, login: DatabaseResult) -> DatabaseResult:
         )
         if getattr(greeting, k) is not None and getattr(login, k) in (None, False)
     }
+    login_notes = login.notes
     if login.version is None and greeting.version is not None:
         keep["version"] = greeting.version
-    return login.replace(**keep, notes=(*greeting.notes, *login.notes))
+        login_notes = tuple(n for n in login_notes if not n.startswith("version unknown"))
+    return login.replace(**keep, notes=(*greeting.notes, *login_notes))
 
 
 def to_step(ctx: ProbeContext, result: DatabaseResult) -> ApplicationStep:

@@ -156,6 +156,8 @@ class DriverLogin:
                 else:
                     await self._redis_login()
             self.result = self.result.replace(login_ms=elapsed_ms(start))
+            if proto == "redis":
+                await self._redis_version()
             return await self.validate()
         except TimeoutError:
             return self._set(outcome="timeout", login_ms=elapsed_ms(start))
@@ -235,11 +237,28 @@ class DriverLogin:
         self.conn = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         await self.conn.ping()  # AUTH is sent on connect
         self._set(server="redis", logged_in=True)
+
+    async def _redis_version(self) -> None:
+        """INFO server, for the version, after the login and outside its timeout: optional.
+        The PONG after AUTH is the verdict; INFO renamed, forbidden by an ACL, unanswered or
+        closed by a Redis-compatible proxy leaves the version unknown, with a note (issue 11)."""
+        why: str | None = None
         try:
-            info = await self.conn.info("server")
-            self._set(version=str(info.get("redis_version")) if info else None)
-        except Exception:  # noqa: BLE001 - INFO may be forbidden by ACL: the version is optional
-            pass
+            with anyio.fail_after(self._timeout()):
+                info = await self.conn.info("server")
+        except TimeoutError:
+            why = "no answer to INFO in time"
+        except Exception as exc:  # noqa: BLE001 - any failure of the optional INFO is data
+            err = ErrorInfo.from_exception(exc)
+            why = f"INFO failed: {err.type}: {err.message}"
+        else:
+            version = info.get("redis_version") if isinstance(info, dict) else None
+            if version is not None:
+                self._set(version=str(version))
+            else:
+                why = "INFO names no redis_version"
+        if why is not None:
+            self._set(notes=(*self.result.notes, f"version unknown: {why} (PING answered PONG)"))
 
     async def validate(self) -> DatabaseResult:
         """Run the validation query on the open session."""
