@@ -308,6 +308,7 @@ _SERVER_NAMES = {
     "mariadb": "MariaDB",
     "mysql": "MySQL",
     "postgresql": "PostgreSQL",
+    "pgbouncer": "PgBouncer",
     "redis": "Redis",
 }
 
@@ -375,6 +376,7 @@ def database_line(r: DatabaseResult) -> str:
         "mariadb": "MariaDB",
         "mysql": "MySQL",
         "postgresql": "PostgreSQL",
+        "pgbouncer": "PgBouncer",
         "redis": "Redis",
     }.get(r.server or r.protocol, r.protocol)
     name = f"{server} {r.version}" if r.version else server

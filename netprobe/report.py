@@ -66,6 +66,10 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "db.auth_failed": ("l7", "the credentials were rejected"),
     "db.access_denied": ("l7", "the user may not connect from this host or to this database"),
     "db.server_error": ("l7", "the database answered with another error (see its code)"),
+    "db.upstream_unavailable": (
+        "l7",
+        "a connection pooler (PgBouncer) answers, but its database server does not",
+    ),
     "local.port_exhaustion": ("local", "no free local port (EADDRNOTAVAIL)"),
     "local.fd_exhaustion": ("local", "no free file descriptor (EMFILE/ENFILE)"),
     "local.connect_denied": (

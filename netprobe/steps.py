@@ -578,7 +578,11 @@ class DatabaseResult(Frozen):
     phase: DatabasePhase = Field(
         "greeting", description="Where the conversation stopped (or ended well)."
     )
-    server: str | None = Field(None, description="mysql, mariadb, postgresql or redis.")
+    server: str | None = Field(
+        None,
+        description="mysql, mariadb, postgresql, redis, or pgbouncer: the pooler that "
+        "answered in PostgreSQL's place (recognised by its own messages).",
+    )
     version: str | None = Field(None, description="Server version, when the server revealed it.")
     protocol_version: int | None = None
     connection_id: int | None = Field(None, description="MySQL thread id from the greeting.")

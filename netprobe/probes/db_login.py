@@ -25,6 +25,7 @@ from ..steps import DatabaseResult, ErrorInfo
 from ..target import Target
 from ._context import ProbeContext
 from ._io import elapsed_ms, on_asyncio
+from .postgres import held_login_note, identify_pooler
 from .ssl_contexts import asyncpg_ssl, redis_connection
 
 __all__ = ["DriverLogin", "DriverSession", "login_once", "require_driver", "wants_login"]
@@ -128,6 +129,7 @@ class DriverLogin:
     def __init__(self, ctx: ProbeContext) -> None:
         self.ctx = ctx
         self.conn: Any = None
+        self._timeout_s = 0.0
         t = ctx.target
         self.result = DatabaseResult(
             protocol=t.protocol,
@@ -138,10 +140,11 @@ class DriverLogin:
         )
 
     def _timeout(self) -> float:
-        return max(
+        self._timeout_s = max(
             0.1,
             self.ctx.budget(max(self.ctx.options.read_timeout, self.ctx.options.connect_timeout)),
         )
+        return self._timeout_s
 
     async def open(self) -> DatabaseResult:
         """Log in and validate (on an asyncio loop: see :class:`DriverSession`)."""
@@ -160,7 +163,10 @@ class DriverLogin:
                 await self._redis_version()
             return await self.validate()
         except TimeoutError:
-            return self._set(outcome="timeout", login_ms=elapsed_ms(start))
+            self._set(outcome="timeout", login_ms=elapsed_ms(start))
+            if proto == "postgresql" and not self.result.logged_in:
+                await self._held_by_pooler()
+            return self.result
         except ImportError as exc:
             extra = _EXTRAS[proto]
             return self._set(
@@ -173,6 +179,14 @@ class DriverLogin:
     def _set(self, **changes: Any) -> DatabaseResult:
         self.result = self.result.replace(**changes)
         return self.result
+
+    async def _held_by_pooler(self) -> None:
+        """A login that got no answer: PgBouncer holds logins while its server is down. Ask
+        which on a fresh connection (``postgres.identify_pooler``)."""
+        t = self.ctx.target
+        if await identify_pooler(self.ctx, t.host, t.port) is not None:
+            note = held_login_note(self._timeout_s)
+            self._set(server="pgbouncer", notes=(*self.result.notes, note))
 
     async def _pg_login(self) -> None:
         import asyncpg
@@ -338,12 +352,14 @@ def _driver_error(proto: str, exc: BaseException) -> dict[str, Any]:
             detail = getattr(exc, "detail", None)
             if detail:
                 fields["detail"] = str(detail)
+            pooler = pg.pooler_of(state, str(exc))
             return {
                 "outcome": "server_error",
                 "error_code": state,
                 "sqlstate": state,
                 "error_message": str(exc),
                 "error_fields": fields,
+                **({"server": pooler} if pooler else {}),
             }
     elif proto == "mysql":
         args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
