@@ -196,11 +196,12 @@ def database_fault(obs: Observations) -> Fault | None:
         return None
     ev = database_evidence(r)
     if r.outcome == "timeout" and r.server == "pgbouncer" and r.phase in ("login", "validation"):
+        # The driver's login waits its own timeout (login_ms); the greeting the read timeout.
+        waited = r.login_ms / 1000.0 if r.login_ms else obs.options.read_timeout
         return _fault(
             "db.upstream_unavailable",
-            f"{where}: PgBouncer answers but held the {r.phase} for "
-            f"{obs.options.read_timeout:g} s without an answer: it is waiting for its "
-            "PostgreSQL server, which does not answer it.",
+            f"{where}: PgBouncer answers but held the {r.phase} for {waited:.1f} s without "
+            "an answer: it is waiting for its PostgreSQL server, which does not answer it.",
             ev,
         )
     if r.outcome == "timeout":
