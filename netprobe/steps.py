@@ -618,6 +618,13 @@ class DatabaseResult(Frozen):
     login_user: str | None = None
     validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
     looks_like: str | None = Field(None, description="What unexpected bytes look like.")
+    answered_instead: str | None = Field(
+        None,
+        description="The server sent no greeting (MySQL speaks first): who answered a "
+        "client-first opening (PostgreSQL SSLRequest, TLS ClientHello, HTTP request, Redis "
+        "PING) on a fresh connection, e.g. 'PostgreSQL (it answered the SSLRequest with "
+        "'S'...)'.",
+    )
     first_bytes: str | None = Field(None, description="Hex of the first bytes received.")
     greeting_ms: float | None = Field(None, description="From connected to the first answer.")
     login_ms: float | None = None

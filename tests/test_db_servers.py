@@ -251,12 +251,14 @@ async def test_mismatch_postgres_and_redis_probes_at_mariadb(mariadb: MariaDB) -
 
 
 async def test_mysql_probe_at_a_postgres_port_points_at_the_port(postgres: Postgres) -> None:  # noqa: F405
-    # PostgreSQL waits for its client: to a MySQL probe it looks exactly like a stuck server.
+    # PostgreSQL waits for its client: to a MySQL probe it is silent like a stuck server, but
+    # it answers a client-first opening (an SSLRequest) on a fresh connection (issue 11).
     report = await netprobe.diagnose(
         f"mysql://127.0.0.1:{postgres.port}", icmp=False, read_timeout=0.3, timeout=3
     )
-    assert code(report) == "db.greeting_timeout", report.fault
-    assert any("this port is MySQL's" in h for h in fault_of(report).hints), fault_of(report)
+    assert code(report) == "db.protocol_mismatch", report.fault
+    assert "PostgreSQL" in fault_of(report).summary, fault_of(report)
+    assert any("port belongs to" in h for h in fault_of(report).hints), fault_of(report)
 
 
 # ------------------------------------------------------------------------------ PostgreSQL

@@ -204,6 +204,13 @@ def database_fault(obs: Observations) -> Fault | None:
             "an answer: it is waiting for its PostgreSQL server, which does not answer it.",
             ev,
         )
+    if r.outcome == "timeout" and r.answered_instead is not None:
+        return _fault(
+            "db.protocol_mismatch",
+            f"{where} does not speak {name}: it sent no greeting ({name} speaks first), and "
+            f"a fresh connection's client-first opening was answered by {r.answered_instead}.",
+            ev,
+        )
     if r.outcome == "timeout":
         what = {
             "greeting": "the greeting",
