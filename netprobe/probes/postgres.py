@@ -81,12 +81,13 @@ class PostgresGreeting(Conversation):
         if result.outcome == "timeout" and self.startup_sent:
             # Silence after the StartupMessage: a stuck server, or a pooler holding the login
             # while its own server is down. Ask which on a fresh connection.
-            self._update(phase="login")
             host, port = self._peer()
             if await identify_pooler(self.ctx, host, port) is not None:
                 seconds = self.ctx.options.read_timeout
                 self._update(
-                    server="pgbouncer", notes=[*self.result.notes, held_login_note(seconds)]
+                    server="pgbouncer",
+                    phase="login",
+                    notes=[*self.result.notes, held_login_note(seconds)],
                 )
         return self.result
 
