@@ -46,10 +46,9 @@ def _base_closure() -> list[metadata.Distribution]:
     return list(seen.values())
 
 
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with netprobe-sdk and its base dependencies (symlinked), no extra."""
-    root = tmp_path_factory.mktemp("bare-venv")
+def make_bare_venv(root: Path) -> Path:
+    """A venv in ``root`` with netprobe-sdk and its base dependencies (symlinked), no extra;
+    its python."""
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60
     )
@@ -67,10 +66,14 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if src.exists():
                 names.add(top)
                 (site / top).symlink_to(src)
-    python = root / "bin" / "python"
     for module in ("asyncmy", "asyncpg", "redis"):
         assert module not in {n.split(".")[0] for n in names}, f"{module} is a base dependency?"
-    return python
+    return root / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bare_venv(tmp_path_factory.mktemp("bare-venv"))
 
 
 def run(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
