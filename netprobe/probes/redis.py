@@ -117,7 +117,7 @@ class RedisGreeting(Conversation):
                     return
                 why = "INFO names no redis_version"
             elif isinstance(reply, rd.RedisError):
-                why = f"INFO answered -{reply.message}"
+                why = f"INFO answered -{reply.message.strip()}"
             else:
                 why = "INFO answered something else than its text"
         self._update(notes=[*self.result.notes, f"version unknown: {why} (PING answered PONG)"])
