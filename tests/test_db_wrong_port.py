@@ -61,6 +61,8 @@ async def test_mysql_at_postgresql(postgres: Postgres) -> None:  # noqa: F811
     summary = mismatch(report)
     assert "PostgreSQL" in summary and "SSLRequest" in summary, summary
     assert db_of(report).answered_instead is not None
+    assert report.fault is not None
+    assert any(f"postgresql://127.0.0.1:{postgres.port}" in h for h in report.fault.hints)
 
 
 @pytest.mark.servers

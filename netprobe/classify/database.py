@@ -136,6 +136,15 @@ _HINTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Who answered a client-first opening (probes/db_sniff.py) -> the scheme that probes it.
+_SCHEME_OF_ANSWER = (
+    ("PostgreSQL", "postgresql"),
+    ("Redis", "redis"),
+    ("a TLS server", "https"),
+    ("an HTTPS server", "https"),
+    ("an HTTP server", "http"),
+)
+
 _SILENT_PEERS_HINT = (
     "A MySQL server speaks first; PostgreSQL, Redis and HTTP servers wait for the client and "
     "send no greeting either: check that this port is MySQL's."
@@ -205,11 +214,18 @@ def database_fault(obs: Observations) -> Fault | None:
             ev,
         )
     if r.outcome == "timeout" and r.answered_instead is not None:
+        scheme = next(
+            (s for start, s in _SCHEME_OF_ANSWER if r.answered_instead.startswith(start)), None
+        )
+        hints = _HINTS["db.protocol_mismatch"]
+        if scheme is not None:
+            hints = (*hints, f"If that is the service you meant, probe {scheme}://{where}.")
         return _fault(
             "db.protocol_mismatch",
             f"{where} does not speak {name}: it sent no greeting ({name} speaks first), and "
             f"a fresh connection's client-first opening was answered by {r.answered_instead}.",
             ev,
+            hints,
         )
     if r.outcome == "timeout":
         what = {
