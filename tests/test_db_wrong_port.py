@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import netprobe
@@ -81,6 +82,18 @@ async def test_mysql_at_redis() -> None:
     assert "Redis (it answered PING with +PONG)" in summary, summary
 
 
+async def accepted_settles(server: TcpServer) -> int:
+    """The server's accept count once its accept thread has caught up (bounded)."""
+    seen, still = server.accepted, 0
+    for _ in range(40):
+        await anyio.sleep(0.05)
+        still = still + 1 if server.accepted == seen else 0
+        seen = server.accepted
+        if still >= 6:
+            break
+    return seen
+
+
 async def test_silent_to_every_opening_stays_a_greeting_timeout() -> None:
     # Accepts, reads, never answers anything: a stuck MySQL as far as anyone can tell.
     def hold(conn: Any) -> None:
@@ -93,9 +106,17 @@ async def test_silent_to_every_opening_stays_a_greeting_timeout() -> None:
                 return
 
     with TcpServer(hold) as stuck:
-        report = await mysql_at(int(stuck.address.rsplit(":", 1)[1]))
+        port = int(stuck.address.rsplit(":", 1)[1])
+        report = await mysql_at(port)
         assert report.fault is not None and report.fault.code == "db.greeting_timeout"
         assert db_of(report).answered_instead is None
+        first = await accepted_settles(stuck)
+        assert first == 5, first  # the probe's connection and four openings (TLS included)
+        # Asked again within a minute: a stuck MariaDB would count each opening it reads on
+        # recovery against max_connect_errors, so the silence is not asked about again.
+        again = await mysql_at(port)
+        assert again.fault is not None and again.fault.code == "db.greeting_timeout"
+        assert await accepted_settles(stuck) == first + 1
 
 
 async def test_a_port_that_drops_syns_is_not_sniffed() -> None:

@@ -11,6 +11,7 @@ is ``classify/database.py``'s.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import anyio
 
@@ -29,6 +30,13 @@ SNIFF_WINDOW_S = 1.0
 _ANSWER_BYTES = 2048
 #: How long the rest of an HTTP answer may take after its status line.
 _HTTP_BODY_WAIT_S = 0.2
+#: A peer silent to every opening is not asked again for this long. It may be a stuck MySQL
+#: after all: when it recovers, MariaDB counts each opening it then reads as an aborted
+#: handshake against max_connect_errors (100 by default; then it blocks this host, 1129), so
+#: a health check diagnosing every few seconds must not add four of them each time.
+SILENT_TTL_S = 60.0
+_MAX_REMEMBERED = 256
+_silent_since: dict[tuple[str, int], float] = {}
 
 
 def silent_greeting(result: DatabaseResult) -> bool:
@@ -46,7 +54,12 @@ def silent_greeting(result: DatabaseResult) -> bool:
 async def what_answers(ctx: ProbeContext, address: str) -> str | None:
     """Who answers a client-first opening on a fresh connection to ``address``, in words
     (the most telling answer first: PostgreSQL's SSLRequest byte, a TLS handshake, an HTTP
-    status line, a Redis reply); None when nothing answered within the window."""
+    status line, a Redis reply); None when nothing answered within the window, or when
+    nothing answered the last time, less than :data:`SILENT_TTL_S` ago."""
+    key = (address, ctx.target.port)
+    now = time.monotonic()
+    if now - _silent_since.get(key, -SILENT_TTL_S) < SILENT_TTL_S:
+        return None
     found: dict[str, str] = {}
 
     async def plain(opening: Opening) -> None:
@@ -62,12 +75,20 @@ async def what_answers(ctx: ProbeContext, address: str) -> str | None:
         elif hello.outcome == "alert":
             found["tls"] = f"a TLS server (it answered a ClientHello with the alert {hello.alert})"
 
-    with anyio.move_on_after(ctx.budget(SNIFF_WINDOW_S)):
+    window = ctx.budget(SNIFF_WINDOW_S)
+    with anyio.move_on_after(window):
         async with anyio.create_task_group() as tg:
             for opening in PLAIN_OPENINGS:
                 tg.start_soon(plain, opening)
             tg.start_soon(tls)
-    return _most_telling(found)
+    answered = _most_telling(found)
+    if answered is None and window >= SNIFF_WINDOW_S:  # not when the deadline cut it short
+        if len(_silent_since) >= _MAX_REMEMBERED:
+            _silent_since.clear()
+        _silent_since[key] = now
+    elif answered is not None:
+        _silent_since.pop(key, None)
+    return answered
 
 
 def _most_telling(found: dict[str, str]) -> str | None:
