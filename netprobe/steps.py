@@ -387,7 +387,9 @@ class ProxyStep(StepBase):
         "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
     )
     mode: Literal["connect", "forward"]
-    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    credentials_sent: bool = Field(
+        False, description="Proxy-Authorization (Basic) was sent (whatever the proxy made of it)."
+    )
     request: str | None = Field(None, description="The request line sent to the proxy.")
     http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
     http_reason: str | None = None
