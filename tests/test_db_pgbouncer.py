@@ -18,7 +18,7 @@ from netprobe.testing import closed_port
 from nplab.dbservers import APP_PASSWORD, Postgres, postgres  # noqa: F401 - session fixture
 from nplab.realservers.pgbouncer import PgBouncer
 
-pytestmark = [pytest.mark.anyio, pytest.mark.servers]
+pytestmark = [pytest.mark.anyio, pytest.mark.backends, pytest.mark.servers]
 
 
 def db_of(report: netprobe.Report) -> DatabaseResult:

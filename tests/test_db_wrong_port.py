@@ -27,7 +27,7 @@ from nplab.realservers.nginx import Nginx, static
 from nplab.realservers.pki import Pki
 from nplab.require import require_binary
 
-pytestmark = [pytest.mark.anyio]
+pytestmark = [pytest.mark.anyio, pytest.mark.backends]
 
 
 def db_of(report: netprobe.Report) -> DatabaseResult:
