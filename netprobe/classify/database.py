@@ -205,11 +205,13 @@ def database_fault(obs: Observations) -> Fault | None:
         return None
     ev = database_evidence(r)
     if r.outcome == "timeout" and r.server == "pgbouncer" and r.phase in ("login", "validation"):
-        # The driver's login waits its own timeout (login_ms); the greeting the read timeout.
-        waited = r.login_ms / 1000.0 if r.login_ms else obs.options.read_timeout
+        # The driver's login waits the longer of the read and connect timeouts (db_login.py);
+        # the greeting the read timeout. (The configured wait, not the measured one: stable.)
+        o = obs.options
+        waited = max(o.read_timeout, o.connect_timeout) if r.login_attempted else o.read_timeout
         return _fault(
             "db.upstream_unavailable",
-            f"{where}: PgBouncer answers but held the {r.phase} for {waited:.1f} s without "
+            f"{where}: PgBouncer answers but held the {r.phase} for {waited:g} s without "
             "an answer: it is waiting for its PostgreSQL server, which does not answer it.",
             ev,
         )

@@ -129,7 +129,6 @@ class DriverLogin:
     def __init__(self, ctx: ProbeContext) -> None:
         self.ctx = ctx
         self.conn: Any = None
-        self._timeout_s = 0.0
         t = ctx.target
         self.result = DatabaseResult(
             protocol=t.protocol,
@@ -140,11 +139,10 @@ class DriverLogin:
         )
 
     def _timeout(self) -> float:
-        self._timeout_s = max(
+        return max(
             0.1,
             self.ctx.budget(max(self.ctx.options.read_timeout, self.ctx.options.connect_timeout)),
         )
-        return self._timeout_s
 
     async def open(self) -> DatabaseResult:
         """Log in and validate (on an asyncio loop: see :class:`DriverSession`)."""
@@ -185,7 +183,8 @@ class DriverLogin:
         which on a fresh connection (``postgres.identify_pooler``)."""
         t = self.ctx.target
         if await identify_pooler(self.ctx, t.host, t.port) is not None:
-            note = held_login_note(self._timeout_s)
+            o = self.ctx.options
+            note = held_login_note(max(o.read_timeout, o.connect_timeout))
             self._set(server="pgbouncer", notes=(*self.result.notes, note))
 
     async def _pg_login(self) -> None:

@@ -59,7 +59,7 @@ async def identify_pooler(ctx: ProbeContext, host: str, port: int) -> str | None
 
 def held_login_note(seconds: float) -> str:
     return (
-        f"PgBouncer held the login {seconds:.1f} s without an answer (recognised on a second "
+        f"PgBouncer held the login {seconds:g} s without an answer (recognised on a second "
         f"connection: it refused the startup parameter {pg.POOLER_PROBE_PARAM} at once, as "
         "only PgBouncer does); it waits for a connection to its PostgreSQL server"
     )
