@@ -62,11 +62,13 @@ def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
             return await run(target, **options)
         from ._live import with_live_progress
         from .options import make_options
+        from .probes.db_login import require_driver
         from .target import parse_target
 
         # Bad input is one line before anything is drawn (not an error inside the task
         # group of the live line).
         parsed, opts = parse_target(target), make_options(**options)
+        require_driver(parsed)
         return await with_live_progress(err, parsed.url, lambda: run(parsed, options=opts))
 
     report: Report = run_async(go)

@@ -39,7 +39,7 @@ from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
 from .probes.connection import Connection
 from .probes.database import has_credentials, to_step
-from .probes.db_login import DriverSession
+from .probes.db_login import DriverSession, require_driver
 from .probes.dns import resolve
 from .report import Fault, IdleSearch, IdleTrial, PoolConnection, PoolReport
 from .steps import AddressAttempt, Step, TcpStep
@@ -109,6 +109,7 @@ async def probe_pool(
     if not 1 <= max_idle <= 3600:
         raise InvalidOption(f"max_idle must be between 1 and 3600 seconds (got {max_idle})")
     opts = make_options(options, **kwargs)
+    require_driver(parsed)
     if find_idle_timeout:
         return await _IdleSearch(parsed, opts, max_idle, on_progress).run()
     return await _Pool(parsed, opts, size, hold, on_progress).run()
@@ -144,9 +145,9 @@ class _Pool:
         self.options = options
         self.size = size
         self.notes: list[str] = []
-        self.authenticated = has_credentials(ProbeContext(target=target, options=options))
+        self.with_credentials = has_credentials(ProbeContext(target=target, options=options))
         cap = UNAUTHENTICATED_HOLD_CAP.get(target.protocol)
-        if not self.authenticated and cap is not None and hold > cap:
+        if not self.with_credentials and cap is not None and hold > cap:
             self.notes.append(
                 f"hold cut from {hold:g} s to {cap:g} s: an unauthenticated {target.protocol} "
                 "connection held longer may be timed out by the server and counted as a "
@@ -195,7 +196,7 @@ class _Pool:
 
         async with anyio.create_task_group() as tg:
             for slot in self.slots:
-                one = self._session if self.authenticated else self._connection
+                one = self._session if self.with_credentials else self._connection
                 tg.start_soon(one, slot, settled, validate_now)
             await opened.wait()
             if self.hold > 0 and any(s.conn.outcome == "validated" for s in self.slots):
@@ -316,7 +317,7 @@ class _Pool:
             dns_fault=dns_fault,
         )
         notes = list(self.notes)
-        if not self.authenticated and self.target.protocol == "mysql":
+        if not self.with_credentials and self.target.protocol == "mysql":
             notes.append(
                 "credential-less: each connection is a greeting held in the handshake, then "
                 "answered for the probe user (1045); it proves the server accepts this many "
@@ -329,7 +330,7 @@ class _Pool:
             target=self.target,
             requested=self.size,
             opened=opened,
-            authenticated=self.authenticated,
+            with_credentials=self.with_credentials,
             hold_s=self.hold,
             held_ok=held_ok,
             time_to_fill_ms=fill_ms,
@@ -364,7 +365,7 @@ class _IdleSearch(_Pool):
         super().__init__(target, options, len(self.schedule), 0.0, on_progress)
         self.trials: dict[int, IdleTrial] = {}
         self.scopes: dict[int, anyio.CancelScope] = {}
-        if target.protocol == "mysql" and not self.authenticated:
+        if target.protocol == "mysql" and not self.with_credentials:
             self.notes.append(
                 "a credential-less MySQL connection is held in its handshake: the server "
                 "closes it after its connect_timeout (10 s by default), which this search "
@@ -441,7 +442,7 @@ class _IdleSearch(_Pool):
             target=self.target,
             requested=self.size,
             opened=opened,
-            authenticated=False,
+            with_credentials=False,
             hold_s=search.died_s or search.survived_s or 0.0,
             held_ok=sum(1 for c in conns if c.held_ok),
             summary=verdict.summary,

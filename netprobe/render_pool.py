@@ -50,7 +50,7 @@ _TRIAL = {
 
 def render_pool(report: PoolReport, *, verbose: bool = False) -> list[str]:
     """The pool report as rich markup lines (every connection with ``verbose``)."""
-    mode = "real sessions" if report.authenticated else "greetings, no credentials"
+    mode = "real sessions" if report.with_credentials else "greetings, no credentials"
     if report.idle_search is not None:
         what = f"idle-timeout search up to {report.idle_search.max_idle_s:g} s"
     else:

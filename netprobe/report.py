@@ -80,6 +80,10 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "db.auth_failed": ("l7", "the credentials were rejected"),
     "db.access_denied": ("l7", "the user may not connect from this host or to this database"),
     "db.server_error": ("l7", "the database answered with another error (see its code)"),
+    "db.upstream_unavailable": (
+        "l7",
+        "a connection pooler (PgBouncer) answers, but its database server does not",
+    ),
     "local.port_exhaustion": ("local", "no free local port (EADDRNOTAVAIL)"),
     "local.fd_exhaustion": ("local", "no free file descriptor (EMFILE/ENFILE)"),
     "local.connect_denied": (
@@ -308,7 +312,9 @@ class PoolReport(Frozen):
     target: Target
     requested: int
     opened: int = Field(description="Connections open at the same time, each validated.")
-    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
+    with_credentials: bool = Field(
+        description="Real sessions (logins with the target's credentials) or greetings only."
+    )
     hold_s: float = Field(description="How long the connections were held (after any cap).")
     held_ok: int | None = Field(None, description="Connections still valid after the hold.")
     time_to_fill_ms: float | None = None

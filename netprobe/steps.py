@@ -412,7 +412,9 @@ class ProxyStep(StepBase):
         "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
     )
     mode: Literal["connect", "forward"]
-    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    credentials_sent: bool = Field(
+        False, description="Proxy-Authorization (Basic) was sent (whatever the proxy made of it)."
+    )
     request: str | None = Field(None, description="The request line sent to the proxy.")
     http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
     http_reason: str | None = None
@@ -603,7 +605,11 @@ class DatabaseResult(Frozen):
     phase: DatabasePhase = Field(
         "greeting", description="Where the conversation stopped (or ended well)."
     )
-    server: str | None = Field(None, description="mysql, mariadb, postgresql or redis.")
+    server: str | None = Field(
+        None,
+        description="mysql, mariadb, postgresql, redis, or pgbouncer: the pooler that "
+        "answered in PostgreSQL's place (recognised by its own messages).",
+    )
     version: str | None = Field(None, description="Server version, when the server revealed it.")
     protocol_version: int | None = None
     connection_id: int | None = Field(None, description="MySQL thread id from the greeting.")
@@ -630,10 +636,22 @@ class DatabaseResult(Frozen):
         description="PostgreSQL ErrorResponse fields (routine, detail...).",
     )
     probe_user: str | None = Field(None, description="User named by a credential-less probe.")
-    authenticated: bool = Field(False, description="A login with the target's credentials ran.")
+    login_attempted: bool = Field(
+        False, description="A login with the target's credentials was tried (whatever came of it)."
+    )
+    logged_in: bool = Field(
+        False, description="That login succeeded: the server accepted the credentials."
+    )
     login_user: str | None = None
     validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
     looks_like: str | None = Field(None, description="What unexpected bytes look like.")
+    answered_instead: str | None = Field(
+        None,
+        description="The server sent no greeting (MySQL speaks first): who answered a "
+        "client-first opening (PostgreSQL SSLRequest, TLS ClientHello, HTTP request, Redis "
+        "PING) on a fresh connection, e.g. 'PostgreSQL (it answered the SSLRequest with "
+        "'S'...)'.",
+    )
     first_bytes: str | None = Field(None, description="Hex of the first bytes received.")
     greeting_ms: float | None = Field(None, description="From connected to the first answer.")
     login_ms: float | None = None
