@@ -189,3 +189,25 @@ def test_api_raises_invalid_option_before_io(bare_python: Path, listener: socket
     # The greeting-only diagnosis did connect (the only connection of the test).
     assert lines[5].startswith("greeting-only:"), out.stdout
     assert accepted(listener) == 1
+
+
+def test_a_driver_that_fails_to_import_is_an_option_error(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    """Installed but broken (here: a driver whose import fails as one missing its shared
+    library does): the login could never run, so the check is refused like a missing
+    driver, never left to read 'unavailable' and healthy."""
+    python = make_bare_venv(tmp_path / "venv")
+    site = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
+    (site / "asyncmy").mkdir()
+    (site / "asyncmy" / "__init__.py").write_text(
+        "raise ImportError('libmariadb.so.3: cannot open shared object file')\n"
+    )
+    port = listener.getsockname()[1]
+    out = run(python, "-m", "netprobe", "diagnose", f"mysql://root:pw@127.0.0.1:{port}/")
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fails to import" in lines[0], out.stderr
+    assert "libmariadb.so.3" in lines[0] and "netprobe-sdk[mysql]" in lines[0], lines[0]
+    assert "HEALTHY" not in out.stdout and "Traceback" not in out.stderr
+    assert accepted(listener) == 0

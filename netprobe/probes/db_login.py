@@ -49,22 +49,34 @@ def require_driver(target: Target) -> None:
 
     A login the user asked for that cannot run must never read healthy: without this check
     the greeting alone answered and the report said HEALTHY for wrong credentials (issue 11).
-    ``find_spec`` looks the module up without importing it (no import time in the caller).
+    A driver that is installed but fails to import (a broken install, a missing shared
+    library) is the same mistake with another cause: it is imported here, so that the login
+    never finds it missing later and reads "unavailable" (which a report must not call
+    healthy), and so that its import time is spent before any clock starts.
     """
     if not wants_login(target):
         return
     module = _DRIVERS[target.protocol]
+    extra = _EXTRAS[target.protocol]
     try:
         found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         found = False
     if not found:
-        extra = _EXTRAS[target.protocol]
         raise InvalidOption(
             f"{target} has credentials but the {target.protocol} login driver ({module}) is "
             f"not installed: pip install 'netprobe-sdk[{extra}]' (or drop the credentials "
             "for a greeting-only check)"
         )
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the same user mistake
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidOption(
+            f"{target} has credentials but the {target.protocol} login driver ({module}) "
+            f"fails to import ({type(exc).__name__}: {first}): reinstall it with pip install "
+            f"--force-reinstall 'netprobe-sdk[{extra}]'"
+        ) from None
 
 
 async def login_once(ctx: ProbeContext) -> DatabaseResult:
