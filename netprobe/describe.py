@@ -308,6 +308,7 @@ _SERVER_NAMES = {
     "mariadb": "MariaDB",
     "mysql": "MySQL",
     "postgresql": "PostgreSQL",
+    "pgbouncer": "PgBouncer",
     "redis": "Redis",
 }
 
@@ -375,11 +376,24 @@ def database_line(r: DatabaseResult) -> str:
         "mariadb": "MariaDB",
         "mysql": "MySQL",
         "postgresql": "PostgreSQL",
+        "pgbouncer": "PgBouncer",
         "redis": "Redis",
     }.get(r.server or r.protocol, r.protocol)
     name = f"{server} {r.version}" if r.version else server
+    unknown = next(
+        (
+            n.removesuffix(" (PING answered PONG)")
+            for n in r.notes
+            if n.startswith("version unknown")
+        ),
+        None,
+    )
+    unknown = unknown if r.version is None else None
     if r.outcome == "validated":
-        return f"{name}: logged in as {r.login_user or '?'}, {r.validation} ok"
+        # Redis with a password only: the ACL user is "default".
+        user = r.login_user or ("default" if r.protocol == "redis" else "?")
+        line = f"{name}: logged in as {user}, {r.validation} ok"
+        return line + (f" ({unknown})" if unknown else "")
     if r.outcome == "ready":
         extra = []
         if r.connection_id is not None:
@@ -392,6 +406,8 @@ def database_line(r: DatabaseResult) -> str:
             extra.append("TLS offered")
         if r.error_code == "NOAUTH":
             extra.append("password required")
+        if unknown:
+            extra.append(unknown)
         return f"{name} is up" + (f" ({', '.join(extra)})" if extra else "")
     if r.outcome == "server_error":
         if r.protocol == "redis":

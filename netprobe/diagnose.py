@@ -24,6 +24,7 @@ from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes.connection import Connection
 from .probes.database import login_step
+from .probes.db_login import require_driver
 from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
@@ -57,10 +58,12 @@ async def diagnose(
 
     Raises:
         InvalidTarget: the target is malformed (before any I/O).
-        InvalidOption: an option is unknown or out of range (before any I/O).
+        InvalidOption: an option is unknown or out of range, or the target has credentials
+            and its login driver is not installed (before any I/O).
     """
     parsed = parse_target(target)
     opts = make_options(options, **kwargs)
+    require_driver(parsed)
     # The way the application would go: a forward proxy from the options or the environment.
     route = proxy_route(parsed, opts, os.environ)
     return await _Diagnosis(parsed, opts, route).run()
@@ -79,6 +82,8 @@ async def diagnose_many(
     """
     parsed = [parse_target(t) for t in targets]
     opts = make_options(options, **kwargs)
+    for t in parsed:
+        require_driver(t)
     if concurrency < 1:
         from ._errors import InvalidOption
 

@@ -117,7 +117,7 @@ def _proxy_line(step: ProxyStep) -> str:
     """``via http://proxy.lab:3128 (HTTPS_PROXY): CONNECT api.lab:443 → 200 Connection
     established``."""
     head = f"via {step.url} ({step.source}"
-    head += ", with credentials)" if step.authenticated else ")"
+    head += ", with credentials)" if step.credentials_sent else ")"
     if step.status == "skipped":
         text = f"{head}: {step.reason}"
     elif step.mode == "forward":

@@ -32,6 +32,8 @@ __all__ = [
     "GrpcFailure",
     "GrpcResult",
     "GrpcStatusSource",
+    "HoldCheck",
+    "HoldOutcome",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
@@ -271,6 +273,29 @@ class AddressAttempt(Frozen):
         )
 
 
+HoldOutcome = Literal["alive", "silence", "reset", "closed", "unavailable"]
+
+
+class HoldCheck(Frozen):
+    """A held connection's transport checked on the wire: a TCP keepalive probe sent after
+    the hold, which the peer's TCP must acknowledge and every middlebox must pass.
+
+    ``alive``: the probe was acknowledged. ``silence``: no acknowledgement within the wait
+    (a stateful firewall or NAT dropped the probe: its session for the connection is gone).
+    ``reset``: an RST ended the connection. ``closed``: the peer had closed it (FIN).
+    ``unavailable``: the socket gives no TCP_INFO (not Linux): nothing was sent."""
+
+    outcome: HoldOutcome
+    idle_ms: float | None = Field(
+        None, description="How long the connection had received nothing when the check began."
+    )
+    waited_ms: float = Field(description="From the probe armed to the answer, or to giving up.")
+    probes_unanswered: int | None = Field(
+        None, description="Keepalive probes sent and not acknowledged (tcpi_probes), at the end."
+    )
+    error: ErrorInfo | None = Field(None, description="The socket's error (ECONNRESET...).")
+
+
 class TcpStep(StepBase):
     """Every resolved address was tried concurrently; ``connected_to`` is the one kept."""
 
@@ -446,7 +471,9 @@ class ProxyStep(StepBase):
         "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
     )
     mode: Literal["connect", "forward"]
-    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    credentials_sent: bool = Field(
+        False, description="Proxy-Authorization (Basic) was sent (whatever the proxy made of it)."
+    )
     request: str | None = Field(None, description="The request line sent to the proxy.")
     http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
     http_reason: str | None = None
@@ -637,7 +664,11 @@ class DatabaseResult(Frozen):
     phase: DatabasePhase = Field(
         "greeting", description="Where the conversation stopped (or ended well)."
     )
-    server: str | None = Field(None, description="mysql, mariadb, postgresql or redis.")
+    server: str | None = Field(
+        None,
+        description="mysql, mariadb, postgresql, redis, or pgbouncer: the pooler that "
+        "answered in PostgreSQL's place (recognised by its own messages).",
+    )
     version: str | None = Field(None, description="Server version, when the server revealed it.")
     protocol_version: int | None = None
     connection_id: int | None = Field(None, description="MySQL thread id from the greeting.")
@@ -664,10 +695,22 @@ class DatabaseResult(Frozen):
         description="PostgreSQL ErrorResponse fields (routine, detail...).",
     )
     probe_user: str | None = Field(None, description="User named by a credential-less probe.")
-    authenticated: bool = Field(False, description="A login with the target's credentials ran.")
+    login_attempted: bool = Field(
+        False, description="A login with the target's credentials was tried (whatever came of it)."
+    )
+    logged_in: bool = Field(
+        False, description="That login succeeded: the server accepted the credentials."
+    )
     login_user: str | None = None
     validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
     looks_like: str | None = Field(None, description="What unexpected bytes look like.")
+    answered_instead: str | None = Field(
+        None,
+        description="The server sent no greeting (MySQL speaks first): who answered a "
+        "client-first opening (PostgreSQL SSLRequest, TLS ClientHello, HTTP request, Redis "
+        "PING) on a fresh connection, e.g. 'PostgreSQL (it answered the SSLRequest with "
+        "'S'...)'.",
+    )
     first_bytes: str | None = Field(None, description="Hex of the first bytes received.")
     greeting_ms: float | None = Field(None, description="From connected to the first answer.")
     login_ms: float | None = None

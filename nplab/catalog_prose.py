@@ -521,6 +521,22 @@ PROSE: dict[str, Prose] = {
         "and message as evidence. " + _DB_CHECKS,
         next="The error code in the server's documentation and its log.",
     ),
+    "db.upstream_unavailable": Prose(
+        wire="A connection pooler speaks PostgreSQL's protocol in its server's place. Here "
+        "PgBouncer answers the SSLRequest and the SCRAM exchange itself, then holds the "
+        "login: it has no server connection to give, its PostgreSQL being down. (It says so "
+        "in words when it gives up: `pgbouncer cannot connect to server`, "
+        "`query_wait_timeout`, SQLSTATE 08P01.)",
+        apart="Silence after the login would read as a stuck PostgreSQL "
+        "(`db.greeting_timeout`); netprobe asks on a second connection, with a startup "
+        "parameter PgBouncer alone refuses at once, and names the pooler: the box that "
+        "answers is up, the one behind it is not. PgBouncer's other errors get the codes "
+        "they mean (`max_client_conn` is `db.too_many_connections`). Without credentials "
+        "PgBouncer answers the SCRAM request without asking its server: only a login shows "
+        "this fault.",
+        next="The PostgreSQL server behind the pooler (its state, and the host/port in "
+        "PgBouncer's `[databases]`); PgBouncer's log says `closing because: connect failed`.",
+    ),
     # -- local ------------------------------------------------------------------------------
     "local.port_exhaustion": Prose(
         wire="connect() fails at once with EADDRNOTAVAIL: every local port of the ephemeral "
@@ -654,3 +670,7 @@ PROSE: dict[str, Prose] = {
 from nplab.catalog_l7_prose import PROSE as _L7_PROSE  # noqa: E402
 
 PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})
+
+from nplab.catalog_session_prose import PROSE as _SESSION_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _SESSION_PROSE.items()})

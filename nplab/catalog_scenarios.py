@@ -47,6 +47,7 @@ from typing import Any
 
 from netprobe.testing import CertBook
 from nplab.catalog_l7 import l7_scenarios
+from nplab.catalog_session import session_scenarios
 from nplab.catalog_tls import tls_scenarios
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab, sh
@@ -246,6 +247,7 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         scenarios = _scenarios(ca, delayed)
         scenarios.extend(stack.enter_context(l7_scenarios(lab)))  # nplab/catalog_l7.py
         scenarios += stack.enter_context(tls_scenarios(lab))  # nplab/catalog_tls.py
+        scenarios += stack.enter_context(session_scenarios(lab))  # nplab/catalog_session.py
         if db_future is not None:
             scenarios.extend(db_future.result(timeout=120))
         yield scenarios

@@ -38,8 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netprobe._cliutil import console, print_lines
 from netprobe.cli import print_report
-from netprobe.report import FAULT_CODES, WARNING_CODES, Report
+from netprobe.render_churn import render_churn
+from netprobe.render_pool import render_pool
+from netprobe.report import FAULT_CODES, WARNING_CODES, ChurnReport, PoolReport, Report
 from nplab.catalog_prose import HOW_MADE, INTRO, LAYERS, PROSE
 from nplab.catalog_scenarios import (
     CATALOG_CA,
@@ -89,13 +92,14 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     shown_args = [CATALOG_CA if a == ca_file else a for a in args]
     own = ("sysctl", "faketime", "resolv_conf")
     pre = {k: v for k, v in scenario.pre.items() if k not in own}
+    command = scenario.command
     if pre:
         spec = json.dumps(pre)
-        argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, "diagnose", *args]
-        shown = ["python", "nplab/catalog_cli.py", spec, "diagnose", *shown_args]
+        argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, command, *args]
+        shown = ["python", "nplab/catalog_cli.py", spec, command, *shown_args]
     else:
-        argv = [NETPROBE, "diagnose", *args]
-        shown = ["netprobe", "diagnose", *shown_args]
+        argv = [NETPROBE, command, *args]
+        shown = ["netprobe", command, *shown_args]
     shift = scenario.pre.get("faketime")
     if shift:
         # libfaketime shifts this process's wall clock only (the monotonic clock stays real).
@@ -136,11 +140,27 @@ def _ca_file(scenario: Scenario) -> str | None:
     return None
 
 
-def render_text(report: Report) -> str:
-    """What ``netprobe diagnose`` (without --json) prints for this report."""
+AnyReport = Report | PoolReport | ChurnReport
+
+
+def parse_report(scenario: Scenario, data: dict[str, Any]) -> AnyReport:
+    """The report of the scenario's command (diagnose, pool, churn), validated."""
+    if scenario.command == "pool":
+        return PoolReport.model_validate(data)
+    if scenario.command == "churn":
+        return ChurnReport.model_validate(data)
+    return Report.model_validate(data)
+
+
+def render_text(report: AnyReport) -> str:
+    """What the command (without --json) prints for this report."""
     buf = io.StringIO()
     with _STDOUT, contextlib.redirect_stdout(buf):  # sys.stdout is global: one at a time
-        print_report(report, as_json=False)
+        if isinstance(report, Report):
+            print_report(report, as_json=False)
+        else:
+            lines = render_pool(report) if isinstance(report, PoolReport) else render_churn(report)
+            print_lines(console(), lines)
     return buf.getvalue()
 
 
@@ -168,7 +188,7 @@ def run_scenario(lab: Lab, scenario: Scenario) -> Result:
     wall = time.perf_counter() - start
     try:
         data: dict[str, Any] = json.loads(out.stdout)
-        report = Report.model_validate(data)
+        report = parse_report(scenario, data)
     except ValueError as exc:
         raise CatalogError(
             f"{scenario.code}: the CLI printed no report (exit {out.returncode}):\n"
@@ -246,11 +266,16 @@ def _excerpt(code: str, report: dict[str, Any]) -> dict[str, Any]:
     else:
         out["fault"] = report["fault"]
     wanted = _relevant_steps(code, report)
-    steps = [_compact(s) for s in report["steps"] if s["name"] in wanted]
+    steps = [_compact(s) for s in report.get("steps", []) if s["name"] in wanted]
     if steps:
         out["steps"] = steps
     if code.startswith("local.") and report.get("local") is not None:
         out["local"] = _compact(report["local"])
+    if "connections" in report:  # netprobe pool: the first connection the fault names
+        hit = [c for c in report["connections"] if c.get("held_fault_code") == code]
+        out["connections"] = [_compact(c) for c in hit[:1]]
+    if "reused" in report:  # netprobe churn: both kinds of connect, counted
+        out["fresh"], out["reused"] = _compact(report["fresh"]), _compact(report["reused"])
     return out
 
 
@@ -279,7 +304,7 @@ def _relevant_steps(code: str, report: dict[str, Any]) -> set[str]:
     if prefix in by_prefix:
         return by_prefix[prefix]
     # l7.connection_closed, diagnosis.deadline: the rung that failed or was cut.
-    failed = {s["name"] for s in report["steps"] if s.get("status") == "failed"}
+    failed = {s["name"] for s in report.get("steps", []) if s.get("status") == "failed"}
     return failed or {"tcp"}
 
 
@@ -378,6 +403,12 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
     # own connection is opening or closing, so it may count once more (a known race).
     (re.compile(r"\d+ (sockets (?:of this host )?toward)"), r"<n> \1"),
     (re.compile(r"has \d+ file descriptors open"), "has <n> file descriptors open"),
+    # Session tables: how many keepalive probes left while waiting, how long the churn took.
+    (
+        re.compile(r"no ACK to (?:\d+ keepalive probes?|a keepalive probe) in \d+(?:\.\d+)? s"),
+        "no ACK to <n> keepalive probes in <s>",
+    ),
+    (re.compile(r"closed with RST, \d+(?:\.\d+)? s\)"), "closed with RST, <s>)"),
 ]
 #: JSON keys whose values differ from run to run (and every key ending in ``_ms``).
 _VOLATILE_KEYS = {
@@ -396,6 +427,7 @@ _VOLATILE_KEYS = {
     "timeout_s",
     "states",
     "open_fds",
+    "probes_unanswered",  # keepalive probes sent while waiting: one a second, load permitting
     "skew_s",  # a clock skew measured against a Date header of one-second resolution
 }
 
@@ -462,8 +494,8 @@ _RUN = "`sudo .venv/bin/python scripts/gen_catalog.py`"
 
 
 def generate(only: Sequence[str] = ()) -> tuple[str, list[str], list[Result]]:
-    """Build the lab, run every scenario (or only those of the codes ``only``), return the
-    page, the codes no scenario shows, and the results."""
+    """Build the lab, run every scenario (or those of the codes in ``only``), return the page,
+    the codes no scenario shows, and the results."""
     start = time.perf_counter()
     with build_lab() as lab, build_scenarios(lab) as scenarios:
         print(
@@ -488,10 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with docs/catalog.md")
     parser.add_argument(
         "--only",
+        metavar="CODE",
         action="append",
         default=[],
-        metavar="CODE",
-        help="run only this code's scenarios (repeatable) and print their sections; writes nothing",
+        help="run only this code's scenarios and print their sections (nothing written)",
     )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -511,12 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     if args.only:
-        print(page)
-        shown = {r.scenario.code for r in results}
-        for code in args.only:
-            if code not in shown:
-                print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
-        return 0 if set(args.only) <= shown else 1
+        for result in results:
+            print("\n".join(_section(result.scenario.code, result)))
+        return 0
     for code in missing:
         print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
     if args.check:

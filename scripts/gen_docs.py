@@ -208,7 +208,7 @@ MEANINGS = {
     "DatabaseResult.tls_used": "The conversation ran over TLS.",
     "DatabaseResult.sqlstate": "The SQLSTATE of an error (MySQL and PostgreSQL).",
     "DatabaseResult.error_message": "The server's error message.",
-    "DatabaseResult.login_user": "The user of the authenticated login.",
+    "DatabaseResult.login_user": "The user of the login with the target's credentials.",
     "DatabaseResult.login_ms": "How long the login took (ms).",
     "DatabaseResult.validation_ms": "How long the validation query took (ms).",
     "DatabaseResult.notes": "Anything else worth knowing, in words.",

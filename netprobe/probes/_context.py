@@ -53,6 +53,13 @@ class ProbeContext:
         """A rung's own timeout, cut to what is left of the total deadline."""
         return min(seconds, self.remaining())
 
+    def restart_clock(self) -> None:
+        """Start the total deadline again: a later round trip on a held connection (a pool's
+        check after its hold) gets a whole deadline of its own, not what was left of the
+        opening's. The marks keep counting from the new start."""
+        self.started = time.perf_counter()
+        self.marks.clear()
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
 

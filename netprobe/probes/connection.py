@@ -29,12 +29,13 @@ from collections.abc import Sequence
 from types import TracebackType
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
-from ..steps import ApplicationStep, ProxyStep, Rung, Step, TlsStep
+from ..steps import ApplicationStep, HoldCheck, ProxyStep, Rung, Step, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS
 from .application import OPENINGS, Exchange
+from .keepalive import check_keepalive
 from .proxy import connect_tunnel, forward_step, unreached_step
 from .tcp import TcpConnector
 from .tls import await_acceptance, start_tls
@@ -176,6 +177,17 @@ class Connection:
         if step is not None:
             self.application = step
         return step
+
+    async def check_transport(self, wait: float) -> HoldCheck | None:
+        """A TCP keepalive probe on the held connection, answered or not within ``wait``
+        seconds (probes/keepalive.py): bytes on the wire that every middlebox must pass,
+        whatever the protocol. None when no connection is open."""
+        sock = self._socket
+        if sock is None and self._stream is not None:
+            sock = self._stream.extra(SocketAttribute.raw_socket, None)
+        if sock is None:
+            return None
+        return await check_keepalive(sock, wait)
 
     async def aclose(self) -> None:
         """The protocol's goodbye (bounded), then the connection itself. Idempotent."""

@@ -26,7 +26,8 @@ namespace. A missing binary skips on a laptop and fails under ``CI=true``.
 Namespaces made here are named ``nplab<pid><letter>`` (removed by the lab's
 ``cleanup_stale()`` after a crash); letters in use: ``c``/``s`` (the lab), ``d``
 (tests/test_realservers.py), ``g`` (tests/test_dns_real.py), ``q`` and ``r`` (the capture
-script), ``x``/``y``/``z`` (``conntrack``). Pick another letter for a new one.
+script), ``x``/``y``/``z`` (``conntrack``), ``k``/``u``/``v``
+(``conntrack.SessionTablePath``, the session table). Pick another letter for a new one.
 
 What each server sends in each fault situation is recorded under
 ``tests/fixtures/realservers/`` (raw captures and FINDINGS.md).
