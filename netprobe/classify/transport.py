@@ -158,11 +158,16 @@ def _silence_fault(
     w = witnesses_of(tcp, obs.icmp, rep.address)
     evidence = [*evidence, *w.evidence]
     seen = "; ".join(w.lines)
-    waited = round(tcp.timeout_s, 1)
+    # To 0.1 s; a wait the total deadline cut to almost nothing, in ms.
+    waited = (
+        f"{tcp.timeout_s * 1000:.0f} ms"
+        if tcp.timeout_s < 0.1
+        else f"{round(tcp.timeout_s, 1):g} s"
+    )
     if w.alive:
         return fault(
             "l4.filtered",
-            f"The SYN to {where} got no answer within {waited:g} s, yet the host is "
+            f"The SYN to {where} got no answer within {waited}, yet the host is "
             f"alive ({seen}): a firewall or security group drops port {port}, or the server's "
             "accept queue is full (SYN backlog overflow).",
             evidence,
@@ -178,7 +183,7 @@ def _silence_fault(
     if w.tried:
         return fault(
             "l3.host_unresponsive",
-            f"The SYN to {where} got no answer within {waited:g} s and {rep.address} "
+            f"The SYN to {where} got no answer within {waited} and {rep.address} "
             f"gave no sign of life ({seen}): the host is down, or a firewall drops everything "
             "to it.",
             evidence,
@@ -191,7 +196,7 @@ def _silence_fault(
     why = "; ".join(w.not_tried) or "no witness was available"
     return fault(
         "l4.connect_timeout",
-        f"The SYN to {where} got no answer within {waited:g} s: a firewall or "
+        f"The SYN to {where} got no answer within {waited}: a firewall or "
         "security group drops it, or the host is down. No witness of the host's liveness "
         f"could be tried to tell which ({why}).",
         evidence,
