@@ -32,10 +32,12 @@ __all__ = [
     "GrpcFailure",
     "GrpcResult",
     "GrpcStatusSource",
+    "HopOutcome",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
     "IcmpAddressResult",
+    "IcmpError",
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
@@ -49,6 +51,8 @@ __all__ = [
     "TcpStep",
     "TlsFailure",
     "TlsStep",
+    "TraceHop",
+    "TraceStep",
 ]
 
 
@@ -186,6 +190,25 @@ ConnectOutcome = Literal[
 ]
 
 
+class IcmpError(Frozen):
+    """An ICMP error read from the socket's error queue (``IP_RECVERR``): who sent it and what
+    it says. The errno of a connect cannot tell a firewall's reject from a dead host; this can."""
+
+    origin: Literal["icmp", "icmp6", "local"] = Field(
+        description="An ICMPv4 or ICMPv6 error a host on the path sent, or this host's own stack."
+    )
+    icmp_type: int
+    icmp_code: int
+    offender: str | None = Field(None, description="The address that sent the ICMP error.")
+    meaning: str = Field(description="What the type and code say, in words.")
+    admin_prohibited: bool = Field(
+        False, description="A firewall's reject (ICMP 3/9, 3/10, 3/13; ICMPv6 1/1)."
+    )
+    mtu: int | None = Field(
+        None, description="The next-hop MTU of a 'fragmentation needed' / 'packet too big'."
+    )
+
+
 class AddressAttempt(Frozen):
     """A connect to one address."""
 
@@ -201,6 +224,11 @@ class AddressAttempt(Frozen):
         "table or socket layer said no.",
     )
     local_address: str | None = Field(None, description="Our end of an established connection.")
+    icmp_error: IcmpError | None = Field(
+        None,
+        description="The ICMP error that failed the connect, from the socket's error queue: "
+        "its type, code and the hop that sent it.",
+    )
 
     @property
     def endpoint(self) -> str:
@@ -210,6 +238,55 @@ class AddressAttempt(Frozen):
             if self.family == "ipv6"
             else f"{self.address}:{self.port}"
         )
+
+
+#: What one TTL-limited SYN of a trace met.
+HopOutcome = Literal[
+    "time_exceeded",  # a router on the way answered ICMP time exceeded: the SYN got this far
+    "reached",  # the destination answered (SYN+ACK or RST): the SYN got all the way
+    "unreachable",  # an ICMP destination unreachable (a firewall's reject, no route...)
+    "silent",  # nothing answered within the trace's budget
+    "error",  # this host's own stack refused to send it
+]
+
+
+class TraceHop(Frozen):
+    """One TTL of a TCP trace: the SYN sent with this TTL, and who answered it."""
+
+    ttl: int
+    outcome: HopOutcome
+    address: str | None = Field(None, description="Who answered: the router or the destination.")
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    meaning: str | None = Field(None, description="The ICMP error (or the answer), in words.")
+    rtt_ms: float | None = Field(None, description="From the SYN to its answer.")
+
+
+class TraceStep(StepBase):
+    """A TCP trace to the real destination port after the connect failed: SYNs with TTL 1, 2,
+    ... (sent together), each answered by the router where its TTL ran out (ICMP time
+    exceeded, read from the socket's error queue), by the destination, or by nobody. No raw
+    socket. ``hops`` ends at the first TTL the destination answered."""
+
+    name: Literal["trace"] = "trace"
+    address: str
+    port: int
+    max_hops: int
+    timeout_s: float = Field(description="How long each SYN of the trace was given.")
+    hops: tuple[TraceHop, ...] = Field(default_factory=tuple)
+    partial: bool = Field(
+        False, description="The total deadline cut the trace: the hops still waiting are silent."
+    )
+
+    @property
+    def last_answering(self) -> TraceHop | None:
+        """The highest TTL that a router (or the destination) answered."""
+        answered = [h for h in self.hops if h.outcome != "silent" and h.address is not None]
+        return answered[-1] if answered else None
+
+    @property
+    def reached(self) -> bool:
+        return any(h.outcome == "reached" for h in self.hops)
 
 
 class TcpStep(StepBase):
@@ -225,6 +302,11 @@ class TcpStep(StepBase):
         "unanswered (an RST or SYN+ACK proves the host alive).",
     )
     canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")
+    trace: TraceStep | None = Field(
+        None,
+        description="Where the SYN dies: a TCP trace to the real port, run after the connect "
+        "failed at L3/L4 (trace=False turns it off).",
+    )
 
 
 # -- The TLS rung --------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 import anyio
 from anyio.abc import ByteStream
 
-from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, TcpStep
+from ..steps import AddressAttempt, ConnectOutcome, ErrorInfo, IcmpError, TcpStep
 from ._context import ProbeContext
 from ._io import connect_outcome, elapsed_ms, stream_from_socket
+from .errqueue import icmp_error_of, read_sock_errors, set_recverr
 
 __all__ = ["TcpConnector", "connect_address"]
 
@@ -45,7 +46,13 @@ async def connect_address(
         *,
         immediate: bool = False,
         local: str | None = None,
+        icmp_error: IcmpError | None = None,
     ) -> AddressAttempt:
+        if icmp_error is not None and icmp_error.origin != "local" and outcome == "denied":
+            # An ICMPv6 "administratively prohibited" (1/1) reaches connect() as EACCES
+            # (icmpv6_err_convert()), the errno of this host's own firewall: the error queue
+            # says a host on the path sent it, so it is a reject from the network.
+            outcome = "host_unreachable"
         return AddressAttempt(
             address=address,
             port=port,
@@ -55,12 +62,15 @@ async def connect_address(
             error=ErrorInfo.from_exception(exc) if exc is not None else None,
             immediate=immediate,
             local_address=local,
+            icmp_error=icmp_error,
         )
 
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:
         return attempt(connect_outcome(exc), exc, immediate=True), None
+    # The ICMP error that fails a connect (and which hop sent it) is only on the error queue.
+    set_recverr(sock, family)
     # On loopback an RST can come back within connect() itself: that is not "immediate"
     # in the sense of "no packet left", so only local refusals are flagged.
     try:
@@ -78,8 +88,9 @@ async def connect_address(
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 error = OSError(err, os.strerror(err))
+                icmp_error = icmp_error_of(read_sock_errors(sock))
                 sock.close()
-                return attempt(connect_outcome(error), error), None
+                return attempt(connect_outcome(error), error, icmp_error=icmp_error), None
     except TimeoutError:
         sock.close()
         return attempt("timeout"), None
@@ -94,6 +105,7 @@ async def connect_address(
     # ACK, one more round trip (measured: 4.2 RTT instead of 3 for https:// across 100 ms).
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    set_recverr(sock, family, on=False)
     local = sock.getsockname()
     return attempt("established", local=f"{local[0]}:{local[1]}"), sock
 
@@ -172,6 +184,10 @@ class TcpConnector:
 
     async def wait_done(self) -> None:
         await self._done.wait()
+
+    async def wait_settled(self) -> None:
+        """Wait until one address is established or every attempt has an outcome."""
+        await self._settled.wait()
 
     @property
     def addresses(self) -> list[str]:
