@@ -39,6 +39,8 @@ __all__ = ["TRACE_AFTER_S", "TRACE_OUTCOMES", "Tracer", "trace_path"]
 #: A SYN unanswered this long has been retransmitted once (Linux's initial RTO is 1 s): the
 #: trace starts then, alongside the rest of the connect timeout.
 TRACE_AFTER_S = 1.0
+#: How long before the total deadline a trace cut by it ends.
+_DEADLINE_MARGIN_S = 0.05
 #: The connect outcomes worth a trace: the SYN went unanswered, or an ICMP error came back.
 TRACE_OUTCOMES = ("timeout", "host_unreachable", "network_unreachable")
 
@@ -227,8 +229,10 @@ class Tracer:
             if address is None:
                 return
             opts = self._ctx.options
-            budget = self._ctx.budget(opts.trace_timeout)
-            if budget <= 0:
+            # Ends a little before the total deadline, so that its hops are in the report
+            # the deadline cuts (the orchestrator's scope would cancel it mid-way).
+            budget = min(opts.trace_timeout, self._ctx.remaining() - _DEADLINE_MARGIN_S)
+            if budget <= 0.01:
                 return
             self.step = await trace_path(
                 address,

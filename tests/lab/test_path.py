@@ -1,0 +1,116 @@
+"""The middle of the path (issue 13): two routers between the client and the server, real
+nftables, and the verdicts that name the hop (nplab/pathlab.py).
+
+Needs root, iproute2 and nftables (skips on a laptop, fails under CI=true).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from netprobe.render import render_ladder
+from netprobe.report import Report
+from netprobe.steps import TcpStep
+from nplab.pathlab import ADMIN_PROHIBITED, DROP_AT_HOP2, HEALTHY, R1_NEAR, R2_NEAR, build_path
+from nplab.topology import Lab
+
+pytestmark = pytest.mark.lab
+
+V6_R1, V6_R2 = "fd00:198:18:64::1", "fd00:198:18:65::2"
+
+#: name -> (target, options, backend)
+CASES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "drop_v4": (f"tcp://{DROP_AT_HOP2[0]}:80", {}, "asyncio"),
+    "drop_v6": (f"tcp://[{DROP_AT_HOP2[1]}]:80", {}, "asyncio"),
+    "drop_trio": (f"tcp://{DROP_AT_HOP2[0]}:80", {}, "trio"),
+    "drop_no_trace": (f"tcp://{DROP_AT_HOP2[0]}:80", {"trace": False}, "asyncio"),
+    "drop_deadline": (f"tcp://{DROP_AT_HOP2[0]}:80", {"timeout": 1.3}, "asyncio"),
+    "reject_v4": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "asyncio"),
+    "reject_v6": (f"tcp://[{ADMIN_PROHIBITED[1]}]:80", {}, "asyncio"),
+    "reject_trio": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "trio"),
+    "healthy": (f"tcp://{HEALTHY}:80", {}, "asyncio"),
+}
+
+
+@pytest.fixture(scope="module")
+def results(lab: Lab) -> Iterator[dict[str, dict[str, Any]]]:
+    with build_path(lab), ThreadPoolExecutor(len(CASES)) as pool:
+        futures = {
+            name: pool.submit(lab.run, target, opts, backend=backend)
+            for name, (target, opts, backend) in CASES.items()
+        }
+        yield {name: f.result() for name, f in futures.items()}
+
+
+def _report(results: dict[str, dict[str, Any]], name: str) -> tuple[Report, TcpStep]:
+    report = Report.model_validate(results[name]["report"])
+    tcp = next(s for s in report.steps if isinstance(s, TcpStep))
+    return report, tcp
+
+
+@pytest.mark.parametrize(
+    ("name", "r1", "r2"),
+    [("drop_v4", R1_NEAR, R2_NEAR), ("drop_v6", V6_R1, V6_R2), ("drop_trio", R1_NEAR, R2_NEAR)],
+)
+def test_drop_at_hop_2_is_named(
+    results: dict[str, dict[str, Any]], name: str, r1: str, r2: str
+) -> None:
+    report, tcp = _report(results, name)
+    ladder = "\n".join(render_ladder(report))
+    assert report.fault is not None and report.fault.code == "l4.filtered", ladder
+    assert tcp.trace is not None, ladder
+    hops = [(h.ttl, h.outcome, h.address) for h in tcp.trace.hops]
+    assert hops == [(1, "time_exceeded", r1), (2, "time_exceeded", r2), (3, "silent", None)]
+    assert f"passes hop 2 ({r2}) and nothing answers beyond it" in report.fault.summary
+    assert f"hop 2  {r2}  time exceeded" in ladder
+    # The trace runs inside the connect timeout (3 s): it adds no time to the silent SYN.
+    assert (report.timings_ms.total or 0) < 3000 + 1000
+
+
+def test_no_trace_when_turned_off(results: dict[str, dict[str, Any]]) -> None:
+    report, tcp = _report(results, "drop_no_trace")
+    assert report.fault is not None and report.fault.code == "l4.filtered"
+    assert tcp.trace is None and "hop 2" not in report.fault.summary
+
+
+def test_trace_ends_within_the_total_deadline(results: dict[str, dict[str, Any]]) -> None:
+    report, tcp = _report(results, "drop_deadline")
+    assert (report.timings_ms.total or 0) < 1300 + 500
+    assert report.deadline is not None
+    assert tcp.trace is not None and tcp.trace.partial
+    assert tcp.trace.timeout_s < 1.5  # cut from trace_timeout to what the deadline left
+    assert [h.address for h in tcp.trace.hops[:2]] == [R1_NEAR, R2_NEAR]
+
+
+@pytest.mark.parametrize(
+    ("name", "r1", "errno_name", "kind"),
+    [
+        ("reject_v4", R1_NEAR, "EHOSTUNREACH", "ICMP 3/13"),
+        # ICMPv6 1/1 reaches connect() as EACCES: it was read as this host's own firewall.
+        ("reject_v6", V6_R1, "EACCES", "ICMPv6 1/1"),
+        ("reject_trio", R1_NEAR, "EHOSTUNREACH", "ICMP 3/13"),
+    ],
+)
+def test_admin_prohibited_at_hop_1_is_named(
+    results: dict[str, dict[str, Any]], name: str, r1: str, errno_name: str, kind: str
+) -> None:
+    report, tcp = _report(results, name)
+    ladder = "\n".join(render_ladder(report))
+    assert report.fault is not None and report.fault.code == "l3.host_unreachable", ladder
+    (attempt,) = tcp.attempts
+    assert attempt.error is not None and attempt.error.errno_name == errno_name
+    assert attempt.icmp_error is not None and attempt.icmp_error.admin_prohibited
+    assert attempt.icmp_error.offender == r1
+    assert f"hop 1 ({r1}) rejects with admin-prohibited ({kind}" in report.fault.summary
+    assert tcp.trace is not None
+    assert [h.outcome for h in tcp.trace.hops] == ["time_exceeded", "unreachable"]
+
+
+def test_healthy_path_pays_nothing(results: dict[str, dict[str, Any]]) -> None:
+    report, tcp = _report(results, "healthy")
+    assert report.fault is None, render_ladder(report)
+    assert tcp.trace is None and tcp.attempts[0].icmp_error is None
