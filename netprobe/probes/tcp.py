@@ -212,6 +212,10 @@ class TcpConnector:
     def timeout(self) -> float:
         return self._timeout
 
+    def time_left(self) -> float:
+        """Seconds until the connect timeout of the attempts ends (never negative)."""
+        return max(0.0, self._start + self._timeout - time.perf_counter())
+
     def step(self) -> TcpStep:
         """The TCP step so far. A connect still waiting is a SYN unanswered so far: its budget
         was cut to the total deadline when it started, so a diagnosis that ends with it

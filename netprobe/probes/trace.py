@@ -39,6 +39,8 @@ __all__ = ["TRACE_AFTER_S", "TRACE_OUTCOMES", "Tracer", "trace_path"]
 #: A SYN unanswered this long has been retransmitted once (Linux's initial RTO is 1 s): the
 #: trace starts then, alongside the rest of the connect timeout.
 TRACE_AFTER_S = 1.0
+#: The least time a trace is given, when the connect timeout has (almost) run out.
+_MIN_TRACE_S = 0.25
 #: How long before the total deadline a trace cut by it ends.
 _DEADLINE_MARGIN_S = 0.05
 #: The connect outcomes worth a trace: the SYN went unanswered, or an ICMP error came back.
@@ -127,8 +129,10 @@ async def trace_path(
     for ttl in range(1, max_hops + 1):
         hop = hops.get(ttl, TraceHop(ttl=ttl, outcome="silent"))
         ordered.append(hop)
-        if hop.outcome in ("reached", "unreachable"):
-            break  # the destination answered, or a box on the way rejected the SYN
+        if hop.outcome in ("reached", "unreachable", "error"):
+            # The destination answered, a box on the way rejected the SYN, or this host
+            # could not send it (no neighbour, no route): higher TTLs say the same.
+            break
     # Trailing silence says the same thing at every TTL: keep the first silent hop only.
     while len(ordered) >= 2 and ordered[-1].outcome == ordered[-2].outcome == "silent":
         ordered.pop()
@@ -229,9 +233,12 @@ class Tracer:
             if address is None:
                 return
             opts = self._ctx.options
-            # Ends a little before the total deadline, so that its hops are in the report
+            # Inside the time the connect timeout spends anyway (at least _MIN_TRACE_S), and
+            # ending a little before the total deadline, so that its hops are in the report
             # the deadline cuts (the orchestrator's scope would cancel it mid-way).
-            budget = min(opts.trace_timeout, self._ctx.remaining() - _DEADLINE_MARGIN_S)
+            own = min(opts.trace_timeout, max(self._tcp.time_left(), _MIN_TRACE_S))
+            deadline_left = self._ctx.remaining() - _DEADLINE_MARGIN_S
+            budget = min(own, deadline_left)
             if budget <= 0.01:
                 return
             self.step = await trace_path(
@@ -239,7 +246,7 @@ class Tracer:
                 self._ctx.dial_port,
                 max_hops=opts.trace_max_hops,
                 wait_s=budget,
-                partial=budget < opts.trace_timeout,
+                partial=deadline_left < own,
             )
         finally:
             self._done.set()
