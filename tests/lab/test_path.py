@@ -114,3 +114,24 @@ def test_healthy_path_pays_nothing(results: dict[str, dict[str, Any]]) -> None:
     report, tcp = _report(results, "healthy")
     assert report.fault is None, render_ladder(report)
     assert tcp.trace is None and tcp.attempts[0].icmp_error is None
+
+
+def test_the_health_page_shows_the_path(results: dict[str, dict[str, Any]]) -> None:
+    from netprobe.health import Dependency
+    from netprobe.health.checker import CheckResult, HealthResult
+    from netprobe.health.page import render_page
+
+    report, _ = _report(results, "drop_v4")
+    check = CheckResult(
+        dependency=Dependency(report.target.url, name="api"),
+        status="fail",
+        report=report,
+        stale=False,
+        age_s=1.0,
+        checked_at=None,
+        diagnoses=1,
+    )
+    page = render_page(HealthResult([check]), probe="ready")
+    row = page.split('data-testid="trace"', 1)[1].split("</tr>", 1)[0]
+    assert f"<li>hop 2  {R2_NEAR}  time exceeded" in row
+    assert "<li>hop 3  *  no answer</li>" in row
