@@ -268,6 +268,9 @@ class _Diagnosis:
         if self.tcp is not None:
             tcp_step = self.tcp.step()
             tcp_step = self.witness.annotate(tcp_step) if self.witness else tcp_step
+            probe = self.connection.pmtu_probe if self.connection is not None else None
+            if probe is not None:
+                tcp_step = tcp_step.model_copy(update={"pmtu_probe": probe})
             trace = self.tracer.step if self.tracer is not None else None
             if trace is not None and tcp_step.status == "failed":
                 tcp_step = tcp_step.model_copy(update={"trace": trace})

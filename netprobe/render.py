@@ -45,6 +45,7 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
             port = step.attempts[0].port if step.attempts else t.port  # the proxy's, via one
             lines.extend(_witness_lines(step, present.get("icmp"), port))
             lines.extend(_trace_lines(step))
+            lines.extend(_pmtu_lines(step))
     lines.extend(_waterfall(report))
     if report.fault is None:
         lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
@@ -154,6 +155,18 @@ def _witness_lines(tcp: TcpStep, icmp: Step | None, port: int) -> list[str]:
     """The liveness witness that decided a silent SYN."""
     line = witness_line(tcp, icmp if isinstance(icmp, IcmpStep) else None, port)
     return [f"    [dim]witness:[/] {escape(line)}"] if line else []
+
+
+def _pmtu_lines(tcp: TcpStep) -> list[str]:
+    """The MTU black hole test, after an exchange stalled on the established connection."""
+    probe = tcp.pmtu_probe
+    if probe is None:
+        return []
+    what = "TLS handshake" if probe.exchange == "tls_handshake" else "HTTP exchange"
+    result = "completed" if probe.completed else probe.outcome.replace("_", " ")
+    return [
+        f"    [dim]mtu:[/] the {what} stalled; again with TCP_MAXSEG {probe.mss}: {escape(result)}"
+    ]
 
 
 def _trace_lines(tcp: TcpStep) -> list[str]:

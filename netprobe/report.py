@@ -43,6 +43,11 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "the host cannot be reached (EHOSTUNREACH: ARP failed, or an ICMP unreachable came back)",
     ),
     "l3.host_unresponsive": ("l3", "the SYN went unanswered and the host gave no sign of life"),
+    "l3.pmtu_blackhole": (
+        "l3",
+        "large packets are lost on the path and the ICMP 'fragmentation needed' is filtered "
+        "(an MTU black hole): the exchange completed with a low MSS",
+    ),
     "l4.refused": ("l4", "the host answered with RST: nothing listens on the port"),
     "l4.filtered": ("l4", "the SYN went unanswered although the host is alive"),
     "l4.connect_timeout": ("l4", "the SYN went unanswered; whether the host is alive is unknown"),

@@ -41,6 +41,7 @@ __all__ = [
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
+    "PmtuProbe",
     "ProxyFailure",
     "ProxyStep",
     "Rcode",
@@ -48,6 +49,7 @@ __all__ = [
     "Step",
     "StepBase",
     "StepStatus",
+    "TcpInfoFacts",
     "TcpStep",
     "TlsFailure",
     "TlsStep",
@@ -289,6 +291,36 @@ class TraceStep(StepBase):
         return any(h.outcome == "reached" for h in self.hops)
 
 
+class TcpInfoFacts(Frozen):
+    """What the kernel's ``TCP_INFO`` said about one connection."""
+
+    pmtu: int | None = Field(None, description="tcpi_pmtu: the path MTU the connection used.")
+    snd_mss: int | None = Field(None, description="tcpi_snd_mss: the segment size it sends.")
+    rcv_mss: int | None = Field(None, description="tcpi_rcv_mss: the segment size it received.")
+    total_retrans: int | None = Field(
+        None, description="tcpi_total_retrans: segments retransmitted (the SYN included)."
+    )
+
+
+class PmtuProbe(Frozen):
+    """The exchange that stalled after ESTABLISHED (a TLS handshake, an HTTP response),
+    repeated once on a new connection whose MSS was set low (``TCP_MAXSEG``) before
+    connect(): when it completes, packets larger than that are lost on the path."""
+
+    mss: int = Field(description="The TCP_MAXSEG set before connect() on the retry.")
+    exchange: Literal["tls_handshake", "http_response"]
+    outcome: Literal["completed", "timeout", "closed", "connect_failed", "error"]
+    duration_ms: float | None = None
+    retry: TcpInfoFacts | None = Field(None, description="TCP_INFO of the retry's connection.")
+    stalled: TcpInfoFacts | None = Field(
+        None, description="TCP_INFO of the diagnosis's own connection, whose exchange stalled."
+    )
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == "completed"
+
+
 class TcpStep(StepBase):
     """Every resolved address was tried concurrently; ``connected_to`` is the one kept."""
 
@@ -302,6 +334,11 @@ class TcpStep(StepBase):
         "unanswered (an RST or SYN+ACK proves the host alive).",
     )
     canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")
+    pmtu_probe: PmtuProbe | None = Field(
+        None,
+        description="After a TLS handshake or an HTTP response stalled on this connection: "
+        "the same exchange on a new connection with a low MSS (an MTU black hole test).",
+    )
     trace: TraceStep | None = Field(
         None,
         description="Where the SYN dies: a TCP trace to the real port, run after the connect "

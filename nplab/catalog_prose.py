@@ -599,3 +599,8 @@ PROSE: dict[str, Prose] = {
 from nplab.catalog_l7_prose import PROSE as _L7_PROSE  # noqa: E402
 
 PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})
+
+# Issue 13's codes (the middle of the path): nplab/catalog_path_prose.py.
+from nplab.catalog_path_prose import PROSE as _PATH_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _PATH_PROSE.items()})

@@ -83,6 +83,10 @@ def _type_name(annotation: object, models: list[type[BaseModel]]) -> str:
 #: Meanings of the fields whose model gives no description (by "Model.field", or by field
 #: name for the fields every step shares). A field with neither fails tests/test_docs.py.
 MEANINGS = {
+    "PmtuProbe.exchange": "What was repeated: the TLS handshake, or the HTTP request and "
+    "its response head.",
+    "PmtuProbe.outcome": "How the retry ended: `completed` (an MTU black hole: "
+    "`l3.pmtu_blackhole`), `timeout`, `closed`, `connect_failed`, `error`.",
     "TraceStep.address": "The address traced (the one whose connect failed).",
     "TraceStep.port": "The real destination port the trace's SYNs went to.",
     "TraceStep.max_hops": "The highest TTL sent (the `trace_max_hops` option).",

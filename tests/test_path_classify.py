@@ -13,7 +13,10 @@ from netprobe.steps import (
     DnsStep,
     ErrorInfo,
     IcmpError,
+    PmtuProbe,
+    TcpInfoFacts,
     TcpStep,
+    TlsStep,
     TraceHop,
     TraceStep,
 )
@@ -141,3 +144,43 @@ def test_the_trace_hint_names_whom_to_ask() -> None:
     )
     assert verdict.fault is not None
     assert verdict.fault.hints[0].startswith("Take the trace to whoever runs hop 2 (10.2.0.1)")
+
+
+def _established(probe: PmtuProbe | None) -> TcpStep:
+    a = AddressAttempt(
+        address="10.9.0.5", port=443, family="ipv4", outcome="established", connect_ms=1.0
+    )
+    return TcpStep(
+        status="ok",
+        timeout_s=3.0,
+        attempts=[a],
+        connected_to=a.endpoint,
+        pmtu_probe=probe,
+    )
+
+
+TLS_STALLED = TlsStep(status="failed", failure="timeout", reason="no answer")
+INFO = TcpInfoFacts(pmtu=1500, snd_mss=1188, rcv_mss=1188)
+
+
+@pytest.mark.parametrize(
+    ("probe", "code"),
+    [
+        (
+            PmtuProbe(mss=1200, exchange="tls_handshake", outcome="completed", retry=INFO),
+            "l3.pmtu_blackhole",
+        ),
+        # The retry stalled too: no black hole shown, the handshake timeout stands.
+        (PmtuProbe(mss=1200, exchange="tls_handshake", outcome="timeout"), "tls.handshake_timeout"),
+        (None, "tls.handshake_timeout"),
+    ],
+)
+def test_pmtu_black_hole_only_when_the_small_mss_retry_completed(
+    probe: PmtuProbe | None, code: str
+) -> None:
+    target = parse_target("https://api.internal/")
+    verdict = classify(target, Options(icmp=False), [DNS, _established(probe), TLS_STALLED])
+    assert verdict.fault is not None and verdict.fault.code == code
+    if code == "l3.pmtu_blackhole":
+        assert verdict.fault.layer == "l3"
+        assert "snd_mss 1188" in " ".join(e.observation for e in verdict.fault.evidence)

@@ -8,10 +8,18 @@ so "hop n answers, nothing beyond it" puts a silent drop at hop n or right after
 from __future__ import annotations
 
 from ..describe import describe_hop
-from ..report import Evidence
-from ..steps import IcmpError, TraceStep
+from ..report import Evidence, Fault
+from ..steps import IcmpError, PmtuProbe, TcpInfoFacts, TraceStep
+from ._observations import Observations, fault
 
-__all__ = ["hop_of", "rejecting_hop", "trace_evidence", "trace_hint", "trace_sentence"]
+__all__ = [
+    "hop_of",
+    "pmtu_fault",
+    "rejecting_hop",
+    "trace_evidence",
+    "trace_hint",
+    "trace_sentence",
+]
 
 
 def hop_of(trace: TraceStep | None, address: str | None) -> int | None:
@@ -92,4 +100,64 @@ def trace_hint(trace: TraceStep | None) -> str | None:
         f"Take the trace to whoever runs hop {h.ttl} ({h.address}) and the next hop: the SYN "
         f"to port {trace.port} reaches it and goes no further (its forward rules, a security "
         "appliance, an ACL)."
+    )
+
+
+def _facts(info: TcpInfoFacts | None) -> str:
+    if info is None:
+        return "TCP_INFO unreadable"
+    return f"tcpi_pmtu {info.pmtu}, snd_mss {info.snd_mss}, rcv_mss {info.rcv_mss}"
+
+
+def pmtu_fault(obs: Observations) -> Fault | None:
+    """``l3.pmtu_blackhole``: the TLS handshake or the HTTP response stalled after
+    ESTABLISHED, and the same exchange completed on a new connection with a low MSS."""
+    tcp = obs.tcp
+    probe: PmtuProbe | None = tcp.pmtu_probe if tcp is not None else None
+    if tcp is None or probe is None or not probe.completed:
+        return None
+    tls, app = obs.tls, obs.application
+    http = app.http if app is not None else None
+    if probe.exchange == "tls_handshake":
+        if tls is None or tls.failure != "timeout":
+            return None
+        what = "the TLS handshake stalled (the server's certificate flight never arrived)"
+    else:
+        if http is None or http.failure != "timeout":
+            return None
+        what = "the HTTP exchange stalled (no response head within the read timeout)"
+    where = tcp.connected_to or "the server"
+    done = "handshake" if probe.exchange == "tls_handshake" else "response head"
+    ms = f" in {probe.duration_ms:.0f} ms" if probe.duration_ms is not None else ""
+    evidence = [
+        Evidence(
+            step="tcp",
+            observation=f"the stalled connection: {_facts(probe.stalled)}",
+            data=probe.stalled.model_dump() if probe.stalled is not None else {},
+        ),
+        Evidence(
+            step="tcp",
+            observation=f"a new connection with TCP_MAXSEG {probe.mss}: the {done} completed"
+            f"{ms}; {_facts(probe.retry)}",
+            data={
+                "mss": probe.mss,
+                "exchange": probe.exchange,
+                "outcome": probe.outcome,
+                **(probe.retry.model_dump() if probe.retry is not None else {}),
+            },
+        ),
+    ]
+    return fault(
+        "l3.pmtu_blackhole",
+        f"Connected to {where}, but {what}; the same exchange on a new connection with an MSS "
+        f"of {probe.mss} completed: packets larger than that are lost on the path and the "
+        "ICMP 'fragmentation needed' that should announce it is filtered (an MTU black hole).",
+        evidence,
+        [
+            "Find the link with the smaller MTU (a tunnel, a VPN, an overlay network) and let "
+            "ICMP type 3 code 4 (IPv6: type 2, packet too big) through the firewalls on the way.",
+            "Meanwhile: clamp the MSS on the router (nft: tcp option maxseg size set rt mtu), "
+            "or lower the MTU of this host's interface to the path's.",
+            "On this host, net.ipv4.tcp_mtu_probing=1 lets TCP find the size by itself.",
+        ],
     )

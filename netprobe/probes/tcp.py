@@ -30,9 +30,10 @@ def _family_of(address: str) -> socket.AddressFamily:
 
 
 async def connect_address(
-    address: str, port: int, connect_timeout: float
+    address: str, port: int, connect_timeout: float, *, mss: int | None = None
 ) -> tuple[AddressAttempt, socket.socket | None]:
     """Connect to one address. Returns the attempt and, when established, the socket.
+    ``mss``: a ``TCP_MAXSEG`` to set before connect() (the MTU black hole test).
 
     Never raises for a network fault; outer cancellation propagates and closes the socket.
     """
@@ -71,6 +72,9 @@ async def connect_address(
         return attempt(connect_outcome(exc), exc, immediate=True), None
     # The ICMP error that fails a connect (and which hop sent it) is only on the error queue.
     set_recverr(sock, family)
+    if mss is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
     # On loopback an RST can come back within connect() itself: that is not "immediate"
     # in the sense of "no packet left", so only local refusals are flagged.
     try:

@@ -27,7 +27,7 @@ Namespaces made here are named ``nplab<pid><letter>`` (removed by the lab's
 ``cleanup_stale()`` after a crash); letters in use: ``c``/``s`` (the lab), ``d``
 (tests/test_realservers.py), ``q`` and ``r`` (the capture script), ``x``/``y``/``z``
 (``conntrack``), ``h``/``m``/``g`` (``nplab/pathlab.py``: r1, r2 and the server of the
-routed path; ``p`` reserved for its client). Pick another letter for a new one.
+routed path; ``p`` the MTU black hole's server). Pick another letter for a new one.
 
 What each server sends in each fault situation is recorded under
 ``tests/fixtures/realservers/`` (raw captures and FINDINGS.md).

@@ -15,7 +15,15 @@ import pytest
 from netprobe.render import render_ladder
 from netprobe.report import Report
 from netprobe.steps import TcpStep
-from nplab.pathlab import ADMIN_PROHIBITED, DROP_AT_HOP2, HEALTHY, R1_NEAR, R2_NEAR, build_path
+from nplab.pathlab import (
+    ADMIN_PROHIBITED,
+    DROP_AT_HOP2,
+    HEALTHY,
+    MTU_BLACKHOLE,
+    R1_NEAR,
+    R2_NEAR,
+    build_path,
+)
 from nplab.topology import Lab
 
 pytestmark = pytest.mark.lab
@@ -33,6 +41,19 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "reject_v6": (f"tcp://[{ADMIN_PROHIBITED[1]}]:80", {}, "asyncio"),
     "reject_trio": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "trio"),
     "healthy": (f"tcp://{HEALTHY}:80", {}, "asyncio"),
+    # The MTU black hole, each direction: a large response, a large request, a large
+    # certificate flight; and a small exchange on the same path, which works.
+    # A stall takes the read timeout (3 s), then the retry; 14 diagnoses importing httpx at
+    # once on a loaded machine took seconds more: the total deadline leaves room for that.
+    "mtu_response": (f"http://{MTU_BLACKHOLE}/big", {"timeout": 30}, "asyncio"),
+    "mtu_request": (
+        f"http://{MTU_BLACKHOLE}/",
+        {"headers": {"X-Padding": "p" * 3000}, "timeout": 30},
+        "asyncio",
+    ),
+    "mtu_tls": (f"https://{MTU_BLACKHOLE}/", {"verify": False, "timeout": 30}, "asyncio"),
+    "mtu_tls_trio": (f"https://{MTU_BLACKHOLE}/", {"verify": False, "timeout": 30}, "trio"),
+    "mtu_small": (f"http://{MTU_BLACKHOLE}/", {"timeout": 30}, "asyncio"),
 }
 
 
@@ -135,3 +156,35 @@ def test_the_health_page_shows_the_path(results: dict[str, dict[str, Any]]) -> N
     row = page.split('data-testid="trace"', 1)[1].split("</tr>", 1)[0]
     assert f"<li>hop 2  {R2_NEAR}  time exceeded" in row
     assert "<li>hop 3  *  no answer</li>" in row
+
+
+@pytest.mark.parametrize(
+    ("name", "exchange"),
+    [
+        ("mtu_response", "http_response"),
+        ("mtu_request", "http_response"),
+        ("mtu_tls", "tls_handshake"),
+        ("mtu_tls_trio", "tls_handshake"),
+    ],
+)
+def test_mtu_black_hole(results: dict[str, dict[str, Any]], name: str, exchange: str) -> None:
+    report, tcp = _report(results, name)
+    ladder = "\n".join(render_ladder(report))
+    assert report.fault is not None and report.fault.code == "l3.pmtu_blackhole", ladder
+    assert report.fault.layer == "l3"
+    probe = tcp.pmtu_probe
+    assert probe is not None and probe.completed and probe.exchange == exchange
+    assert probe.mss == 1200
+    assert probe.retry is not None and probe.retry.snd_mss is not None
+    assert probe.retry.snd_mss <= 1200
+    assert probe.stalled is not None and probe.stalled.snd_mss is not None
+    assert probe.stalled.snd_mss > 1240, "the stalled connection used full-size segments"
+    assert "MSS of 1200 completed" in report.fault.summary
+    assert "'fragmentation needed'" in report.fault.summary
+    assert "again with TCP_MAXSEG 1200: completed" in ladder
+
+
+def test_small_exchanges_cross_the_black_hole(results: dict[str, dict[str, Any]]) -> None:
+    report, tcp = _report(results, "mtu_small")
+    assert report.fault is None, render_ladder(report)
+    assert tcp.pmtu_probe is None
