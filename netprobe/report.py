@@ -263,6 +263,11 @@ class PoolReport(Frozen):
     fault: Fault | None = None
     first_failure: int | None = Field(None, description="Index of the first failed connection.")
     most_common_fault: str | None = None
+    syn_retransmitted: int | None = Field(
+        None,
+        description="How many connects needed a retransmitted SYN (TCP_INFO "
+        "tcpi_total_retrans read right after each connect); None when no count was read.",
+    )
     fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
     fd_open: int | None = None
     fd_headroom: int | None = None

@@ -226,6 +226,12 @@ class AddressAttempt(Frozen):
         "table or socket layer said no.",
     )
     local_address: str | None = Field(None, description="Our end of an established connection.")
+    syn_retransmits: int | None = Field(
+        None,
+        description="Segments the kernel retransmitted before the handshake completed "
+        "(TCP_INFO tcpi_total_retrans, read right after connect): above 0, a SYN or its "
+        "SYN+ACK was lost. None when the kernel does not say.",
+    )
     icmp_error: IcmpError | None = Field(
         None,
         description="The ICMP error that failed the connect, from the socket's error queue: "

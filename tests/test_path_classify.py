@@ -184,3 +184,58 @@ def test_pmtu_black_hole_only_when_the_small_mss_retry_completed(
     if code == "l3.pmtu_blackhole":
         assert verdict.fault.layer == "l3"
         assert "snd_mss 1188" in " ".join(e.observation for e in verdict.fault.evidence)
+
+
+def _connected(ms: float, retransmits: int | None) -> TcpStep:
+    a = AddressAttempt(
+        address="10.9.0.5",
+        port=443,
+        family="ipv4",
+        outcome="established",
+        connect_ms=ms,
+        syn_retransmits=retransmits,
+    )
+    return TcpStep(status="ok", timeout_s=3.0, attempts=[a], connected_to=a.endpoint)
+
+
+@pytest.mark.parametrize(
+    ("ms", "retransmits", "warned", "says"),
+    [
+        (1003.0, 1, True, "retransmitted the SYN to 10.9.0.5:443 once"),
+        # The counter beats the clock: a slow handshake without a retransmission, and a
+        # retransmission faster than 1 s (a lowered initial RTO).
+        (1400.0, 0, False, ""),
+        (240.0, 2, True, "2 times"),
+        # No counter (another OS, an old kernel): the 1 s rule.
+        (1003.0, None, True, "inferred from the time"),
+        (20.0, None, False, ""),
+    ],
+)
+def test_syn_retransmitted_from_the_kernels_count(
+    ms: float, retransmits: int | None, warned: bool, says: str
+) -> None:
+    target = parse_target("tcp://10.9.0.5:443")
+    verdict = classify(target, Options(icmp=False), [_connected(ms, retransmits)])
+    found = [w for w in verdict.warnings if w.code == "tcp.syn_retransmitted"]
+    assert bool(found) == warned
+    if warned:
+        assert says in found[0].message
+
+
+def test_the_pool_counts_lost_syns() -> None:
+    from netprobe.classify.pool import pool_verdict
+    from netprobe.report import PoolConnection
+
+    conns = [
+        PoolConnection(
+            index=i + 1,
+            outcome="validated",
+            tcp=_connected(5.0, n).attempts[0],
+        )
+        for i, n in enumerate([0, 1, 0, 3, None])
+    ]
+    verdict = pool_verdict(
+        parse_target("tcp://10.9.0.5:443"), conns, requested=5, hold_s=0.0, held_ok=None
+    )
+    assert verdict.ok and verdict.syn_retransmitted == 2
+    assert "2 of 4 connects needed a retransmitted SYN" in verdict.summary

@@ -21,7 +21,13 @@ from ..steps import (
 from ._observations import Observations, fault, warning
 from .path import rejecting_hop, trace_evidence, trace_hint, trace_sentence
 
-__all__ = ["LOCAL_OUTCOMES", "representative", "transport_fault", "transport_warnings"]
+__all__ = [
+    "LOCAL_OUTCOMES",
+    "representative",
+    "syn_retransmitted",
+    "transport_fault",
+    "transport_warnings",
+]
 
 #: Outcomes that are this host's own limit, whatever the peer (classify/local.py decides them).
 LOCAL_OUTCOMES: tuple[ConnectOutcome, ...] = ("fd_exhaustion", "port_exhaustion", "denied")
@@ -268,19 +274,10 @@ def transport_warnings(obs: Observations) -> list[ReportWarning]:
     out.extend(_icmp_warnings(tcp, obs.icmp))
     for a in tcp.attempts:
         if a.outcome == "established":
-            if (
-                a.connect_ms is not None
-                and a.connect_ms >= SYN_RETRANSMIT_MS
-                and (tcp.connected_to == a.endpoint)
-            ):
-                out.append(
-                    warning(
-                        "tcp.syn_retransmitted",
-                        f"Connecting to {a.endpoint} took {a.connect_ms:.0f} ms: the first SYN (or "
-                        "SYN+ACK) was lost and retransmitted after 1 s. Look for packet loss or an "
-                        "overloaded accept queue.",
-                    )
-                )
+            if tcp.connected_to == a.endpoint:
+                lost = syn_retransmitted(a)
+                if lost is not None:
+                    out.append(warning("tcp.syn_retransmitted", lost))
         else:
             out.append(
                 warning(
@@ -290,6 +287,29 @@ def transport_warnings(obs: Observations) -> list[ReportWarning]:
                 )
             )
     return out
+
+
+def syn_retransmitted(a: AddressAttempt) -> str | None:
+    """Why the connect to ``a`` needed a retransmitted SYN, or None when it did not: the
+    kernel's count (TCP_INFO) where it was read, else a connect of 1 s or more (Linux's
+    first SYN retransmission)."""
+    took = f" (the connect took {a.connect_ms:.0f} ms)" if a.connect_ms is not None else ""
+    if a.syn_retransmits is not None:
+        if a.syn_retransmits <= 0:
+            return None
+        times = "once" if a.syn_retransmits == 1 else f"{a.syn_retransmits} times"
+        return (
+            f"The kernel retransmitted the SYN to {a.endpoint} {times} before the handshake "
+            f"completed (TCP_INFO tcpi_total_retrans){took}: a SYN or its SYN+ACK was lost. "
+            "Look for packet loss or an overloaded accept queue."
+        )
+    if a.connect_ms is None or a.connect_ms < SYN_RETRANSMIT_MS:
+        return None
+    return (
+        f"Connecting to {a.endpoint} took {a.connect_ms:.0f} ms: the first SYN (or SYN+ACK) "
+        "was lost and retransmitted after 1 s (inferred from the time: this kernel gave no "
+        "retransmission count). Look for packet loss or an overloaded accept queue."
+    )
 
 
 def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:

@@ -17,11 +17,21 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["TcpInfo", "parse_tcp_info"]
+__all__ = ["TOTAL_RETRANS_END", "TcpInfo", "parse_tcp_info", "total_retrans"]
 
 _U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
 _SND_MSS, _RCV_MSS, _PMTU, _ADVMSS, _TOTAL_RETRANS, _TOTAL_RTO = 16, 20, 60, 84, 100, 240
+
+
+#: Bytes of ``struct tcp_info`` up to and including ``tcpi_total_retrans`` (the connect's
+#: hot path reads no more).
+TOTAL_RETRANS_END = _TOTAL_RETRANS + 4
+
+
+def total_retrans(raw: bytes) -> int | None:
+    """``tcpi_total_retrans`` alone (None when the struct is shorter)."""
+    return _u32(raw, _TOTAL_RETRANS)
 
 
 @dataclass(frozen=True)
