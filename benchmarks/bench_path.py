@@ -8,7 +8,9 @@ server), then, in the client namespace:
 * ``diagnose()`` of the drop at hop 2 with the trace and with ``trace=False``: the trace
   runs inside the connect timeout, so the wall time must not grow;
 * ``diagnose()`` of the reject at hop 1, with and without the trace (there the connect
-  fails at once and the trace comes after it).
+  fails at once and the trace comes after it);
+* ``diagnose()`` of the MTU black hole (a 64 KiB response, a 3 KB certificate): the read
+  timeout (3 s) runs out first, then the small-MSS retry (its own duration in brackets).
 
     .venv/bin/python benchmarks/bench_path.py [ROUNDS]
 
@@ -26,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nplab.pathlab import ADMIN_PROHIBITED, DROP_AT_HOP2, build_path  # noqa: E402
+from nplab.pathlab import ADMIN_PROHIBITED, DROP_AT_HOP2, MTU_BLACKHOLE, build_path  # noqa: E402
 from nplab.topology import PY, build_lab  # noqa: E402
 
 _INNER = """
@@ -44,6 +46,10 @@ async def main():
         else:
             r = await diagnose(spec["target"], **spec["options"])
             extra = r.fault.code if r.fault else None
+            tcp = next((s for s in r.steps if s.name == "tcp"), None)
+            probe = getattr(tcp, "pmtu_probe", None)
+            if probe is not None:
+                extra = f"{extra} (retry {probe.duration_ms:.0f} ms)"
         out.append(((time.perf_counter() - t) * 1000, extra))
 anyio.run(main)
 print(json.dumps(out))
@@ -85,6 +91,18 @@ def main() -> None:
         (
             "diagnose reject at hop 1 (trace=False)",
             {"kind": "diagnose", "target": f"tcp://{reject}:80", "options": {"trace": False}},
+        ),
+        (
+            "diagnose MTU black hole, 64 KiB response",
+            {"kind": "diagnose", "target": f"http://{MTU_BLACKHOLE}/big", "options": {}},
+        ),
+        (
+            "diagnose MTU black hole, 3 KB certificate",
+            {
+                "kind": "diagnose",
+                "target": f"https://{MTU_BLACKHOLE}/",
+                "options": {"verify": False},
+            },
         ),
     ]
     with build_lab() as lab, build_path(lab):
