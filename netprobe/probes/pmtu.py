@@ -8,8 +8,12 @@ filtered. ``TCP_MAXSEG`` set before ``connect()`` lowers the MSS this client adv
 the server sends smaller segments) and the MSS it sends with: if the same exchange now
 completes, the path has a black hole, in either direction.
 
-Made only after such a stall, once, within the read timeout and what is left of the total
-deadline. Observations only; ``classify/path.py`` decides.
+Made only after such a stall, once, and kept short: the whole retry (connect and exchange)
+gets a third of the read timeout, at least ``_MIN_RETRY_S`` (1 s by default), cut to the
+total deadline. Behind a black hole the exchange completes as fast as the server answers,
+so a hung server (the usual cause of a timeout) costs one second more, not a second read
+timeout; a server slower than that behind a black hole keeps its timeout verdict.
+Observations only; ``classify/path.py`` decides.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ PMTU_RETRY_MSS = 1200
 _HEAD_CAP = 16 * 1024
 #: Below this much of the total deadline the retry does not start: the verdict comes first.
 _MIN_LEFT_S = 0.1
+#: The least time the whole retry gets (connect and exchange).
+_MIN_RETRY_S = 1.0
 
 
 def tcp_info_facts(sock: socket.socket | None) -> TcpInfoFacts | None:
@@ -89,15 +95,15 @@ async def small_mss_retry(
     stalled_info = tcp_info_facts(stream_socket(stalled))
     start = time.perf_counter()
     base = PmtuProbe(mss=PMTU_RETRY_MSS, exchange=kind, outcome="error", stalled=stalled_info)
-    _, sock = await connect_address(
-        address, ctx.target.port, ctx.budget(ctx.options.connect_timeout), mss=PMTU_RETRY_MSS
-    )
+    budget = ctx.budget(max(_MIN_RETRY_S, ctx.options.read_timeout / 3))
+    end = start + budget
+    _, sock = await connect_address(address, ctx.target.port, budget, mss=PMTU_RETRY_MSS)
     if sock is None:
         return base.replace(outcome="connect_failed", duration_ms=elapsed_ms(start))
     stream: ByteStream = await stream_from_socket(sock)
     outcome = "error"
     try:
-        with anyio.fail_after(max(0.0, ctx.budget(ctx.options.read_timeout))):
+        with anyio.fail_after(max(0.0, end - time.perf_counter())):
             if ctx.target.tls:
                 name = None if ctx.target.is_ip else ctx.target.host
                 tls = TlsStream(stream, fact_context(None), name)
