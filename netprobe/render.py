@@ -163,7 +163,9 @@ def _pmtu_lines(tcp: TcpStep) -> list[str]:
     if probe is None:
         return []
     what = "TLS handshake" if probe.exchange == "tls_handshake" else "HTTP exchange"
-    result = "completed" if probe.completed else probe.outcome.replace("_", " ")
+    result = probe.outcome.replace("_", " ")
+    if probe.control:
+        result += f", at the normal MSS: {probe.control.replace('_', ' ')}"
     return [
         f"    [dim]mtu:[/] the {what} stalled; again with TCP_MAXSEG {probe.mss}: {escape(result)}"
     ]

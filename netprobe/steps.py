@@ -321,10 +321,20 @@ class PmtuProbe(Frozen):
     stalled: TcpInfoFacts | None = Field(
         None, description="TCP_INFO of the diagnosis's own connection, whose exchange stalled."
     )
+    control: Literal["completed", "timeout", "closed", "connect_failed", "error"] | None = Field(
+        None,
+        description="The same exchange at the normal MSS, at the same time: a black hole "
+        "stalls it again; a server that hung once completes it.",
+    )
 
     @property
     def completed(self) -> bool:
         return self.outcome == "completed"
+
+    @property
+    def black_hole(self) -> bool:
+        """Only the small MSS got through: the small retry completed, the control did not."""
+        return self.outcome == "completed" and self.control not in ("completed", None)
 
 
 class TcpStep(StepBase):

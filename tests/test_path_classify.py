@@ -167,8 +167,20 @@ INFO = TcpInfoFacts(pmtu=1500, snd_mss=1188, rcv_mss=1188)
     ("probe", "code"),
     [
         (
-            PmtuProbe(mss=1200, exchange="tls_handshake", outcome="completed", retry=INFO),
+            PmtuProbe(
+                mss=1200,
+                exchange="tls_handshake",
+                outcome="completed",
+                control="timeout",
+                retry=INFO,
+            ),
             "l3.pmtu_blackhole",
+        ),
+        # The control at the normal MSS completed too: a server that hung once, no black
+        # hole; the timeout stands.
+        (
+            PmtuProbe(mss=1200, exchange="tls_handshake", outcome="completed", control="completed"),
+            "tls.handshake_timeout",
         ),
         # The retry stalled too: no black hole shown, the handshake timeout stands.
         (PmtuProbe(mss=1200, exchange="tls_handshake", outcome="timeout"), "tls.handshake_timeout"),

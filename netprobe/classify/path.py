@@ -114,7 +114,7 @@ def pmtu_fault(obs: Observations) -> Fault | None:
     ESTABLISHED, and the same exchange completed on a new connection with a low MSS."""
     tcp = obs.tcp
     probe: PmtuProbe | None = tcp.pmtu_probe if tcp is not None else None
-    if tcp is None or probe is None or not probe.completed:
+    if tcp is None or probe is None or not probe.black_hole:
         return None
     tls, app = obs.tls, obs.application
     http = app.http if app is not None else None
@@ -138,11 +138,13 @@ def pmtu_fault(obs: Observations) -> Fault | None:
         Evidence(
             step="tcp",
             observation=f"a new connection with TCP_MAXSEG {probe.mss}: the {done} completed"
-            f"{ms}; {_facts(probe.retry)}",
+            f"{ms} (the same at the normal MSS, at the same time: {probe.control}); "
+            f"{_facts(probe.retry)}",
             data={
                 "mss": probe.mss,
                 "exchange": probe.exchange,
                 "outcome": probe.outcome,
+                "control": probe.control,
                 **(probe.retry.model_dump() if probe.retry is not None else {}),
             },
         ),
@@ -150,7 +152,8 @@ def pmtu_fault(obs: Observations) -> Fault | None:
     return fault(
         "l3.pmtu_blackhole",
         f"Connected to {where}, but {what}; the same exchange on a new connection with an MSS "
-        f"of {probe.mss} completed: packets larger than that are lost on the path and the "
+        f"of {probe.mss} completed, while another at the normal MSS stalled again: packets "
+        "larger than that are lost on the path and the "
         "ICMP 'fragmentation needed' that should announce it is filtered (an MTU black hole).",
         evidence,
         [

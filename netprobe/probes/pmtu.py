@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from typing import Literal
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -83,23 +84,15 @@ def _request(ctx: ProbeContext) -> bytes:
     ).encode()
 
 
-async def small_mss_retry(
-    ctx: ProbeContext, address: str, exchange: str, stalled: ByteStream | None
-) -> PmtuProbe | None:
-    """Repeat ``exchange`` ("tls_handshake" or "http_response") once on a new connection
-    with ``TCP_MAXSEG = PMTU_RETRY_MSS``. None when no time is left. Never raises for a
-    network fault; outer cancellation propagates."""
-    if ctx.remaining() < _MIN_LEFT_S:
-        return None
-    kind = "tls_handshake" if exchange == "tls_handshake" else "http_response"
-    stalled_info = tcp_info_facts(stream_socket(stalled))
+async def _exchange(
+    ctx: ProbeContext, address: str, kind: str, mss: int | None, end: float
+) -> tuple[str, TcpInfoFacts | None, float]:
+    """One connection (with ``TCP_MAXSEG = mss`` when given) and the exchange on it, until
+    ``end``: its outcome, its TCP_INFO and its duration (ms)."""
     start = time.perf_counter()
-    base = PmtuProbe(mss=PMTU_RETRY_MSS, exchange=kind, outcome="error", stalled=stalled_info)
-    budget = ctx.budget(max(_MIN_RETRY_S, ctx.options.read_timeout / 3))
-    end = start + budget
-    _, sock = await connect_address(address, ctx.target.port, budget, mss=PMTU_RETRY_MSS)
+    _, sock = await connect_address(address, ctx.target.port, max(0.0, end - start), mss=mss)
     if sock is None:
-        return base.replace(outcome="connect_failed", duration_ms=elapsed_ms(start))
+        return "connect_failed", None, elapsed_ms(start)
     stream: ByteStream = await stream_from_socket(sock)
     outcome = "error"
     try:
@@ -121,11 +114,43 @@ async def small_mss_retry(
     except ValueError:
         outcome = "error"
     finally:
-        retry_info = tcp_info_facts(sock)
+        info = tcp_info_facts(sock)
         with anyio.CancelScope(shield=True), contextlib.suppress(*STREAM_ERRORS):
             await stream.aclose()
-    return base.replace(
+    return outcome, info, elapsed_ms(start)
+
+
+async def small_mss_retry(
+    ctx: ProbeContext, address: str, exchange: str, stalled: ByteStream | None
+) -> PmtuProbe | None:
+    """Repeat ``exchange`` ("tls_handshake" or "http_response") on two new connections at
+    once: one with ``TCP_MAXSEG = PMTU_RETRY_MSS``, one at the normal MSS (the control).
+    A black hole is the small one completing while the control stalls again; a server that
+    hung once and answers now completes both. None when no time is left. Never raises for
+    a network fault; outer cancellation propagates."""
+    if ctx.remaining() < _MIN_LEFT_S:
+        return None
+    kind: Literal["tls_handshake", "http_response"] = (
+        "tls_handshake" if exchange == "tls_handshake" else "http_response"
+    )
+    stalled_info = tcp_info_facts(stream_socket(stalled))
+    end = time.perf_counter() + ctx.budget(max(_MIN_RETRY_S, ctx.options.read_timeout / 3))
+    results: dict[str, tuple[str, TcpInfoFacts | None, float]] = {}
+
+    async def run(name: str, mss: int | None) -> None:
+        results[name] = await _exchange(ctx, address, kind, mss, end)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, "small", PMTU_RETRY_MSS)
+        tg.start_soon(run, "control", None)
+    outcome, info, ms = results["small"]
+    control = results["control"][0]
+    return PmtuProbe(
+        mss=PMTU_RETRY_MSS,
+        exchange=kind,
         outcome=outcome,
-        duration_ms=elapsed_ms(start),
-        retry=retry_info,
+        duration_ms=ms,
+        retry=info,
+        stalled=stalled_info,
+        control=control,
     )

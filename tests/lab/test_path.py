@@ -181,7 +181,8 @@ def test_mtu_black_hole(results: dict[str, dict[str, Any]], name: str, exchange:
     assert probe.stalled.snd_mss > 1240, "the stalled connection used full-size segments"
     assert "MSS of 1200 completed" in report.fault.summary
     assert "'fragmentation needed'" in report.fault.summary
-    assert "again with TCP_MAXSEG 1200: completed" in ladder
+    assert probe.control == "timeout", "the same exchange at the normal MSS stalls again"
+    assert "again with TCP_MAXSEG 1200: completed, at the normal MSS: timeout" in ladder
 
 
 def test_small_exchanges_cross_the_black_hole(results: dict[str, dict[str, Any]]) -> None:
