@@ -170,7 +170,7 @@ class _Diagnosis:
         if not dns.addresses:
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
-        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
+        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp, mtu_retry=True)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
         self.tracer = Tracer(ctx, self.tcp) if ctx.options.trace else None

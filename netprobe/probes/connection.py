@@ -52,10 +52,17 @@ class Connection:
         addresses: the resolved addresses to connect to, in order.
         tcp: a connector already running for these addresses (the diagnosis starts its own,
             to watch it with the liveness witness); by default the connection runs one.
+        mtu_retry: after a TLS handshake or HTTP response that stalls, run the MTU black
+            hole test (probes/pmtu.py); the diagnosis does, a pool does not.
     """
 
     def __init__(
-        self, ctx: ProbeContext, addresses: Sequence[str], *, tcp: TcpConnector | None = None
+        self,
+        ctx: ProbeContext,
+        addresses: Sequence[str],
+        *,
+        tcp: TcpConnector | None = None,
+        mtu_retry: bool = False,
     ) -> None:
         self.ctx = ctx
         #: The TCP rung: every address's attempt (``tcp.step()``).
@@ -72,7 +79,9 @@ class Connection:
         self._stream: ByteStream | None = None
         self._socket: socket.socket | None = None
         self._exchange: Exchange | None = None
-        #: The MTU black hole test, after a TLS handshake or an HTTP response stalled.
+        #: The MTU black hole test, after a TLS handshake or an HTTP response stalled (a
+        #: diagnosis's; a pool of many connections to an overloaded server makes none).
+        self._mtu_retry = mtu_retry
         self.pmtu_probe: PmtuProbe | None = None
 
     async def __aenter__(self) -> Connection:
@@ -156,7 +165,7 @@ class Connection:
                 # total deadline leaves the step as it is).
                 if address is not None:
                     self.tls = await learn_why(ctx, address, self.tls)
-                    if self.tls.failure == "timeout":
+                    if self._mtu_retry and self.tls.failure == "timeout":
                         # ESTABLISHED, then the server's flight never came: an MTU black hole?
                         self.pmtu_probe = await small_mss_retry(
                             ctx, address, "tls_handshake", stream
@@ -172,7 +181,12 @@ class Connection:
             self._exchange = opening(ctx, stream)
             self.application = await self._exchange.open()
             http = self.application.http
-            if address is not None and http is not None and http.failure == "timeout":
+            if (
+                self._mtu_retry
+                and address is not None
+                and http is not None
+                and http.failure == "timeout"
+            ):
                 # The request went out and no response head came: an MTU black hole?
                 self.pmtu_probe = await small_mss_retry(ctx, address, "http_response", stream)
             if address is not None and not target.tls:
