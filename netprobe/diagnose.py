@@ -207,10 +207,13 @@ class _Diagnosis:
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
-                if self.tracer is not None and not self.tcp.connected:
-                    # Started when the SYN was unanswered after 1 s, else now that the
-                    # connect failed; bounded by its own budget, cut to the total deadline.
-                    await self.tracer.finish()
+                if self.tracer is not None:
+                    if self.tcp.connected:
+                        self.tracer.cancel()  # a SYN answered late: no trace to wait for
+                    else:
+                        # Started when the SYN was unanswered after 1 s, else now that the
+                        # connect failed; bounded by its own budget and the total deadline.
+                        await self.tracer.finish()
                 await self.local_done.wait()
                 # The echoes get no more time than the connect and L7 rungs took: ICMP must
                 # never add to the wall time of a diagnosis. Every other task has ended by

@@ -20,6 +20,8 @@ destination            fault
 198.18.66.10 / ::10    r2 drops ``tcp dport 80`` in its forward chain (a drop at hop 2)
 198.18.66.11 / ::11    r1 rejects everything to it ``with icmp(v6) admin-prohibited`` (hop 1)
 198.18.66.12           healthy: the server's port 80 answers
+198.18.66.13           r2 drops the first SYN of every flow (an nftables set of the source
+                       address and port, 60 s): the retransmitted SYN gets through
 198.18.67.10           the MTU black hole: a second server (``nplab<pid>p``) behind r2, whose
                        routes to and from it have ``mtu lock 1280`` while every interface
                        says 1500, and r2's output chain drops ICMP "fragmentation needed".
@@ -44,6 +46,7 @@ from nplab.topology import HERE, PREFIX, PY, Lab, sh
 __all__ = [
     "ADMIN_PROHIBITED",
     "DROP_AT_HOP2",
+    "FIRST_SYN_DROPPED",
     "HEALTHY",
     "MTU_BLACKHOLE",
     "PATH_MTU",
@@ -57,6 +60,7 @@ CLIENT = "198.18.64.2"
 DROP_AT_HOP2 = ("198.18.66.10", "fd00:198:18:66::10")
 ADMIN_PROHIBITED = ("198.18.66.11", "fd00:198:18:66::11")
 HEALTHY = "198.18.66.12"
+FIRST_SYN_DROPPED = "198.18.66.13"
 MTU_BLACKHOLE = "198.18.67.10"
 #: The MTU of the routes to and from the black-hole server (the interfaces say 1500).
 PATH_MTU = 1280
@@ -72,8 +76,13 @@ table inet nppath {
 """
 R2_RULES = """
 table inet nppath {
+  set syn_seen {
+    type ipv4_addr . inet_service; flags timeout;
+  }
   chain forward {
     type filter hook forward priority 0; policy accept;
+    ip daddr 198.18.66.13 tcp flags syn ip saddr . tcp sport @syn_seen accept
+    ip daddr 198.18.66.13 tcp flags syn add @syn_seen { ip saddr . tcp sport timeout 60s } drop
     ip daddr 198.18.66.10 tcp dport 80 drop
     ip6 daddr fd00:198:18:66::10 tcp dport 80 drop
   }
@@ -146,7 +155,7 @@ def build_path(lab: Lab) -> Iterator[PathLab]:
         _link(f"m{tag}", r2, "198.18.67.1", mtu, "198.18.67.2")
         sh("ip", "-n", mtu, "addr", "add", f"{MTU_BLACKHOLE}/24", "dev", f"pbm{tag}")
         dev = f"pbs{tag}"
-        for host in (DROP_AT_HOP2[0], ADMIN_PROHIBITED[0], HEALTHY):
+        for host in (DROP_AT_HOP2[0], ADMIN_PROHIBITED[0], HEALTHY, FIRST_SYN_DROPPED):
             sh("ip", "-n", srv, "addr", "add", f"{host}/24", "dev", dev)
         for host in (DROP_AT_HOP2[1], ADMIN_PROHIBITED[1]):
             sh("ip", "-n", srv, "addr", "add", f"{host}/64", "dev", dev, "nodad")

@@ -175,6 +175,7 @@ class Tracer:
         self._done = anyio.Event()
         self._tg: TaskGroup | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._scope: anyio.CancelScope | None = None
         self.step: TraceStep | None = None
 
     def _delay(self) -> float:
@@ -227,6 +228,14 @@ class Tracer:
             self._timer = None
         self._tg = None
 
+    def cancel(self) -> None:
+        """The connect succeeded after all (a SYN retransmitted at 1 s): stop a trace that
+        started meanwhile, so that it never holds a healthy diagnosis open."""
+        self.close()
+        self._started = True
+        if self._scope is not None:
+            self._scope.cancel()
+
     async def _trace(self) -> None:
         try:
             address = self._pick()
@@ -241,14 +250,16 @@ class Tracer:
             budget = min(own, deadline_left)
             if budget <= 0.01:
                 return
-            self.step = await trace_path(
-                address,
-                self._ctx.dial_port,
-                max_hops=opts.trace_max_hops,
-                wait_s=budget,
-                partial=deadline_left < own,
-            )
+            with anyio.CancelScope() as self._scope:
+                self.step = await trace_path(
+                    address,
+                    self._ctx.dial_port,
+                    max_hops=opts.trace_max_hops,
+                    wait_s=budget,
+                    partial=deadline_left < own,
+                )
         finally:
+            self._scope = None
             self._done.set()
 
     def _pick(self) -> str | None:

@@ -18,6 +18,7 @@ from netprobe.steps import TcpStep
 from nplab.pathlab import (
     ADMIN_PROHIBITED,
     DROP_AT_HOP2,
+    FIRST_SYN_DROPPED,
     HEALTHY,
     MTU_BLACKHOLE,
     R1_NEAR,
@@ -41,6 +42,8 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "reject_v6": (f"tcp://[{ADMIN_PROHIBITED[1]}]:80", {}, "asyncio"),
     "reject_trio": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "trio"),
     "healthy": (f"tcp://{HEALTHY}:80", {}, "asyncio"),
+    "first_syn": (f"tcp://{FIRST_SYN_DROPPED}:80", {"icmp": False, "canary": False}, "asyncio"),
+    "first_syn_trio": (f"tcp://{FIRST_SYN_DROPPED}:80", {"icmp": False, "canary": False}, "trio"),
     # The MTU black hole, each direction: a large response, a large request, a large
     # certificate flight; and a small exchange on the same path, which works.
     # A stall takes the read timeout (3 s), then the retry; 14 diagnoses importing httpx at
@@ -189,3 +192,18 @@ def test_small_exchanges_cross_the_black_hole(results: dict[str, dict[str, Any]]
     report, tcp = _report(results, "mtu_small")
     assert report.fault is None, render_ladder(report)
     assert tcp.pmtu_probe is None
+
+
+@pytest.mark.parametrize("name", ["first_syn", "first_syn_trio"])
+def test_a_syn_lost_on_the_path_is_proved_and_the_trace_does_not_hold_it_up(
+    results: dict[str, dict[str, Any]], name: str
+) -> None:
+    """r2 drops the first SYN of every flow: the connect needs the retransmission at 1 s,
+    the trace (started at 1 s, its own SYNs dropped once too) is cancelled once the connect
+    works, instead of holding the healthy diagnosis for its 1.5 s."""
+    report, tcp = _report(results, name)
+    assert report.fault is None, render_ladder(report)
+    assert tcp.attempts[0].syn_retransmits is not None and tcp.attempts[0].syn_retransmits >= 1
+    assert "tcp.syn_retransmitted" in report.warning_codes()
+    assert tcp.trace is None
+    assert (report.timings_ms.total or 0) < 2000, "1 s for the SYN, not 1 s + the trace"
