@@ -58,7 +58,8 @@ def trace_sentence(trace: TraceStep | None) -> str | None:
     if not answered:
         return (
             f"The TCP trace got no answer from any hop (TTL 1-{trace.max_hops}){partial}: the "
-            "routers on the way do not answer time exceeded, or the first one drops the SYN."
+            "SYN dies at the first hop (the destination itself when it is on this host's "
+            "segment), or the routers on the way do not answer time exceeded."
         )
     h = answered[-1]
     return (
