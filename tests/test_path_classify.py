@@ -251,3 +251,13 @@ def test_the_pool_counts_lost_syns() -> None:
     )
     assert verdict.ok and verdict.syn_retransmitted == 2
     assert "2 of 4 connects needed a retransmitted SYN" in verdict.summary
+
+
+def test_the_hint_follows_who_rejected() -> None:
+    own = PROHIBITED.model_copy(update={"offender": "10.9.0.5"})
+    verdict = classify(TARGET, Options(icmp=False), [DNS, step("host_unreachable", "X", own)])
+    assert verdict.fault is not None and "its own firewall answered" in verdict.fault.hints[1]
+    verdict = classify(
+        TARGET, Options(icmp=False), [DNS, step("host_unreachable", "X", PROHIBITED)]
+    )
+    assert verdict.fault is not None and "a firewall on the way" in verdict.fault.hints[1]

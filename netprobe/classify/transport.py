@@ -168,8 +168,11 @@ def _rejected_fault(rep: AddressAttempt, tcp: TcpStep, evidence: list[Evidence])
             [
                 f"Ask the owner of {sender} for its rule on port {rep.port} (nftables "
                 "`reject with icmp admin-prohibited`, a security group, an ACL).",
-                "Nothing is wrong with the destination host itself as far as this shows: "
-                "the firewall answered for it.",
+                "The host is up: its own firewall answered (its input rules, host-based "
+                "firewall, a cloud security group in front of it)."
+                if e.offender == rep.address
+                else "Nothing is wrong with the destination host itself as far as this shows: "
+                "a firewall on the way answered for it.",
             ],
         )
     return fault(
