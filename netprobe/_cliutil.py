@@ -242,6 +242,7 @@ SHARED_OPTIONS: tuple[CliOption, ...] = (
     CliOption("--no-resolver-walk", "resolver_walk", turns_off=True),
     CliOption("--no-icmp", "icmp", turns_off=True),
     CliOption("--no-canary", "canary", turns_off=True),
+    CliOption("--no-trace", "trace", turns_off=True),
     CliOption("--ca-file", "ca_file", metavar="PATH"),
     CliOption("--insecure", "verify", turns_off=True),
     CliOption("--client-cert", "client_cert", metavar="PATH"),

@@ -30,6 +30,7 @@ from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
 from .probes.proxy import unreached_step
 from .probes.tcp import TcpConnector
+from .probes.trace import Tracer
 from .probes.witness import Witness
 from .proxies import ProxyRoute, proxy_route
 from .report import Report, Timings
@@ -116,6 +117,7 @@ class _Diagnosis:
         self.app: ApplicationStep | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
+        self.tracer: Tracer | None = None
         self.local: LocalHealth | None = None
         self.local_done = anyio.Event()
 
@@ -177,9 +179,10 @@ class _Diagnosis:
             await self._walk()
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
-        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
+        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp, mtu_retry=True)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
+        self.tracer = Tracer(ctx, self.tcp) if ctx.options.trace else None
         try:
             async with anyio.create_task_group() as tg:
                 # On asyncio the echoes need no task (start() schedules them on the loop).
@@ -192,6 +195,8 @@ class _Diagnosis:
                     tg.start_soon(self.tcp.run)
                 self.witness.start(tg)
                 tg.start_soon(self._walk)  # the resolver's search walk, beside the rungs
+                if self.tracer is not None:
+                    self.tracer.start(tg)
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
                 self.local = cached_local(dns.addresses, ctx.dial_port)
                 if self.local is None:
@@ -212,6 +217,13 @@ class _Diagnosis:
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
+                if self.tracer is not None:
+                    if self.tcp.connected:
+                        self.tracer.cancel()  # a SYN answered late: no trace to wait for
+                    else:
+                        # Started when the SYN was unanswered after 1 s, else now that the
+                        # connect failed; bounded by its own budget and the total deadline.
+                        await self.tracer.finish()
                 await self.local_done.wait()
                 # The echoes get no more time than the connect and L7 rungs took: ICMP must
                 # never add to the wall time of a diagnosis. Every other task has ended by
@@ -223,6 +235,8 @@ class _Diagnosis:
             if self.pinger is not None:
                 self.pinger.stop()
             self.witness.close()
+            if self.tracer is not None:
+                self.tracer.close()
             self.tcp.close_unclaimed()
 
     async def _local(self, addresses: Sequence[str]) -> None:
@@ -266,7 +280,14 @@ class _Diagnosis:
             steps["icmp"] = self.pinger.step()
         if self.tcp is not None:
             tcp_step = self.tcp.step()
-            steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
+            tcp_step = self.witness.annotate(tcp_step) if self.witness else tcp_step
+            probe = self.connection.pmtu_probe if self.connection is not None else None
+            if probe is not None:
+                tcp_step = tcp_step.model_copy(update={"pmtu_probe": probe})
+            trace = self.tracer.step if self.tracer is not None else None
+            if trace is not None and tcp_step.status == "failed":
+                tcp_step = tcp_step.model_copy(update={"trace": trace})
+            steps["tcp"] = tcp_step
         if self.connection is not None and self.connection.proxy is not None:
             steps["proxy"] = self.connection.proxy
         elif ctx.route is not None:

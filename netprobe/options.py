@@ -92,6 +92,23 @@ class Options(BaseModel):
         "certainly closed: an RST proves the host is alive.",
     )
 
+    # Where the SYN dies: a TCP trace to the real port after an L3/L4 failure.
+    trace: bool = Field(
+        True,
+        description="When the connect fails at L3/L4 (or its SYN is unanswered after 1 s), "
+        "trace the path to the real port with TTL-limited SYNs (no raw socket).",
+    )
+    trace_max_hops: int = Field(
+        12, ge=1, le=64, description="Hops the trace probes at most (one SYN each, sent together)."
+    )
+    trace_timeout: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="How long the trace waits for its hops to answer (s); cut to the total "
+        "deadline.",
+    )
+
     # TLS.
     verify: bool = Field(True, description="Verify the server certificate.")
     ca_file: str | None = Field(None, description="CA bundle (PEM) to verify against.")
@@ -231,6 +248,9 @@ class RungOptionsKwargs(TypedDict, total=False):
     icmp_count: int
     icmp_engine: Literal["builtin", "aioping"]
     canary: bool
+    trace: bool
+    trace_max_hops: int
+    trace_timeout: float
     verify: bool
     ca_file: str | None
     ssl_context: ssl.SSLContext | None

@@ -338,6 +338,7 @@ class _Pool:
             fault=verdict.fault,
             first_failure=verdict.first_failure,
             most_common_fault=verdict.most_common_fault,
+            syn_retransmitted=verdict.syn_retransmitted,
             fd_limit=fd_limit,
             fd_open=fd_open,
             fd_headroom=(fd_limit - fd_open) if fd_limit is not None and fd_open is not None

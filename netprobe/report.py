@@ -62,6 +62,11 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "the host cannot be reached (EHOSTUNREACH: ARP failed, or an ICMP unreachable came back)",
     ),
     "l3.host_unresponsive": ("l3", "the SYN went unanswered and the host gave no sign of life"),
+    "l3.pmtu_blackhole": (
+        "l3",
+        "large packets are lost on the path and the ICMP 'fragmentation needed' is filtered "
+        "(an MTU black hole): the exchange completed with a low MSS",
+    ),
     "l4.refused": ("l4", "the host answered with RST: nothing listens on the port"),
     "l4.filtered": ("l4", "the SYN went unanswered although the host is alive"),
     "l4.connect_timeout": ("l4", "the SYN went unanswered; whether the host is alive is unknown"),
@@ -330,6 +335,11 @@ class PoolReport(Frozen):
     fault: Fault | None = None
     first_failure: int | None = Field(None, description="Index of the first failed connection.")
     most_common_fault: str | None = None
+    syn_retransmitted: int | None = Field(
+        None,
+        description="How many connects needed a retransmitted SYN (TCP_INFO "
+        "tcpi_total_retrans read right after each connect); None when no count was read.",
+    )
     fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
     fd_open: int | None = None
     fd_headroom: int | None = None

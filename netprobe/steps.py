@@ -34,13 +34,16 @@ __all__ = [
     "GrpcStatusSource",
     "HoldCheck",
     "HoldOutcome",
+    "HopOutcome",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
     "IcmpAddressResult",
+    "IcmpError",
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
+    "PmtuProbe",
     "ProxyFailure",
     "ProxyStep",
     "Rcode",
@@ -49,9 +52,12 @@ __all__ = [
     "Step",
     "StepBase",
     "StepStatus",
+    "TcpInfoFacts",
     "TcpStep",
     "TlsFailure",
     "TlsStep",
+    "TraceHop",
+    "TraceStep",
     "WalkQuery",
 ]
 
@@ -247,6 +253,25 @@ ConnectOutcome = Literal[
 ]
 
 
+class IcmpError(Frozen):
+    """An ICMP error read from the socket's error queue (``IP_RECVERR``): who sent it and what
+    it says. The errno of a connect cannot tell a firewall's reject from a dead host; this can."""
+
+    origin: Literal["icmp", "icmp6", "local"] = Field(
+        description="An ICMPv4 or ICMPv6 error a host on the path sent, or this host's own stack."
+    )
+    icmp_type: int
+    icmp_code: int
+    offender: str | None = Field(None, description="The address that sent the ICMP error.")
+    meaning: str = Field(description="What the type and code say, in words.")
+    admin_prohibited: bool = Field(
+        False, description="A firewall's reject (ICMP 3/9, 3/10, 3/13; ICMPv6 1/1)."
+    )
+    mtu: int | None = Field(
+        None, description="The next-hop MTU of a 'fragmentation needed' / 'packet too big'."
+    )
+
+
 class AddressAttempt(Frozen):
     """A connect to one address."""
 
@@ -262,6 +287,17 @@ class AddressAttempt(Frozen):
         "table or socket layer said no.",
     )
     local_address: str | None = Field(None, description="Our end of an established connection.")
+    syn_retransmits: int | None = Field(
+        None,
+        description="Segments the kernel retransmitted before the handshake completed "
+        "(TCP_INFO tcpi_total_retrans, read right after connect): above 0, a SYN or its "
+        "SYN+ACK was lost. None when the kernel does not say.",
+    )
+    icmp_error: IcmpError | None = Field(
+        None,
+        description="The ICMP error that failed the connect, from the socket's error queue: "
+        "its type, code and the hop that sent it.",
+    )
 
     @property
     def endpoint(self) -> str:
@@ -296,6 +332,95 @@ class HoldCheck(Frozen):
     error: ErrorInfo | None = Field(None, description="The socket's error (ECONNRESET...).")
 
 
+#: What one TTL-limited SYN of a trace met.
+HopOutcome = Literal[
+    "time_exceeded",  # a router on the way answered ICMP time exceeded: the SYN got this far
+    "reached",  # the destination answered (SYN+ACK or RST): the SYN got all the way
+    "unreachable",  # an ICMP destination unreachable (a firewall's reject, no route...)
+    "silent",  # nothing answered within the trace's budget
+    "error",  # this host's own stack refused to send it
+]
+
+
+class TraceHop(Frozen):
+    """One TTL of a TCP trace: the SYN sent with this TTL, and who answered it."""
+
+    ttl: int
+    outcome: HopOutcome
+    address: str | None = Field(None, description="Who answered: the router or the destination.")
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    meaning: str | None = Field(None, description="The ICMP error (or the answer), in words.")
+    rtt_ms: float | None = Field(None, description="From the SYN to its answer.")
+
+
+class TraceStep(StepBase):
+    """A TCP trace to the real destination port after the connect failed: SYNs with TTL 1, 2,
+    ... (sent together), each answered by the router where its TTL ran out (ICMP time
+    exceeded, read from the socket's error queue), by the destination, or by nobody. No raw
+    socket. ``hops`` ends at the first TTL the destination answered."""
+
+    name: Literal["trace"] = "trace"
+    address: str
+    port: int
+    max_hops: int
+    timeout_s: float = Field(description="How long each SYN of the trace was given.")
+    hops: tuple[TraceHop, ...] = Field(default_factory=tuple)
+    partial: bool = Field(
+        False, description="The total deadline cut the trace: the hops still waiting are silent."
+    )
+
+    @property
+    def last_answering(self) -> TraceHop | None:
+        """The highest TTL that a router (or the destination) answered."""
+        answered = [h for h in self.hops if h.outcome != "silent" and h.address is not None]
+        return answered[-1] if answered else None
+
+    @property
+    def reached(self) -> bool:
+        return any(h.outcome == "reached" for h in self.hops)
+
+
+class TcpInfoFacts(Frozen):
+    """What the kernel's ``TCP_INFO`` said about one connection."""
+
+    pmtu: int | None = Field(None, description="tcpi_pmtu: the path MTU the connection used.")
+    snd_mss: int | None = Field(None, description="tcpi_snd_mss: the segment size it sends.")
+    rcv_mss: int | None = Field(None, description="tcpi_rcv_mss: the segment size it received.")
+    total_retrans: int | None = Field(
+        None, description="tcpi_total_retrans: segments retransmitted (the SYN included)."
+    )
+
+
+class PmtuProbe(Frozen):
+    """The exchange that stalled after ESTABLISHED (a TLS handshake, an HTTP response),
+    repeated once on a new connection whose MSS was set low (``TCP_MAXSEG``) before
+    connect(): when it completes, packets larger than that are lost on the path."""
+
+    mss: int = Field(description="The TCP_MAXSEG set before connect() on the retry.")
+    exchange: Literal["tls_handshake", "http_response"]
+    outcome: Literal["completed", "timeout", "closed", "connect_failed", "error"]
+    duration_ms: float | None = None
+    retry: TcpInfoFacts | None = Field(None, description="TCP_INFO of the retry's connection.")
+    stalled: TcpInfoFacts | None = Field(
+        None, description="TCP_INFO of the diagnosis's own connection, whose exchange stalled."
+    )
+    control: Literal["completed", "timeout", "closed", "connect_failed", "error"] | None = Field(
+        None,
+        description="The same exchange at the normal MSS, at the same time: a black hole "
+        "stalls it again; a server that hung once completes it.",
+    )
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == "completed"
+
+    @property
+    def black_hole(self) -> bool:
+        """Only the small MSS got through: the small retry completed, the control did not."""
+        return self.outcome == "completed" and self.control not in ("completed", None)
+
+
 class TcpStep(StepBase):
     """Every resolved address was tried concurrently; ``connected_to`` is the one kept."""
 
@@ -309,6 +434,16 @@ class TcpStep(StepBase):
         "unanswered (an RST or SYN+ACK proves the host alive).",
     )
     canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")
+    pmtu_probe: PmtuProbe | None = Field(
+        None,
+        description="After a TLS handshake or an HTTP response stalled on this connection: "
+        "the same exchange on a new connection with a low MSS (an MTU black hole test).",
+    )
+    trace: TraceStep | None = Field(
+        None,
+        description="Where the SYN dies: a TCP trace to the real port, run after the connect "
+        "failed at L3/L4 (trace=False turns it off).",
+    )
 
 
 # -- The TLS rung --------------------------------------------------------------------------------

@@ -674,3 +674,7 @@ PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})
 from nplab.catalog_session_prose import PROSE as _SESSION_PROSE  # noqa: E402
 
 PROSE.update({code: Prose(**fields) for code, fields in _SESSION_PROSE.items()})
+# Issue 13's codes (the middle of the path): nplab/catalog_path_prose.py.
+from nplab.catalog_path_prose import PROSE as _PATH_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _PATH_PROSE.items()})

@@ -22,6 +22,7 @@ Addresses this module uses (the base lab's hosts are in ``topology.py``):
 198.18.0.54        a name server that reads queries and never answers
 198.18.0.55        a second name server that disagrees with the first on ``db.corp.lab``
 198.18.<n>.2       a delay line that drops the first SYN of every flow
+198.18.64.0/18     the routed path of ``nplab/pathlab.py`` (``catalog_path.py``)
 =================  ==================================================================
 
 How to run a scenario: the CLI in the client namespace, ``netprobe diagnose TARGET
@@ -47,6 +48,7 @@ from typing import Any
 
 from netprobe.testing import CertBook
 from nplab.catalog_l7 import l7_scenarios
+from nplab.catalog_path import path_scenarios
 from nplab.catalog_session import session_scenarios
 from nplab.catalog_tls import tls_scenarios
 from nplab.scenario import Scenario
@@ -248,6 +250,7 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         scenarios.extend(stack.enter_context(l7_scenarios(lab)))  # nplab/catalog_l7.py
         scenarios += stack.enter_context(tls_scenarios(lab))  # nplab/catalog_tls.py
         scenarios += stack.enter_context(session_scenarios(lab))  # nplab/catalog_session.py
+        scenarios += stack.enter_context(path_scenarios(lab))  # nplab/catalog_path.py
         if db_future is not None:
             scenarios.extend(db_future.result(timeout=120))
         yield scenarios

@@ -83,6 +83,23 @@ def _type_name(annotation: object, models: list[type[BaseModel]]) -> str:
 #: Meanings of the fields whose model gives no description (by "Model.field", or by field
 #: name for the fields every step shares). A field with neither fails tests/test_docs.py.
 MEANINGS = {
+    "PmtuProbe.exchange": "What was repeated: the TLS handshake, or the HTTP request and "
+    "its response head.",
+    "PmtuProbe.outcome": "How the retry ended: `completed` (an MTU black hole: "
+    "`l3.pmtu_blackhole`), `timeout`, `closed`, `connect_failed`, `error`.",
+    "TraceStep.address": "The address traced (the one whose connect failed).",
+    "TraceStep.port": "The real destination port the trace's SYNs went to.",
+    "TraceStep.max_hops": "The highest TTL sent (the `trace_max_hops` option).",
+    "TraceStep.hops": "One entry per TTL, up to the first the destination answered or a box "
+    "rejected; trailing silence is kept as one silent hop.",
+    "TraceHop.ttl": "The TTL (IPv6: hop limit) the SYN was sent with.",
+    "TraceHop.outcome": "`time_exceeded` (a router where the TTL ran out answered), `reached` "
+    "(the destination answered SYN+ACK or RST), `unreachable` (an ICMP destination "
+    "unreachable, e.g. a firewall's admin-prohibited), `silent`, `error` (not sent).",
+    "TraceHop.icmp_type": "The ICMP type of the answer (from the socket's error queue).",
+    "TraceHop.icmp_code": "The ICMP code of the answer.",
+    "IcmpError.icmp_type": "The ICMP type (v4: 3 unreachable, 11 time exceeded; v6: 1, 3).",
+    "IcmpError.icmp_code": "The ICMP code (v4 3/13, v6 1/1: administratively prohibited).",
     "FollowUpHandshake.purpose": "What the follow-up was for: `tls_required` (does a closed "
     "plain port speak TLS?), `server_version`, `cipher`, `sni`, `server_clock` (the server's "
     "Date header).",

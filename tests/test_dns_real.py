@@ -32,7 +32,7 @@ SLACK_S = 2.0
 
 def _silent_resolver_namespace() -> tuple[LoopbackNamespace, SilentUdpServer]:
     require_root()
-    ns = LoopbackNamespace("g", resolv_conf=SILENT_CONF)
+    ns = LoopbackNamespace("n", resolv_conf=SILENT_CONF)
     return ns, SilentUdpServer(port=53, netns=ns.name)
 
 
@@ -116,7 +116,7 @@ def _observations(report: dict[str, Any]) -> str:
 def test_bind_refusing_us_by_its_acl_is_refused_not_servfail() -> None:
     require_root()
     with (
-        LoopbackNamespace("g", resolv_conf=FAST_CONF) as ns,
+        LoopbackNamespace("n", resolv_conf=FAST_CONF) as ns,
         Bind(zones=ZONE, allow_query="none", port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "www.lab.test:80")
@@ -129,7 +129,7 @@ def test_bind_refusing_us_by_its_acl_is_refused_not_servfail() -> None:
 @pytest.mark.parametrize("resolver", ["bind", "dnsmasq"])
 def test_a_resolver_whose_forwarder_is_silent_is_alive(resolver: str) -> None:
     require_root()
-    with LoopbackNamespace("g", resolv_conf=FAST_CONF) as ns:
+    with LoopbackNamespace("n", resolv_conf=FAST_CONF) as ns:
         upstream = SilentUdpServer(host="127.0.0.2", netns=ns.name)
         server: RealServer
         if resolver == "bind":
@@ -161,7 +161,7 @@ def test_dnsmasq_forwarding_the_aaaa_of_its_own_name_to_a_silent_upstream() -> N
     itself and forwards its AAAA; getaddrinfo waits for both, so the name never resolves for
     the application although ``dig A`` answers at once."""
     require_root()
-    with LoopbackNamespace("g", resolv_conf=FAST_CONF) as ns:
+    with LoopbackNamespace("n", resolv_conf=FAST_CONF) as ns:
         upstream = SilentUdpServer(host="127.0.0.2", netns=ns.name)
         server = Dnsmasq(
             records=["host-record=www.lab.test,127.0.0.7"],
@@ -182,7 +182,7 @@ def test_dnsmasq_forwarding_the_aaaa_of_its_own_name_to_a_silent_upstream() -> N
 def test_a_silent_resolver_is_a_timeout_not_its_upstream() -> None:
     require_root()
     with (
-        LoopbackNamespace("g", resolv_conf=FAST_CONF) as ns,
+        LoopbackNamespace("n", resolv_conf=FAST_CONF) as ns,
         SilentUdpServer(port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "api.example.test:80")
@@ -194,7 +194,7 @@ def test_a_silent_resolver_is_a_timeout_not_its_upstream() -> None:
 def test_a_dangling_cname_names_its_missing_target() -> None:
     require_root()
     with (
-        LoopbackNamespace("g", resolv_conf=FAST_CONF) as ns,
+        LoopbackNamespace("n", resolv_conf=FAST_CONF) as ns,
         Bind(zones=ZONE, port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "alias.lab.test:80")
@@ -226,7 +226,7 @@ def _warnings(report: dict[str, Any]) -> dict[str, str]:
 def test_an_ndots_5_walk_is_reported_with_its_wasted_queries() -> None:
     require_root()
     with (
-        LoopbackNamespace("g", resolv_conf=KUBE_CONF) as ns,
+        LoopbackNamespace("n", resolv_conf=KUBE_CONF) as ns,
         Dnsmasq(records=KUBE_RECORDS, port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "api.example.test:9", "--no-icmp")
@@ -266,7 +266,7 @@ def test_a_wildcard_search_domain_answering_for_the_name_is_a_warning() -> None:
     require_root()
     conf = KUBE_CONF.replace("cluster.local\n", "cluster.local corp.test\n")
     with (
-        LoopbackNamespace("g", resolv_conf=conf) as ns,
+        LoopbackNamespace("n", resolv_conf=conf) as ns,
         Dnsmasq(records=[*KUBE_RECORDS, "address=/corp.test/127.0.0.99"], port=53, netns=ns.name),
     ):
         report = _diagnose(ns, "api.example.test:9", "--no-icmp")
@@ -281,7 +281,7 @@ def test_two_resolvers_that_disagree_are_named_with_both_answers() -> None:
     require_root()
     conf = "nameserver 127.0.0.1\nnameserver 127.0.0.2\nsearch lab.test\noptions timeout:1\n"
     with (
-        LoopbackNamespace("g", resolv_conf=conf) as ns,
+        LoopbackNamespace("n", resolv_conf=conf) as ns,
         Dnsmasq(records=["host-record=db.lab.test,127.0.0.5"], port=53, netns=ns.name),
         Dnsmasq(
             records=["host-record=db.lab.test,127.0.0.6"], host="127.0.0.2", port=53, netns=ns.name
@@ -305,7 +305,7 @@ def test_a_name_from_the_hosts_file_says_so_and_asks_no_server() -> None:
     require_root()
     with (
         LoopbackNamespace(
-            "g", resolv_conf=KUBE_CONF, hosts="127.0.0.1 localhost\n127.0.0.8 cache\n"
+            "n", resolv_conf=KUBE_CONF, hosts="127.0.0.1 localhost\n127.0.0.8 cache\n"
         ) as ns,
         SilentUdpServer(port=53, netns=ns.name),  # a walk would stall on it
     ):

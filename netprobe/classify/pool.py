@@ -114,6 +114,8 @@ class PoolVerdict:
     summary: str
     first_failure: int | None
     most_common_fault: str | None
+    #: Connections whose connect needed a retransmitted SYN (None: no count was read).
+    syn_retransmitted: int | None = None
 
 
 def pool_verdict(
@@ -165,6 +167,13 @@ def pool_verdict(
         summary = found.summary if found else _summary(target, conns, opened, None)
         if held_ok is not None and held_ok < opened:
             summary += f" After holding {hold_s:g} s, only {held_ok} still answered."
+    counted = [c for c in conns if c.tcp is not None and c.tcp.syn_retransmits is not None]
+    lost = sum(1 for c in counted if c.tcp is not None and (c.tcp.syn_retransmits or 0) > 0)
+    if lost:
+        summary += (
+            f" {lost} of {len(counted)} connects needed a retransmitted SYN (TCP_INFO): "
+            "SYNs or SYN+ACKs are being lost."
+        )
     ok = found is None and opened == requested and (held_ok is None or held_ok == opened)
     return PoolVerdict(
         ok=ok,
@@ -172,6 +181,7 @@ def pool_verdict(
         summary=summary,
         first_failure=failed[0].index if failed else None,
         most_common_fault=common,
+        syn_retransmitted=lost if counted else None,
     )
 
 
