@@ -5,14 +5,15 @@ runs the CLI there, reaches it too)::
 
     client (lab.client)  --  r1 (h)  --  r2 (m)  --  server (g)
     198.18.64.2          .64.1 .65.1   .65.2 .66.1   198.18.66.x
-    fd00:198:18:64::2    ...                         fd00:198:18:66::x
+    2001:2:0:64::2    ...                         2001:2:0:66::x
 
-The client gets a route to 198.18.64.0/18 (and the ULA fd00:198:18::/48) via r1 and still
-no default route; r1 and r2 forward; nothing else routes anywhere. IPv6 uses the unique-local
-prefix fd00:198:18::/48 of the namespaces made here (the IPv4 addresses are in 198.18.64.0/18,
-unused by the rest of the lab). Namespaces are ``nplab<pid>h`` (r1), ``m`` (r2), ``g``
-(server) and ``p`` (the MTU black hole's server); the kernel's ICMP rate limits are off on
-the routers, so every probe gets its answer when diagnoses run at once.
+The client gets a route to 198.18.64.0/18 (and 2001:2::/48) via r1 and still no default
+route; r1 and r2 forward; nothing else routes anywhere. IPv6 uses 2001:2::/48, the IPv6
+benchmarking prefix (RFC 5180, the twin of 198.18.0.0/15), inside the namespaces made here;
+the IPv4 addresses are in 198.18.64.0/18, unused by the rest of the lab.
+Namespaces are ``nplab<pid>h`` (r1), ``m`` (r2), ``g`` (server) and ``p`` (the MTU black
+hole's server); the kernel's ICMP rate limits are off on the routers, so every probe gets its
+answer when diagnoses run at once.
 
 =====================  ======================================================================
 destination            fault
@@ -57,8 +58,8 @@ __all__ = [
 R1_NEAR, R1_FAR = "198.18.64.1", "198.18.65.1"
 R2_NEAR, R2_FAR = "198.18.65.2", "198.18.66.1"
 CLIENT = "198.18.64.2"
-DROP_AT_HOP2 = ("198.18.66.10", "fd00:198:18:66::10")
-ADMIN_PROHIBITED = ("198.18.66.11", "fd00:198:18:66::11")
+DROP_AT_HOP2 = ("198.18.66.10", "2001:2:0:66::10")
+ADMIN_PROHIBITED = ("198.18.66.11", "2001:2:0:66::11")
 HEALTHY = "198.18.66.12"
 FIRST_SYN_DROPPED = "198.18.66.13"
 MTU_BLACKHOLE = "198.18.67.10"
@@ -70,7 +71,7 @@ table inet nppath {
   chain forward {
     type filter hook forward priority 0; policy accept;
     ip daddr 198.18.66.11 reject with icmp type admin-prohibited
-    ip6 daddr fd00:198:18:66::11 reject with icmpv6 type admin-prohibited
+    ip6 daddr 2001:2:0:66::11 reject with icmpv6 type admin-prohibited
   }
 }
 """
@@ -84,7 +85,7 @@ table inet nppath {
     ip daddr 198.18.66.13 tcp flags syn ip saddr . tcp sport @syn_seen accept
     ip daddr 198.18.66.13 tcp flags syn add @syn_seen { ip saddr . tcp sport timeout 60s } drop
     ip daddr 198.18.66.10 tcp dport 80 drop
-    ip6 daddr fd00:198:18:66::10 tcp dport 80 drop
+    ip6 daddr 2001:2:0:66::10 tcp dport 80 drop
   }
   chain output {
     type filter hook output priority 0; policy accept;
@@ -96,9 +97,9 @@ table inet nppath {
 
 
 def _v6(v4: str) -> str:
-    """The lab's IPv6 twin of an IPv4 address: 198.18.65.2 -> fd00:198:18:65::2."""
-    a, b, c, d = v4.split(".")
-    return f"fd00:{a}:{b}:{c}::{d}"
+    """The lab's IPv6 twin of an IPv4 address: 198.18.65.2 -> 2001:2:0:65::2."""
+    _, _, c, d = v4.split(".")
+    return f"2001:2:0:{c}::{d}"
 
 
 @dataclass
@@ -161,15 +162,15 @@ def build_path(lab: Lab) -> Iterator[PathLab]:
             sh("ip", "-n", srv, "addr", "add", f"{host}/64", "dev", dev, "nodad")
         # Routes: only the lab's own prefixes, never a default route.
         routes = {
-            c: [("198.18.64.0/18", R1_NEAR), ("fd00:198:18::/48", _v6(R1_NEAR))],
+            c: [("198.18.64.0/18", R1_NEAR), ("2001:2::/48", _v6(R1_NEAR))],
             r1: [
                 ("198.18.66.0/24", R2_NEAR),
                 ("198.18.67.0/24", R2_NEAR),
-                ("fd00:198:18:66::/64", _v6(R2_NEAR)),
+                ("2001:2:0:66::/64", _v6(R2_NEAR)),
             ],
             mtu: [("198.18.64.0/18", "198.18.67.1")],
-            r2: [("198.18.64.0/24", R1_FAR), ("fd00:198:18:64::/64", _v6(R1_FAR))],
-            srv: [("198.18.64.0/18", R2_FAR), ("fd00:198:18::/48", _v6(R2_FAR))],
+            r2: [("198.18.64.0/24", R1_FAR), ("2001:2:0:64::/64", _v6(R1_FAR))],
+            srv: [("198.18.64.0/18", R2_FAR), ("2001:2::/48", _v6(R2_FAR))],
         }
         for ns, table in routes.items():
             for prefix, via in table:

@@ -41,8 +41,8 @@ def _sin6(addr: str) -> bytes:
         (
             socket.IPPROTO_IPV6,
             IPV6_RECVERR,
-            _ee(errno.EACCES, 3, 1, 1) + _sin6("fd00:198:18:64::1"),
-            ("fd00:198:18:64::1", True, False, "communication administratively prohibited"),
+            _ee(errno.EACCES, 3, 1, 1) + _sin6("2001:2:0:64::1"),
+            ("2001:2:0:64::1", True, False, "communication administratively prohibited"),
         ),
         # ICMP 11/0 from hop 2: a TTL-limited probe's answer.
         (

@@ -29,7 +29,7 @@ from nplab.topology import Lab
 
 pytestmark = pytest.mark.lab
 
-V6_R1, V6_R2 = "fd00:198:18:64::1", "fd00:198:18:65::2"
+V6_R1, V6_R2 = "2001:2:0:64::1", "2001:2:0:65::2"
 
 #: name -> (target, options, backend)
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {
