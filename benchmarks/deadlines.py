@@ -227,7 +227,9 @@ def main() -> None:
         return
     with build_lab() as lab, contextlib.ExitStack() as stack:
         scenarios = case_scenarios()
-        scenarios += stack.enter_context(build_scenarios(lab))
+        scenarios += [
+            s for s in stack.enter_context(build_scenarios(lab)) if s.command == "diagnose"
+        ]
         if args.only:
             scenarios = [s for s in scenarios if args.only in s.title or args.only in s.code]
         startup = statistics.median(

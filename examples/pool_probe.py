@@ -26,8 +26,9 @@ async def main() -> int:
     pool = await netprobe.probe_pool(args.target, size=args.size, hold=args.hold, icmp=False)
     print(pool.summary)
     for conn in pool.connections:
-        if conn.fault_code:
-            print(f"  #{conn.index} {conn.fault_code}: {conn.detail}")
+        code = conn.fault_code or conn.held_fault_code  # failed to open, or died while held
+        if code:
+            print(f"  #{conn.index} {code}: {conn.detail}")
     print(f"fd headroom: {pool.fd_headroom}")
     return 0 if pool.ok else 1
 

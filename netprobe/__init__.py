@@ -27,6 +27,7 @@ from .options import Options as Options
 from .options import OptionsKwargs as OptionsKwargs
 from .report import FAULT_CODES as FAULT_CODES
 from .report import WARNING_CODES as WARNING_CODES
+from .report import ChurnReport as ChurnReport
 from .report import Evidence as Evidence
 from .report import Fault as Fault
 from .report import PoolConnection as PoolConnection
@@ -49,6 +50,7 @@ from .steps import IcmpStep as IcmpStep
 from .steps import LocalHealth as LocalHealth
 from .steps import NameserverAnswer as NameserverAnswer
 from .steps import ProxyStep as ProxyStep
+from .steps import ResolverWalk as ResolverWalk
 from .steps import Step as Step
 from .steps import TcpStep as TcpStep
 from .steps import TlsStep as TlsStep
@@ -56,6 +58,7 @@ from .target import Target as Target
 from .target import parse_target as parse_target
 
 if TYPE_CHECKING:
+    from .churn import probe_churn as probe_churn
     from .health import Dependency as Dependency
     from .health import HealthApp as HealthApp
     from .health import health_app as health_app
@@ -68,6 +71,7 @@ _LAZY = {
     "HealthApp": "health",
     "health_app": "health",
     "wait_until_ready": "health",
+    "probe_churn": "churn",
     "probe_pool": "pool",
 }
 
@@ -93,6 +97,7 @@ __all__ = (
     "AddressAttempt",
     "ApplicationStep",
     "CertificateInfo",
+    "ChurnReport",
     "DatabaseResult",
     "DeadlineCut",
     "Dependency",
@@ -119,6 +124,7 @@ __all__ = (
     "ProxyStep",
     "Report",
     "ReportWarning",
+    "ResolverWalk",
     "Step",
     "Target",
     "TcpStep",
@@ -130,6 +136,7 @@ __all__ = (
     "diagnose_stream",
     "health_app",
     "parse_target",
+    "probe_churn",
     "probe_pool",
     "wait_until_ready",
 )

@@ -7,8 +7,10 @@ Apart from ``cli.py`` so that the commands defined elsewhere (``netprobe wait``,
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -33,7 +35,9 @@ __all__ = [
     "diagnosis_options",
     "options_from_cli",
     "print_lines",
+    "process_age",
     "run_async",
+    "time_left",
     "usage_error",
     "usage_words",
     "wrap_offsets",
@@ -42,6 +46,34 @@ __all__ = [
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: When this module was first imported: the process's start where /proc cannot say.
+_IMPORTED = time.monotonic()
+#: The least a command's deadline is cut to (its start-up took longer than the deadline).
+_MIN_LEFT_S = 0.05
+
+
+def process_age() -> float:
+    """Seconds since this process started: a command's ``--timeout`` counts from there, not
+    from the end of its imports (which take a second and more on a loaded machine).
+
+    Linux: the process's start time in /proc (clock ticks since boot) against CLOCK_BOOTTIME,
+    the same clock; elsewhere, or if that reads oddly, the time since this module's import.
+    """
+    fallback = time.monotonic() - _IMPORTED
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return fallback
+    return age if fallback <= age < fallback + 60.0 else fallback
+
+
+def time_left(timeout: float) -> float:
+    """What is left of a command's ``timeout`` counted from the process's start."""
+    return max(_MIN_LEFT_S, timeout - process_age())
 
 
 def console(stderr: bool = False) -> Console:
@@ -207,8 +239,10 @@ SHARED_OPTIONS: tuple[CliOption, ...] = (
     CliOption("--dns-timeout", "dns_timeout", metavar="SECONDS"),
     CliOption("--read-timeout", "read_timeout", metavar="SECONDS"),
     CliOption("--nameserver", "nameservers", metavar="IP[:PORT]", repeatable=True),
+    CliOption("--no-resolver-walk", "resolver_walk", turns_off=True),
     CliOption("--no-icmp", "icmp", turns_off=True),
     CliOption("--no-canary", "canary", turns_off=True),
+    CliOption("--no-trace", "trace", turns_off=True),
     CliOption("--ca-file", "ca_file", metavar="PATH"),
     CliOption("--insecure", "verify", turns_off=True),
     CliOption("--client-cert", "client_cert", metavar="PATH"),

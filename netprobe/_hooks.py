@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .report import Report
 
 __all__ = [
+    "DEADLINE_ORIGIN",
     "DIAGNOSIS_WATCHER",
     "REPORT_HOOKS",
     "add_report_hook",
@@ -58,3 +59,8 @@ def run_report_hooks(report: Report) -> None:
 DIAGNOSIS_WATCHER: ContextVar[Callable[[Any], None] | None] = ContextVar(
     "netprobe_diagnosis_watcher", default=None
 )
+
+#: Where the total deadline counts from (a ``time.perf_counter()`` value), in this context
+#: only; None: from the diagnosis's start. The command line sets its process's start: its
+#: ``--timeout`` holds for the whole process, start-up included.
+DEADLINE_ORIGIN: ContextVar[float | None] = ContextVar("netprobe_deadline_origin", default=None)

@@ -1,4 +1,4 @@
-"""The command line: `netprobe diagnose`, `demo`, `pool` and `wait` (docs/cli.md).
+"""The command line: `netprobe diagnose`, `demo`, `pool`, `churn` and `wait` (docs/cli.md).
 
 Exit codes: 0 healthy, 1 fault found, 2 usage error (bad target, bad option); `wait` runs
 COMMAND and ends with its status.
@@ -7,6 +7,7 @@ COMMAND and ends with its status.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from ._cliutil import (
     diagnosis_options,
     options_from_cli,
     print_lines,
+    process_age,
     run_async,
     usage_error,
     usage_words,
@@ -52,8 +54,11 @@ def cli() -> None:
 @diagnosis_options
 def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
     """Diagnose the path to TARGET (host:port, URL or DSN)."""
+    from ._hooks import DEADLINE_ORIGIN
     from .diagnose import diagnose as run
 
+    # --timeout holds for the whole process: its start-up is already spent.
+    DEADLINE_ORIGIN.set(time.perf_counter() - process_age())
     options = options_from_cli(kw)
     err = console(stderr=True)
 
@@ -62,11 +67,13 @@ def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
             return await run(target, **options)
         from ._live import with_live_progress
         from .options import make_options
+        from .probes.db_login import require_driver
         from .target import parse_target
 
         # Bad input is one line before anything is drawn (not an error inside the task
         # group of the live line).
         parsed, opts = parse_target(target), make_options(**options)
+        require_driver(parsed)
         return await with_live_progress(err, parsed.url, lambda: run(parsed, options=opts))
 
     report: Report = run_async(go)
@@ -132,12 +139,33 @@ def wait(
 @click.argument("target")
 @click.option("--size", type=int, default=10, show_default=True, help="Connections at once.")
 @click.option("--hold", type=float, default=0.0, show_default=True, help="Hold them (seconds).")
+@click.option(
+    "--find-idle-timeout",
+    is_flag=True,
+    help="Search the path's idle timeout: connections idle 1, 2, 4... s, each checked after.",
+)
+@click.option(
+    "--max-idle",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="The longest idle --find-idle-timeout tries (seconds).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the pool report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every connection.")
 @diagnosis_options
-def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw: Any) -> None:
+def pool(
+    target: str,
+    size: int,
+    hold: float,
+    find_idle_timeout: bool,
+    max_idle: float,
+    as_json: bool,
+    verbose: bool,
+    **kw: Any,
+) -> None:
     """Open SIZE connections to TARGET at once, like a pool filling, hold and validate them."""
-    from .pool import probe_pool
+    from .pool import idle_schedule, probe_pool
     from .render_pool import render_pool
 
     options = options_from_cli(kw)
@@ -146,15 +174,25 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
 
     async def go() -> Any:
         if not show_progress:
-            return await probe_pool(target, size=size, hold=hold, **options)
-        from rich.progress import Progress
-
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("opening connections", total=size)
             return await probe_pool(
                 target,
                 size=size,
                 hold=hold,
+                find_idle_timeout=find_idle_timeout,
+                max_idle=max_idle,
+                **options,
+            )
+        from rich.progress import Progress
+
+        total = len(idle_schedule(max_idle)) if find_idle_timeout else size
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("opening connections", total=total)
+            return await probe_pool(
+                target,
+                size=size,
+                hold=hold,
+                find_idle_timeout=find_idle_timeout,
+                max_idle=max_idle,
                 on_progress=lambda _c: progress.advance(task),
                 **options,
             )
@@ -164,6 +202,60 @@ def pool(target: str, size: int, hold: float, as_json: bool, verbose: bool, **kw
         click.echo(report.model_dump_json(indent=2))
     else:
         print_lines(console(), render_pool(report, verbose=verbose))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+
+
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--pairs",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Fresh-then-reused connect pairs (1-1000).",
+)
+@click.option(
+    "--rate", type=float, default=20.0, show_default=True, help="Pairs started per second, at most."
+)
+@click.option(
+    "--max-time",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds the whole probe may take.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the churn report as JSON.")
+@diagnosis_options
+def churn(target: str, pairs: int, rate: float, max_time: float, as_json: bool, **kw: Any) -> None:
+    """Open and close connections to TARGET quickly, reconnecting from just-closed ports."""
+    from .churn import probe_churn
+    from .render_churn import render_churn
+
+    options = options_from_cli(kw)
+    err = console(stderr=True)
+    show_progress = not as_json and err.is_terminal
+
+    async def go() -> Any:
+        if not show_progress:
+            return await probe_churn(target, pairs=pairs, rate=rate, max_time=max_time, **options)
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("connect, close, reconnect", total=2 * pairs)
+            return await probe_churn(
+                target,
+                pairs=pairs,
+                rate=rate,
+                max_time=max_time,
+                on_progress=lambda _a: progress.advance(task),
+                **options,
+            )
+
+    report = run_async(go)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        print_lines(console(), render_churn(report))
     sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
 
 

@@ -19,9 +19,11 @@ from .steps import (
     DatabaseResult,
     HttpResult,
     IcmpAddressResult,
+    IcmpError,
     IcmpStep,
     TcpStep,
     TlsStep,
+    TraceHop,
 )
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "describe_attempt",
     "describe_cert",
     "describe_echoes",
+    "describe_hop",
+    "describe_icmp_error",
     "issuer_name",
     "response_evidence",
     "server_name",
@@ -69,10 +73,40 @@ def describe_attempt(a: AddressAttempt) -> str:
                 if a.immediate
                 else f"after {ms}"
             )
-            return f"connect to {a.endpoint} failed {where}{err}"
+            icmp = describe_icmp_error(a.icmp_error) if a.icmp_error is not None else ""
+            return f"connect to {a.endpoint} failed {where}{err}{icmp}"
         case _:
             msg = a.error.message if a.error else a.outcome
             return f"connect to {a.endpoint} failed after {ms}: {msg}{err}"
+
+
+def describe_icmp_error(e: IcmpError) -> str:
+    """The ICMP error of a failed connect, e.g. ``: ICMP 3/13 from 198.18.64.1 (...)``."""
+    if e.origin == "local":
+        return f": {e.meaning}"
+    kind = "ICMPv6" if e.origin == "icmp6" else "ICMP"
+    who = f" from {e.offender}" if e.offender else ""
+    return f": {kind} {e.icmp_type}/{e.icmp_code}{who} ({e.meaning})"
+
+
+def describe_hop(h: TraceHop) -> str:
+    """One hop of a TCP trace, e.g. ``hop 2  198.18.65.2  time exceeded  0.4 ms``."""
+    rtt = f"  {h.rtt_ms:.1f} ms" if h.rtt_ms is not None else ""
+    match h.outcome:
+        case "silent":
+            return f"hop {h.ttl}  *  no answer"
+        case "reached":
+            return f"hop {h.ttl}  {h.address}  the destination ({h.meaning}){rtt}"
+        case "time_exceeded":
+            return f"hop {h.ttl}  {h.address}  time exceeded{rtt}"
+        case "unreachable":
+            kind = "ICMPv6" if h.address and ":" in h.address else "ICMP"
+            return (
+                f"hop {h.ttl}  {h.address}  rejects: {kind} {h.icmp_type}/{h.icmp_code} "
+                f"({h.meaning}){rtt}"
+            )
+        case _:
+            return f"hop {h.ttl}  not sent: {h.meaning}"
 
 
 def attempt_evidence(attempts: Sequence[AddressAttempt]) -> list[Evidence]:
@@ -88,6 +122,15 @@ def attempt_evidence(attempts: Sequence[AddressAttempt]) -> list[Evidence]:
                 "errno": a.error.errno_name if a.error else None,
                 "connect_ms": a.connect_ms,
                 "immediate": a.immediate,
+                **(
+                    {
+                        "icmp_type": a.icmp_error.icmp_type,
+                        "icmp_code": a.icmp_error.icmp_code,
+                        "icmp_from": a.icmp_error.offender,
+                    }
+                    if a.icmp_error is not None
+                    else {}
+                ),
             },
         )
         for a in attempts
@@ -314,6 +357,7 @@ _SERVER_NAMES = {
     "mariadb": "MariaDB",
     "mysql": "MySQL",
     "postgresql": "PostgreSQL",
+    "pgbouncer": "PgBouncer",
     "redis": "Redis",
 }
 
@@ -381,11 +425,24 @@ def database_line(r: DatabaseResult) -> str:
         "mariadb": "MariaDB",
         "mysql": "MySQL",
         "postgresql": "PostgreSQL",
+        "pgbouncer": "PgBouncer",
         "redis": "Redis",
     }.get(r.server or r.protocol, r.protocol)
     name = f"{server} {r.version}" if r.version else server
+    unknown = next(
+        (
+            n.removesuffix(" (PING answered PONG)")
+            for n in r.notes
+            if n.startswith("version unknown")
+        ),
+        None,
+    )
+    unknown = unknown if r.version is None else None
     if r.outcome == "validated":
-        return f"{name}: logged in as {r.login_user or '?'}, {r.validation} ok"
+        # Redis with a password only: the ACL user is "default".
+        user = r.login_user or ("default" if r.protocol == "redis" else "?")
+        line = f"{name}: logged in as {user}, {r.validation} ok"
+        return line + (f" ({unknown})" if unknown else "")
     if r.outcome == "ready":
         extra = []
         if r.connection_id is not None:
@@ -398,6 +455,8 @@ def database_line(r: DatabaseResult) -> str:
             extra.append("TLS offered")
         if r.error_code == "NOAUTH":
             extra.append("password required")
+        if unknown:
+            extra.append(unknown)
         return f"{name} is up" + (f" ({', '.join(extra)})" if extra else "")
     if r.outcome == "server_error":
         if r.protocol == "redis":

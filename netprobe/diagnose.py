@@ -26,12 +26,14 @@ from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes.connection import Connection
 from .probes.database import login_step
+from .probes.db_login import require_driver
 from .probes.dns import Resolver
 from .probes.icmp import Pinger
 from .probes.local import cached_local, gather_local
 from .probes.prepare import prepare
 from .probes.proxy import unreached_step
 from .probes.tcp import TcpConnector
+from .probes.trace import Tracer
 from .probes.witness import Witness
 from .proxies import ProxyRoute, proxy_route
 from .report import Report, Timings
@@ -60,10 +62,12 @@ async def diagnose(
 
     Raises:
         InvalidTarget: the target is malformed (before any I/O).
-        InvalidOption: an option is unknown or out of range (before any I/O).
+        InvalidOption: an option is unknown or out of range, or the target has credentials
+            and its login driver is not installed (before any I/O).
     """
     parsed = parse_target(target)
     opts = make_options(options, **kwargs)
+    require_driver(parsed)
     # The way the application would go: a forward proxy from the options or the environment.
     route = proxy_route(parsed, opts, os.environ)
     return await _Diagnosis(parsed, opts, route).run()
@@ -84,6 +88,8 @@ async def diagnose_many(
     """
     parsed = [parse_target(t) for t in targets]
     opts = make_options(options, **kwargs)
+    for t in parsed:
+        require_driver(t)
     _check_concurrency(concurrency)
     results: list[Report | None] = [None] * len(parsed)
 
@@ -121,8 +127,9 @@ async def diagnose_stream(
     collected.
 
     Raises:
-        InvalidTarget: a target is malformed.
-        InvalidOption: an option is unknown or out of range (before any I/O).
+        InvalidTarget: a target is malformed (as it is taken).
+        InvalidOption: an option is unknown or out of range (before any I/O), or a target
+            has credentials and its login driver is not installed (as it is taken).
     """
     opts = make_options(options, **kwargs)
     _check_concurrency(concurrency)
@@ -132,10 +139,12 @@ async def diagnose_stream(
     def parsed() -> Iterator[tuple[int, Target]]:
         for i, t in enumerate(targets):
             try:
-                yield i, parse_target(t)
-            except InvalidTarget as exc:
+                target = parse_target(t)
+                require_driver(target)
+            except (InvalidTarget, InvalidOption) as exc:
                 failed.append(exc)
                 return
+            yield i, target
 
     async def produce() -> None:
         async with send:
@@ -200,6 +209,7 @@ class _Diagnosis:
         self.app: ApplicationStep | None = None
         self.pinger: Pinger | None = None
         self.witness: Witness | None = None
+        self.tracer: Tracer | None = None
         self.local: LocalHealth | None = None
         self.local_done = anyio.Event()
 
@@ -210,7 +220,7 @@ class _Diagnosis:
         if watcher is not None:
             watcher(self)  # the CLI's live line polls progress()
         cut: DeadlineCut | None = None
-        with anyio.move_on_after(self.ctx.options.timeout) as scope:
+        with anyio.move_on_after(self.ctx.remaining()) as scope:
             # First imports and the TLS context before the clock: the timings are the
             # network's, the preparation is timings_ms.setup (probes/prepare.py).
             await prepare(self.ctx)
@@ -252,6 +262,9 @@ class _Diagnosis:
             return "application"  # the login after the greeting was still running
         return rung
 
+    async def _walk(self) -> None:
+        self.steps["dns"] = await self.resolver.walk()
+
     async def _ladder(self) -> None:
         ctx = self.ctx
         dns = await self.resolver.run()
@@ -259,11 +272,13 @@ class _Diagnosis:
         if dns.status != "skipped":
             ctx.mark("dns")
         if not dns.addresses:
+            await self._walk()
             return
         self.tcp = TcpConnector(ctx, dns.addresses)
-        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp)
+        self.connection = Connection(ctx, dns.addresses, tcp=self.tcp, mtu_retry=True)
         self.pinger = Pinger(ctx, dns.addresses) if ctx.options.icmp else None
         self.witness = Witness(ctx, self.tcp, self.pinger)
+        self.tracer = Tracer(ctx, self.tcp) if ctx.options.trace else None
         try:
             async with anyio.create_task_group() as tg:
                 # On asyncio the echoes need no task (start() schedules them on the loop).
@@ -275,6 +290,9 @@ class _Diagnosis:
                 if not connect_inline:
                     tg.start_soon(self.tcp.run)
                 self.witness.start(tg)
+                tg.start_soon(self._walk)  # the resolver's search walk, beside the rungs
+                if self.tracer is not None:
+                    self.tracer.start(tg)
                 # A fresh snapshot of this host's sockets answers at once; else a worker reads.
                 self.local = cached_local(dns.addresses, ctx.dial_port)
                 if self.local is None:
@@ -295,6 +313,13 @@ class _Diagnosis:
                 await self.tcp.wait_done()
                 # The canary ends with the connect timeout at the latest (probes/witness.py).
                 await self.witness.wait_done()
+                if self.tracer is not None:
+                    if self.tcp.connected:
+                        self.tracer.cancel()  # a SYN answered late: no trace to wait for
+                    else:
+                        # Started when the SYN was unanswered after 1 s, else now that the
+                        # connect failed; bounded by its own budget and the total deadline.
+                        await self.tracer.finish()
                 await self.local_done.wait()
                 # The echoes get no more time than the connect and L7 rungs took: ICMP must
                 # never add to the wall time of a diagnosis. Every other task has ended by
@@ -306,6 +331,8 @@ class _Diagnosis:
             if self.pinger is not None:
                 self.pinger.stop()
             self.witness.close()
+            if self.tracer is not None:
+                self.tracer.close()
             self.tcp.close_unclaimed()
 
     async def _local(self, addresses: Sequence[str]) -> None:
@@ -350,7 +377,14 @@ class _Diagnosis:
             steps["icmp"] = self.pinger.step()
         if self.tcp is not None:
             tcp_step = self.tcp.step()
-            steps["tcp"] = self.witness.annotate(tcp_step) if self.witness else tcp_step
+            tcp_step = self.witness.annotate(tcp_step) if self.witness else tcp_step
+            probe = self.connection.pmtu_probe if self.connection is not None else None
+            if probe is not None:
+                tcp_step = tcp_step.model_copy(update={"pmtu_probe": probe})
+            trace = self.tracer.step if self.tracer is not None else None
+            if trace is not None and tcp_step.status == "failed":
+                tcp_step = tcp_step.model_copy(update={"trace": trace})
+            steps["tcp"] = tcp_step
         if self.connection is not None and self.connection.proxy is not None:
             steps["proxy"] = self.connection.proxy
         elif ctx.route is not None:

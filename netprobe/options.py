@@ -72,6 +72,12 @@ class Options(BaseModel):
         description="Name servers to ask directly when getaddrinfo fails "
         "(default: those of /etc/resolv.conf). 'host' or 'host:port'.",
     )
+    resolver_walk: bool = Field(
+        True,
+        description="Replay the system resolver's search walk and ask every configured name "
+        "server (direct queries beside the other rungs) when resolv.conf's search list takes "
+        "part or names several servers.",
+    )
 
     # ICMP and the liveness witness (L3).
     icmp: bool = Field(True, description="Send ICMP echoes alongside the TCP connect.")
@@ -84,6 +90,23 @@ class Options(BaseModel):
         True,
         description="When the SYN goes unanswered, connect to a port that is almost "
         "certainly closed: an RST proves the host is alive.",
+    )
+
+    # Where the SYN dies: a TCP trace to the real port after an L3/L4 failure.
+    trace: bool = Field(
+        True,
+        description="When the connect fails at L3/L4 (or its SYN is unanswered after 1 s), "
+        "trace the path to the real port with TTL-limited SYNs (no raw socket).",
+    )
+    trace_max_hops: int = Field(
+        12, ge=1, le=64, description="Hops the trace probes at most (one SYN each, sent together)."
+    )
+    trace_timeout: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="How long the trace waits for its hops to answer (s); cut to the total "
+        "deadline.",
     )
 
     # TLS.
@@ -220,10 +243,14 @@ class RungOptionsKwargs(TypedDict, total=False):
     dns_timeout: float
     read_timeout: float
     nameservers: Sequence[str] | str | None
+    resolver_walk: bool
     icmp: bool
     icmp_count: int
     icmp_engine: Literal["builtin", "aioping"]
     canary: bool
+    trace: bool
+    trace_max_hops: int
+    trace_timeout: float
     verify: bool
     ca_file: str | None
     ssl_context: ssl.SSLContext | None

@@ -27,19 +27,31 @@ import anyio
 from ._errors import InvalidOption, InvalidTarget
 from ._version import __version__
 from .classify import classify
-from .classify.pool import connection_verdict, held_detail, pool_verdict
+from .classify.pool import (
+    connection_verdict,
+    held_detail,
+    idle_kill,
+    idle_search_verdict,
+    pool_verdict,
+)
 from .options import Options, OptionsKwargs, make_options
 from .probes._context import ProbeContext
 from .probes._io import elapsed_ms
 from .probes.connection import Connection
 from .probes.database import has_credentials, to_step
-from .probes.db_login import DriverSession
+from .probes.db_login import DriverSession, require_driver
 from .probes.dns import resolve
-from .report import Fault, PoolConnection, PoolReport
+from .report import Fault, IdleSearch, IdleTrial, PoolConnection, PoolReport
 from .steps import AddressAttempt, Step, TcpStep
 from .target import Target, parse_target
 
-__all__ = ["UNAUTHENTICATED_HOLD_CAP", "PoolConnection", "PoolReport", "probe_pool"]
+__all__ = [
+    "UNAUTHENTICATED_HOLD_CAP",
+    "PoolConnection",
+    "PoolReport",
+    "idle_schedule",
+    "probe_pool",
+]
 
 
 #: Longest hold of an unauthenticated MySQL/MariaDB connection: half MariaDB's default
@@ -54,6 +66,8 @@ async def probe_pool(
     *,
     size: int = 10,
     hold: float = 0.0,
+    find_idle_timeout: bool = False,
+    max_idle: float = 600.0,
     options: Options | None = None,
     on_progress: ProgressCallback | None = None,
     **kwargs: Unpack[OptionsKwargs],
@@ -71,6 +85,12 @@ async def probe_pool(
             health check; after the hold, another check on the same connection).
         size: connections to hold at the same time (HikariCP's default pool size is 10).
         hold: seconds to keep them all open before validating again.
+        find_idle_timeout: search the path's idle timeout instead: one connection per idle
+            of :func:`idle_schedule` (1, 2, 4... s up to ``max_idle``), all opened at once,
+            each checked on the wire (a keepalive probe) once it has idled its time; the
+            longer ones are closed as soon as a shorter one died. ``size`` and ``hold`` are
+            not used. The report's ``idle_search`` has the bracket.
+        max_idle: the longest idle the search tries (1 to 3600 s).
         options: an :class:`Options` to start from; ``**kwargs`` override its fields.
         on_progress: called with each connection as it opens or fails.
 
@@ -86,8 +106,24 @@ async def probe_pool(
         raise InvalidOption(f"size must be between 1 and 10000 (got {size})")
     if not 0 <= hold <= 3600:
         raise InvalidOption(f"hold must be between 0 and 3600 seconds (got {hold})")
+    if not 1 <= max_idle <= 3600:
+        raise InvalidOption(f"max_idle must be between 1 and 3600 seconds (got {max_idle})")
     opts = make_options(options, **kwargs)
+    require_driver(parsed)
+    if find_idle_timeout:
+        return await _IdleSearch(parsed, opts, max_idle, on_progress).run()
     return await _Pool(parsed, opts, size, hold, on_progress).run()
+
+
+def idle_schedule(max_idle: float) -> list[float]:
+    """The idles an idle-timeout search tries: 1, 2, 4... s below ``max_idle``, then it."""
+    out: list[float] = []
+    idle = 1.0
+    while idle < max_idle:
+        out.append(idle)
+        idle *= 2
+    out.append(float(max_idle))
+    return out
 
 
 class _Slot:
@@ -109,9 +145,9 @@ class _Pool:
         self.options = options
         self.size = size
         self.notes: list[str] = []
-        self.authenticated = has_credentials(ProbeContext(target=target, options=options))
+        self.with_credentials = has_credentials(ProbeContext(target=target, options=options))
         cap = UNAUTHENTICATED_HOLD_CAP.get(target.protocol)
-        if not self.authenticated and cap is not None and hold > cap:
+        if not self.with_credentials and cap is not None and hold > cap:
             self.notes.append(
                 f"hold cut from {hold:g} s to {cap:g} s: an unauthenticated {target.protocol} "
                 "connection held longer may be timed out by the server and counted as a "
@@ -160,7 +196,7 @@ class _Pool:
 
         async with anyio.create_task_group() as tg:
             for slot in self.slots:
-                one = self._session if self.authenticated else self._connection
+                one = self._session if self.with_credentials else self._connection
                 tg.start_soon(one, slot, settled, validate_now)
             await opened.wait()
             if self.hold > 0 and any(s.conn.outcome == "validated" for s in self.slots):
@@ -182,21 +218,7 @@ class _Pool:
                 settled(slot)
             await validate_now.wait()
             if self.hold > 0 and slot.conn.outcome == "validated":
-                step = await conn.validate()
-                db = step.database if step is not None else None
-                if step is not None and step.grpc is not None:
-                    # Another health check on the held HTTP/2 connection (a new stream).
-                    held = step.status == "ok"
-                    slot.conn = slot.conn.replace(
-                        held_ok=held, detail=None if held else step.reason
-                    )
-                elif db is None:
-                    slot.conn = slot.conn.replace(held_ok=True)
-                else:
-                    detail = held_detail(db)
-                    slot.conn = slot.conn.replace(
-                        held_ok=detail is None, database=db, detail=detail
-                    )
+                await self._after_hold(slot, conn, ctx)
         closed = conn.application.database if conn.application is not None else None
         if closed is not None and slot.conn.database is not None:
             slot.conn = slot.conn.replace(
@@ -204,6 +226,32 @@ class _Pool:
                     closed_cleanly=closed.closed_cleanly, notes=closed.notes
                 )
             )
+
+    async def _after_hold(self, slot: _Slot, conn: Connection, ctx: ProbeContext) -> None:
+        """The held connection, checked on the wire: a keepalive probe that every middlebox
+        must pass (for any protocol), then the protocol's own round trip when it has one."""
+        # The checks after the hold have a deadline of their own (the opening's is spent
+        # after a hold as long as --timeout).
+        ctx.restart_clock()
+        check = await conn.check_transport(ctx.budget(self.options.read_timeout))
+        slot.conn = slot.conn.replace(hold_check=check)
+        killed = idle_kill(check) if check is not None else None
+        if killed is not None:
+            slot.conn = slot.conn.replace(
+                held_ok=False, held_fault_code=killed.code, detail=killed.detail
+            )
+            return
+        step = await conn.validate()
+        db = step.database if step is not None else None
+        if step is not None and step.grpc is not None:
+            # Another health check on the held HTTP/2 connection (a new stream).
+            held = step.status == "ok"
+            slot.conn = slot.conn.replace(held_ok=held, detail=None if held else step.reason)
+        elif db is None:
+            slot.conn = slot.conn.replace(held_ok=True)
+        else:
+            detail = held_detail(db)
+            slot.conn = slot.conn.replace(held_ok=detail is None, database=db, detail=detail)
 
     async def _session(
         self, slot: _Slot, settled: Callable[[_Slot], None], validate_now: anyio.Event
@@ -219,6 +267,7 @@ class _Pool:
                 settled(slot)
             await validate_now.wait()
             if self.hold > 0 and slot.conn.outcome == "validated":
+                ctx.restart_clock()
                 result = await login.validate()
                 detail = held_detail(result)
                 slot.conn = slot.conn.replace(
@@ -268,7 +317,7 @@ class _Pool:
             dns_fault=dns_fault,
         )
         notes = list(self.notes)
-        if not self.authenticated and self.target.protocol == "mysql":
+        if not self.with_credentials and self.target.protocol == "mysql":
             notes.append(
                 "credential-less: each connection is a greeting held in the handshake, then "
                 "answered for the probe user (1045); it proves the server accepts this many "
@@ -281,7 +330,7 @@ class _Pool:
             target=self.target,
             requested=self.size,
             opened=opened,
-            authenticated=self.authenticated,
+            with_credentials=self.with_credentials,
             hold_s=self.hold,
             held_ok=held_ok,
             time_to_fill_ms=fill_ms,
@@ -289,6 +338,7 @@ class _Pool:
             fault=verdict.fault,
             first_failure=verdict.first_failure,
             most_common_fault=verdict.most_common_fault,
+            syn_retransmitted=verdict.syn_retransmitted,
             fd_limit=fd_limit,
             fd_open=fd_open,
             fd_headroom=(fd_limit - fd_open) if fd_limit is not None and fd_open is not None
@@ -298,6 +348,114 @@ class _Pool:
             started_at=self.started_at,
             netprobe_version=__version__,
         )  # fmt: skip
+
+
+class _IdleSearch(_Pool):
+    """One connection per idle of the schedule, opened at once; each checked on the wire
+    after its idle; the longer ones closed once a shorter one died."""
+
+    def __init__(
+        self,
+        target: Target,
+        options: Options,
+        max_idle: float,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.schedule = idle_schedule(max_idle)
+        self.max_idle = max_idle
+        super().__init__(target, options, len(self.schedule), 0.0, on_progress)
+        self.trials: dict[int, IdleTrial] = {}
+        self.scopes: dict[int, anyio.CancelScope] = {}
+        if target.protocol == "mysql" and not self.with_credentials:
+            self.notes.append(
+                "a credential-less MySQL connection is held in its handshake: the server "
+                "closes it after its connect_timeout (10 s by default), which this search "
+                "would read as an idle timeout; use a tcp:// target for the path alone"
+            )
+
+    async def run(self) -> PoolReport:
+        ctx = self._ctx()
+        dns = await resolve(ctx)
+        if not dns.addresses:
+            verdict = classify(self.target, self.options, [dns])
+            return self._report(None, None, None, dns_fault=verdict.fault)
+        self.addresses = list(dns.addresses)
+        async with anyio.create_task_group() as tg:
+            for slot, idle in zip(self.slots, self.schedule, strict=True):
+                scope = anyio.CancelScope()
+                self.scopes[slot.index] = scope
+                tg.start_soon(self._trial, slot, idle, scope)
+        trials = tuple(
+            self.trials.get(s.index, IdleTrial(idle_s=idle, outcome="not_needed"))
+            for s, idle in zip(self.slots, self.schedule, strict=True)
+        )
+        alive = [t.idle_s for t in trials if t.outcome == "alive"]
+        dead = [t for t in trials if t.outcome in ("silence", "reset", "closed")]
+        first_dead = min(dead, key=lambda t: t.idle_s) if dead else None
+        survived = [i for i in alive if first_dead is None or i < first_dead.idle_s]
+        search = IdleSearch(
+            max_idle_s=self.max_idle,
+            survived_s=max(survived) if survived else None,
+            died_s=first_dead.idle_s if first_dead else None,
+            death=first_dead.outcome if first_dead else None,
+            trials=trials,
+        )
+        return self._search_report(search)
+
+    async def _trial(self, slot: _Slot, idle: float, scope: anyio.CancelScope) -> None:
+        ctx = self._ctx()
+        with scope:
+            async with Connection(ctx, self.addresses) as conn:
+                await conn.open()
+                slot.conn = self._verdict(slot, conn.steps())
+                if self.on_progress is not None:
+                    self.on_progress(slot.conn)
+                if slot.conn.outcome != "validated":
+                    self.trials[slot.index] = IdleTrial(idle_s=idle, outcome="not_opened")
+                    return
+                await anyio.sleep(idle)
+                ctx.restart_clock()
+                check = await conn.check_transport(ctx.budget(self.options.read_timeout))
+                if check is None:
+                    return
+                self.trials[slot.index] = IdleTrial(
+                    idle_s=idle, outcome=check.outcome, waited_ms=check.waited_ms
+                )
+                killed = idle_kill(check)
+                slot.conn = slot.conn.replace(
+                    held_ok=killed is None,
+                    hold_check=check,
+                    held_fault_code=killed.code if killed else None,
+                    detail=killed.detail if killed else slot.conn.detail,
+                )
+                if killed is not None:
+                    # A longer idle would only die the same way: stop waiting for it.
+                    for other, longer in zip(self.slots, self.schedule, strict=True):
+                        if longer > idle:
+                            self.scopes[other.index].cancel()
+
+    def _search_report(self, search: IdleSearch) -> PoolReport:
+        conns = [s.conn for s in self.slots]
+        verdict = idle_search_verdict(self.target, search, conns)
+        opened = sum(1 for c in conns if c.outcome == "validated")
+        return PoolReport(
+            ok=verdict.ok,
+            target=self.target,
+            requested=self.size,
+            opened=opened,
+            with_credentials=False,
+            hold_s=search.died_s or search.survived_s or 0.0,
+            held_ok=sum(1 for c in conns if c.held_ok),
+            summary=verdict.summary,
+            fault=verdict.fault,
+            first_failure=verdict.first_failure,
+            most_common_fault=verdict.most_common_fault,
+            notes=tuple(self.notes),
+            connections=tuple(conns),
+            idle_search=search,
+            started_at=self.started_at,
+            netprobe_version=__version__,
+        )
 
 
 def _kept_attempt(tcp: TcpStep) -> AddressAttempt | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from .describe import describe_attempt, describe_echoes, witness_line
+from .describe import describe_attempt, describe_echoes, describe_hop, witness_line
 from .report import Report
 from .steps import ApplicationStep, DnsStep, IcmpStep, ProxyStep, Step, TcpStep, TlsStep
 
@@ -44,6 +44,8 @@ def render_ladder(report: Report, *, verbose: bool = False) -> list[str]:
         if isinstance(step, TcpStep):
             port = step.attempts[0].port if step.attempts else t.port  # the proxy's, via one
             lines.extend(_witness_lines(step, present.get("icmp"), port))
+            lines.extend(_trace_lines(step))
+            lines.extend(_pmtu_lines(step))
     lines.extend(_waterfall(report))
     if report.fault is None:
         lines.append(f"[bold green]HEALTHY[/] in {report.timings_ms.total or 0:.1f} ms")
@@ -122,7 +124,7 @@ def _proxy_line(step: ProxyStep) -> str:
     """``via http://proxy.lab:3128 (HTTPS_PROXY): CONNECT api.lab:443 → 200 Connection
     established``."""
     head = f"via {step.url} ({step.source}"
-    head += ", with credentials)" if step.authenticated else ")"
+    head += ", with credentials)" if step.credentials_sent else ")"
     if step.status == "skipped":
         text = f"{head}: {step.reason}"
     elif step.mode == "forward":
@@ -142,8 +144,18 @@ def _dns_line(step: DnsStep) -> str:
         return f"[dim]{escape(step.host)} is an IP address: no lookup[/]"
     if step.status == "ok":
         addrs = ", ".join(step.addresses)
-        return f"{escape(step.host)} → {escape(addrs)} [dim]({step.duration_ms or 0:.1f} ms)[/]"
-    return f"{escape(step.host)}: {escape(step.rcode or (step.reason or 'failed'))}"
+        walk = step.walk
+        via = ""
+        if walk is not None and walk.answered and walk.answered != step.host.rstrip("."):
+            via = f" as {escape(walk.answered)}"  # a search domain answered
+        elif step.answered_by == "hosts":
+            via = " [dim](hosts file)[/]"
+        timing = f"[dim]({step.duration_ms or 0:.1f} ms)[/]"
+        return f"{escape(step.host)} → {escape(addrs)}{via} {timing}"
+    # NOERROR for a failed lookup: one type answered, the other hung (getaddrinfo waits for
+    # both): the reason (getaddrinfo's error) says more than the rcode.
+    said = step.rcode if step.rcode not in (None, "NOERROR") else None
+    return f"{escape(step.host)}: {escape(said or (step.reason or 'failed'))}"
 
 
 def _icmp_line(step: IcmpStep) -> str:
@@ -158,6 +170,31 @@ def _witness_lines(tcp: TcpStep, icmp: Step | None, port: int) -> list[str]:
     """The liveness witness that decided a silent SYN."""
     line = witness_line(tcp, icmp if isinstance(icmp, IcmpStep) else None, port)
     return [f"    [dim]witness:[/] {escape(line)}"] if line else []
+
+
+def _pmtu_lines(tcp: TcpStep) -> list[str]:
+    """The MTU black hole test, after an exchange stalled on the established connection."""
+    probe = tcp.pmtu_probe
+    if probe is None:
+        return []
+    what = "TLS handshake" if probe.exchange == "tls_handshake" else "HTTP exchange"
+    result = probe.outcome.replace("_", " ")
+    if probe.control:
+        result += f", at the normal MSS: {probe.control.replace('_', ' ')}"
+    return [
+        f"    [dim]mtu:[/] the {what} stalled; again with TCP_MAXSEG {probe.mss}: {escape(result)}"
+    ]
+
+
+def _trace_lines(tcp: TcpStep) -> list[str]:
+    """The TCP trace of a failed connect: one line per hop."""
+    trace = tcp.trace
+    if trace is None:
+        return []
+    cut = ", cut by the total deadline" if trace.partial else ""
+    dest = f"[{trace.address}]" if ":" in trace.address else trace.address
+    head = f"    [dim]path:[/] TCP trace to {escape(dest)}:{trace.port}{cut}"
+    return [head, *(f"      {escape(describe_hop(h))}" for h in trace.hops)]
 
 
 def _tcp_line(step: TcpStep) -> str:

@@ -12,12 +12,26 @@ from typing import Literal, TypeVar
 from pydantic import Field, computed_field
 
 from ._frozen import Frozen, FrozenMap
-from .steps import AddressAttempt, DatabaseResult, DeadlineCut, LocalHealth, Step, StepBase
+from .steps import (
+    AddressAttempt,
+    ConnectOutcome,
+    DatabaseResult,
+    DeadlineCut,
+    ErrorInfo,
+    HoldCheck,
+    HoldOutcome,
+    LocalHealth,
+    Step,
+    StepBase,
+)
 from .target import Target
 
 __all__ = [
     "FAULT_CODES",
     "WARNING_CODES",
+    "ChurnAttempt",
+    "ChurnReport",
+    "ChurnStats",
     "ConnectionOutcome",
     "Evidence",
     "Fault",
@@ -35,7 +49,12 @@ Layer = Literal["dns", "l3", "l4", "l7", "local"]
 FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "dns.nxdomain": ("dns", "the name does not exist (NXDOMAIN)"),
     "dns.no_address": ("dns", "the name exists but has no A/AAAA record (NODATA)"),
-    "dns.servfail": ("dns", "the name server failed to answer (SERVFAIL or REFUSED)"),
+    "dns.servfail": ("dns", "the name server failed to resolve the name (SERVFAIL)"),
+    "dns.refused": ("dns", "the name server refused to answer this client (REFUSED: its ACL)"),
+    "dns.upstream_timeout": (
+        "dns",
+        "the name server is alive but gave no answer for this name in time (its upstream)",
+    ),
     "dns.timeout": ("dns", "no name server answered in time"),
     "l3.network_unreachable": ("l3", "no route to the network (ENETUNREACH)"),
     "l3.host_unreachable": (
@@ -43,6 +62,11 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "the host cannot be reached (EHOSTUNREACH: ARP failed, or an ICMP unreachable came back)",
     ),
     "l3.host_unresponsive": ("l3", "the SYN went unanswered and the host gave no sign of life"),
+    "l3.pmtu_blackhole": (
+        "l3",
+        "large packets are lost on the path and the ICMP 'fragmentation needed' is filtered "
+        "(an MTU black hole): the exchange completed with a low MSS",
+    ),
     "l4.refused": ("l4", "the host answered with RST: nothing listens on the port"),
     "l4.filtered": ("l4", "the SYN went unanswered although the host is alive"),
     "l4.connect_timeout": ("l4", "the SYN went unanswered; whether the host is alive is unknown"),
@@ -66,6 +90,10 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
     "db.auth_failed": ("l7", "the credentials were rejected"),
     "db.access_denied": ("l7", "the user may not connect from this host or to this database"),
     "db.server_error": ("l7", "the database answered with another error (see its code)"),
+    "db.upstream_unavailable": (
+        "l7",
+        "a connection pooler (PgBouncer) answers, but its database server does not",
+    ),
     "local.port_exhaustion": ("local", "no free local port (EADDRNOTAVAIL)"),
     "local.fd_exhaustion": ("local", "no free file descriptor (EMFILE/ENFILE)"),
     "local.connect_denied": (
@@ -113,6 +141,17 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
         "no TLS version in common: the server's range and this client's",
     ),
     "http.tls_required": ("l7", "plain HTTP was sent to a port that expects TLS: use https://"),
+    # Session tables (issues 11 and 13).
+    "l4.idle_killed": (
+        "l4",
+        "a connection held idle died: the next segment got silence (a firewall or NAT expired "
+        "its session) or an RST",
+    ),
+    "l4.reused_port_dropped": (
+        "l4",
+        "reconnects from a just-closed source port time out while fresh ports connect: a "
+        "stateful firewall or NAT still holds the old session",
+    ),
     "local.clock_skew": (
         "local",
         "this host's clock is wrong: a valid certificate reads as expired or not yet valid",
@@ -121,6 +160,9 @@ FAULT_CODES: dict[str, tuple[Layer, str]] = {
 
 #: Every warning code: things that are not faults but matter.
 WARNING_CODES: dict[str, str] = {
+    "dns.search_walk": "the resolver asks search-list names that do not exist before this one",
+    "dns.search_wildcard": "a wildcard search domain answered for the name: maybe the wrong host",
+    "dns.nameservers_disagree": "the configured name servers give different answers",
     "tcp.syn_retransmitted": "a connect took 1 s or more: the first SYN was lost",
     "tcp.address_failed": "one resolved address failed while another worked",
     "icmp.no_reply": "ICMP echo got no reply while TCP works: ICMP is filtered",
@@ -244,8 +286,41 @@ class PoolConnection(Frozen):
     greeting_ms: float | None = Field(None, description="Greeting, or login + validation.")
     validation_ms: float | None = None
     held_ok: bool | None = Field(None, description="Still valid after the hold (when held).")
+    hold_check: HoldCheck | None = Field(
+        None, description="The keepalive probe sent after the hold, and its answer."
+    )
+    held_fault_code: str | None = Field(
+        None, description="Why the connection died while held (l4.idle_killed)."
+    )
     database: DatabaseResult | None = None
     tcp: AddressAttempt | None = None
+
+
+class IdleTrial(Frozen):
+    """One connection of an idle-timeout search: held idle ``idle_s``, then checked."""
+
+    idle_s: float
+    outcome: HoldOutcome | Literal["not_opened", "not_needed"] = Field(
+        description="The keepalive check's answer after the idle; `not_opened`: the "
+        "connection failed to open; `not_needed`: a shorter idle had died already."
+    )
+    waited_ms: float | None = None
+
+
+class IdleSearch(Frozen):
+    """The idle-timeout search of ``probe_pool(find_idle_timeout=True)``."""
+
+    max_idle_s: float = Field(description="The longest idle tried (the bound asked for).")
+    survived_s: float | None = Field(
+        None, description="The longest idle after which the connection still answered."
+    )
+    died_s: float | None = Field(
+        None, description="The shortest idle after which the connection was dead."
+    )
+    death: HoldOutcome | None = Field(
+        None, description="How that connection had died: `silence`, `reset` or `closed`."
+    )
+    trials: tuple[IdleTrial, ...] = Field(default_factory=tuple)
 
 
 class PoolReport(Frozen):
@@ -255,7 +330,9 @@ class PoolReport(Frozen):
     target: Target
     requested: int
     opened: int = Field(description="Connections open at the same time, each validated.")
-    authenticated: bool = Field(description="Real sessions (credentials) or greetings only.")
+    with_credentials: bool = Field(
+        description="Real sessions (logins with the target's credentials) or greetings only."
+    )
     hold_s: float = Field(description="How long the connections were held (after any cap).")
     held_ok: int | None = Field(None, description="Connections still valid after the hold.")
     time_to_fill_ms: float | None = None
@@ -263,10 +340,87 @@ class PoolReport(Frozen):
     fault: Fault | None = None
     first_failure: int | None = Field(None, description="Index of the first failed connection.")
     most_common_fault: str | None = None
+    syn_retransmitted: int | None = Field(
+        None,
+        description="How many connects needed a retransmitted SYN (TCP_INFO "
+        "tcpi_total_retrans read right after each connect); None when no count was read.",
+    )
     fd_limit: int | None = Field(None, description="RLIMIT_NOFILE (soft) of this process.")
     fd_open: int | None = None
     fd_headroom: int | None = None
     notes: tuple[str, ...] = Field(default_factory=tuple)
     connections: tuple[PoolConnection, ...] = Field(default_factory=tuple)
+    idle_search: IdleSearch | None = Field(
+        None, description="The idle-timeout search, with find_idle_timeout."
+    )
+    started_at: datetime
+    netprobe_version: str
+
+
+# -- The churn probe's report -----------------------------------------------------------------
+
+ChurnKind = Literal["fresh", "reused"]
+
+
+class ChurnAttempt(Frozen):
+    """One connect of the churn probe."""
+
+    index: int = Field(description="1-based, in the order the connects were started.")
+    kind: ChurnKind = Field(
+        description="`reused`: from a source port this probe had just closed toward the "
+        "same destination; `fresh`: from a port the kernel chose that was not."
+    )
+    local_port: int | None = None
+    outcome: ConnectOutcome | Literal["bind_failed"]
+    connect_ms: float | None = None
+    syns_sent: int | None = Field(
+        None,
+        description="SYNs sent: 1 + the retransmissions the kernel counted (TCP_INFO "
+        "tcpi_total_retrans); null where TCP_INFO is not available.",
+    )
+    error: ErrorInfo | None = None
+
+
+class ChurnStats(Frozen):
+    """The connects of one kind, counted, and their connect times."""
+
+    attempts: int
+    established: int
+    timed_out: int
+    failed: int = Field(description="Refused, reset or another error.")
+    retransmitted: int = Field(
+        description="Established only after a retransmitted SYN (the first one was lost)."
+    )
+    by_syns: FrozenMap[str, int] = Field(
+        default_factory=FrozenMap,
+        description="Connects by the SYNs they needed: `1`, `2`... and `timeout` (gave up). "
+        "A SYN lost once costs the retransmission timeout: 1 s, then 1 s steps "
+        "(Linux 6.5+, tcp_syn_linear_timeouts) or doubling (1, 3, 7 s).",
+    )
+    median_ms: float | None = Field(None, description="Median connect time of the established.")
+    max_ms: float | None = Field(None, description="Slowest established connect.")
+
+
+class ChurnReport(Frozen):
+    """The result of one churn probe: fresh versus reused source ports.
+
+    ``ok`` when every connect of both kinds was established on its first SYN."""
+
+    ok: bool
+    target: Target
+    address: str | None = Field(None, description="The address connected to.")
+    pairs_requested: int
+    close: Literal["rst"] = Field(
+        "rst",
+        description="How each connection was closed: an RST (SO_LINGER 0), so that no "
+        "TIME_WAIT blocks the reuse of its source port.",
+    )
+    fresh: ChurnStats
+    reused: ChurnStats
+    summary: str
+    fault: Fault | None = None
+    notes: tuple[str, ...] = Field(default_factory=tuple)
+    duration_ms: float
+    attempts: tuple[ChurnAttempt, ...] = Field(default_factory=tuple)
     started_at: datetime
     netprobe_version: str

@@ -32,23 +32,33 @@ __all__ = [
     "GrpcFailure",
     "GrpcResult",
     "GrpcStatusSource",
+    "HoldCheck",
+    "HoldOutcome",
+    "HopOutcome",
     "HttpFailure",
     "HttpHop",
     "HttpResult",
     "IcmpAddressResult",
+    "IcmpError",
     "IcmpStep",
     "LocalHealth",
     "NameserverAnswer",
+    "PmtuProbe",
     "ProxyFailure",
     "ProxyStep",
     "Rcode",
+    "ResolverWalk",
     "Rung",
     "Step",
     "StepBase",
     "StepStatus",
+    "TcpInfoFacts",
     "TcpStep",
     "TlsFailure",
     "TlsStep",
+    "TraceHop",
+    "TraceStep",
+    "WalkQuery",
 ]
 
 
@@ -102,6 +112,49 @@ class NameserverAnswer(Frozen):
     addresses: tuple[str, ...] = Field(default_factory=tuple)
     elapsed_ms: float | None = None
     detail: str | None = None
+    cname_chain: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="The aliases (CNAME targets) the answer led through, in order: the "
+        "last is the name the rcode is about (a dangling CNAME: NXDOMAIN for it).",
+    )
+
+
+class WalkQuery(Frozen):
+    """One name of the resolver's search walk, asked (A) of the first name server."""
+
+    name: str
+    rcode: Rcode
+    addresses: tuple[str, ...] = Field(default_factory=tuple)
+    elapsed_ms: float | None = None
+
+
+class ResolverWalk(Frozen):
+    """The system resolver's search-list walk for the name, replayed with direct queries: the
+    names tried in glibc's order (resolv.conf ``search`` and ``ndots``), which one answered,
+    and what the misses before it cost."""
+
+    nameserver: str = Field(description="The name server asked (resolv.conf's first).")
+    ndots: int
+    search: tuple[str, ...] = Field(default_factory=tuple)
+    candidates: tuple[str, ...] = Field(
+        default_factory=tuple, description="Every name the resolver would try, in order."
+    )
+    queries: tuple[WalkQuery, ...] = Field(default_factory=tuple)
+    answered: str | None = Field(None, description="The name that answered with an address.")
+    wasted_queries: int = Field(
+        0, description="Queries sent before the answer: an A and an AAAA per name missed."
+    )
+    wasted_ms: float = Field(0.0, description="What the missed names cost, in round trips (ms).")
+    wildcard: str | None = Field(
+        None,
+        description="The search domain that answered the name, found to answer any name "
+        "under it (a wildcard record): the address may be the wrong host's.",
+    )
+    by_nameserver: tuple[NameserverAnswer, ...] = Field(
+        default_factory=tuple,
+        description="The answered name asked (A) of every configured name server, when "
+        "there are several: they should agree.",
+    )
 
 
 class DnsStep(StepBase):
@@ -116,6 +169,20 @@ class DnsStep(StepBase):
     error: ErrorInfo | None = Field(None, description="getaddrinfo's error (gaierror), if any.")
     rcode: Rcode | None = Field(None, description="The verdict of the direct queries, if made.")
     queries: tuple[NameserverAnswer, ...] = Field(default_factory=tuple)
+    alive_nameservers: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="Name servers asked directly that answered a control query (CHAOS "
+        "version.bind, answered by the server itself without asking anyone): alive, even if "
+        "they gave no answer for the name.",
+    )
+    answered_by: Literal["hosts", "dns"] | None = Field(
+        None,
+        description="Where getaddrinfo's answer came from: the hosts file (nsswitch "
+        "``files``) or DNS; None when unknown or when it failed.",
+    )
+    walk: ResolverWalk | None = Field(
+        None, description="The resolver's search walk, when the search list takes part."
+    )
 
 
 # -- The ICMP rung -------------------------------------------------------------------------------
@@ -191,6 +258,25 @@ ConnectOutcome = Literal[
 ]
 
 
+class IcmpError(Frozen):
+    """An ICMP error read from the socket's error queue (``IP_RECVERR``): who sent it and what
+    it says. The errno of a connect cannot tell a firewall's reject from a dead host; this can."""
+
+    origin: Literal["icmp", "icmp6", "local"] = Field(
+        description="An ICMPv4 or ICMPv6 error a host on the path sent, or this host's own stack."
+    )
+    icmp_type: int
+    icmp_code: int
+    offender: str | None = Field(None, description="The address that sent the ICMP error.")
+    meaning: str = Field(description="What the type and code say, in words.")
+    admin_prohibited: bool = Field(
+        False, description="A firewall's reject (ICMP 3/9, 3/10, 3/13; ICMPv6 1/1)."
+    )
+    mtu: int | None = Field(
+        None, description="The next-hop MTU of a 'fragmentation needed' / 'packet too big'."
+    )
+
+
 class AddressAttempt(Frozen):
     """A connect to one address."""
 
@@ -206,6 +292,17 @@ class AddressAttempt(Frozen):
         "table or socket layer said no.",
     )
     local_address: str | None = Field(None, description="Our end of an established connection.")
+    syn_retransmits: int | None = Field(
+        None,
+        description="Segments the kernel retransmitted before the handshake completed "
+        "(TCP_INFO tcpi_total_retrans, read right after connect): above 0, a SYN or its "
+        "SYN+ACK was lost. None when the kernel does not say.",
+    )
+    icmp_error: IcmpError | None = Field(
+        None,
+        description="The ICMP error that failed the connect, from the socket's error queue: "
+        "its type, code and the hop that sent it.",
+    )
 
     @property
     def endpoint(self) -> str:
@@ -215,6 +312,118 @@ class AddressAttempt(Frozen):
             if self.family == "ipv6"
             else f"{self.address}:{self.port}"
         )
+
+
+HoldOutcome = Literal["alive", "silence", "reset", "closed", "unavailable"]
+
+
+class HoldCheck(Frozen):
+    """A held connection's transport checked on the wire: a TCP keepalive probe sent after
+    the hold, which the peer's TCP must acknowledge and every middlebox must pass.
+
+    ``alive``: the probe was acknowledged. ``silence``: no acknowledgement within the wait
+    (a stateful firewall or NAT dropped the probe: its session for the connection is gone).
+    ``reset``: an RST ended the connection. ``closed``: the peer had closed it (FIN).
+    ``unavailable``: the socket gives no TCP_INFO (not Linux): nothing was sent."""
+
+    outcome: HoldOutcome
+    idle_ms: float | None = Field(
+        None, description="How long the connection had received nothing when the check began."
+    )
+    waited_ms: float = Field(description="From the probe armed to the answer, or to giving up.")
+    probes_unanswered: int | None = Field(
+        None, description="Keepalive probes sent and not acknowledged (tcpi_probes), at the end."
+    )
+    error: ErrorInfo | None = Field(None, description="The socket's error (ECONNRESET...).")
+
+
+#: What one TTL-limited SYN of a trace met.
+HopOutcome = Literal[
+    "time_exceeded",  # a router on the way answered ICMP time exceeded: the SYN got this far
+    "reached",  # the destination answered (SYN+ACK or RST): the SYN got all the way
+    "unreachable",  # an ICMP destination unreachable (a firewall's reject, no route...)
+    "silent",  # nothing answered within the trace's budget
+    "error",  # this host's own stack refused to send it
+]
+
+
+class TraceHop(Frozen):
+    """One TTL of a TCP trace: the SYN sent with this TTL, and who answered it."""
+
+    ttl: int
+    outcome: HopOutcome
+    address: str | None = Field(None, description="Who answered: the router or the destination.")
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    meaning: str | None = Field(None, description="The ICMP error (or the answer), in words.")
+    rtt_ms: float | None = Field(None, description="From the SYN to its answer.")
+
+
+class TraceStep(StepBase):
+    """A TCP trace to the real destination port after the connect failed: SYNs with TTL 1, 2,
+    ... (sent together), each answered by the router where its TTL ran out (ICMP time
+    exceeded, read from the socket's error queue), by the destination, or by nobody. No raw
+    socket. ``hops`` ends at the first TTL the destination answered."""
+
+    name: Literal["trace"] = "trace"
+    address: str
+    port: int
+    max_hops: int
+    timeout_s: float = Field(description="How long each SYN of the trace was given.")
+    hops: tuple[TraceHop, ...] = Field(default_factory=tuple)
+    partial: bool = Field(
+        False, description="The total deadline cut the trace: the hops still waiting are silent."
+    )
+
+    @property
+    def last_answering(self) -> TraceHop | None:
+        """The highest TTL that a router (or the destination) answered."""
+        answered = [h for h in self.hops if h.outcome != "silent" and h.address is not None]
+        return answered[-1] if answered else None
+
+    @property
+    def reached(self) -> bool:
+        return any(h.outcome == "reached" for h in self.hops)
+
+
+class TcpInfoFacts(Frozen):
+    """What the kernel's ``TCP_INFO`` said about one connection."""
+
+    pmtu: int | None = Field(None, description="tcpi_pmtu: the path MTU the connection used.")
+    snd_mss: int | None = Field(None, description="tcpi_snd_mss: the segment size it sends.")
+    rcv_mss: int | None = Field(None, description="tcpi_rcv_mss: the segment size it received.")
+    total_retrans: int | None = Field(
+        None, description="tcpi_total_retrans: segments retransmitted (the SYN included)."
+    )
+
+
+class PmtuProbe(Frozen):
+    """The exchange that stalled after ESTABLISHED (a TLS handshake, an HTTP response),
+    repeated once on a new connection whose MSS was set low (``TCP_MAXSEG``) before
+    connect(): when it completes, packets larger than that are lost on the path."""
+
+    mss: int = Field(description="The TCP_MAXSEG set before connect() on the retry.")
+    exchange: Literal["tls_handshake", "http_response"]
+    outcome: Literal["completed", "timeout", "closed", "connect_failed", "error"]
+    duration_ms: float | None = None
+    retry: TcpInfoFacts | None = Field(None, description="TCP_INFO of the retry's connection.")
+    stalled: TcpInfoFacts | None = Field(
+        None, description="TCP_INFO of the diagnosis's own connection, whose exchange stalled."
+    )
+    control: Literal["completed", "timeout", "closed", "connect_failed", "error"] | None = Field(
+        None,
+        description="The same exchange at the normal MSS, at the same time: a black hole "
+        "stalls it again; a server that hung once completes it.",
+    )
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == "completed"
+
+    @property
+    def black_hole(self) -> bool:
+        """Only the small MSS got through: the small retry completed, the control did not."""
+        return self.outcome == "completed" and self.control not in ("completed", None)
 
 
 class TcpStep(StepBase):
@@ -230,6 +439,16 @@ class TcpStep(StepBase):
         "unanswered (an RST or SYN+ACK proves the host alive).",
     )
     canary_enabled: bool = Field(True, description="Whether canary connects were allowed.")
+    pmtu_probe: PmtuProbe | None = Field(
+        None,
+        description="After a TLS handshake or an HTTP response stalled on this connection: "
+        "the same exchange on a new connection with a low MSS (an MTU black hole test).",
+    )
+    trace: TraceStep | None = Field(
+        None,
+        description="Where the SYN dies: a TCP trace to the real port, run after the connect "
+        "failed at L3/L4 (trace=False turns it off).",
+    )
 
 
 # -- The TLS rung --------------------------------------------------------------------------------
@@ -392,7 +611,9 @@ class ProxyStep(StepBase):
         "HTTP_PROXY, ALL_PROXY, or their lower-case forms) or the proxy option."
     )
     mode: Literal["connect", "forward"]
-    authenticated: bool = Field(False, description="Proxy-Authorization (Basic) was sent.")
+    credentials_sent: bool = Field(
+        False, description="Proxy-Authorization (Basic) was sent (whatever the proxy made of it)."
+    )
     request: str | None = Field(None, description="The request line sent to the proxy.")
     http_status: int | None = Field(None, description="The proxy's status for the CONNECT.")
     http_reason: str | None = None
@@ -583,7 +804,11 @@ class DatabaseResult(Frozen):
     phase: DatabasePhase = Field(
         "greeting", description="Where the conversation stopped (or ended well)."
     )
-    server: str | None = Field(None, description="mysql, mariadb, postgresql or redis.")
+    server: str | None = Field(
+        None,
+        description="mysql, mariadb, postgresql, redis, or pgbouncer: the pooler that "
+        "answered in PostgreSQL's place (recognised by its own messages).",
+    )
     version: str | None = Field(None, description="Server version, when the server revealed it.")
     protocol_version: int | None = None
     connection_id: int | None = Field(None, description="MySQL thread id from the greeting.")
@@ -610,10 +835,22 @@ class DatabaseResult(Frozen):
         description="PostgreSQL ErrorResponse fields (routine, detail...).",
     )
     probe_user: str | None = Field(None, description="User named by a credential-less probe.")
-    authenticated: bool = Field(False, description="A login with the target's credentials ran.")
+    login_attempted: bool = Field(
+        False, description="A login with the target's credentials was tried (whatever came of it)."
+    )
+    logged_in: bool = Field(
+        False, description="That login succeeded: the server accepted the credentials."
+    )
     login_user: str | None = None
     validation: str | None = Field(None, description="The validation query, e.g. SELECT 1.")
     looks_like: str | None = Field(None, description="What unexpected bytes look like.")
+    answered_instead: str | None = Field(
+        None,
+        description="The server sent no greeting (MySQL speaks first): who answered a "
+        "client-first opening (PostgreSQL SSLRequest, TLS ClientHello, HTTP request, Redis "
+        "PING) on a fresh connection, e.g. 'PostgreSQL (it answered the SSLRequest with "
+        "'S'...)'.",
+    )
     first_bytes: str | None = Field(None, description="Hex of the first bytes received.")
     greeting_ms: float | None = Field(None, description="From connected to the first answer.")
     login_ms: float | None = None

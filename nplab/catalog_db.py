@@ -1,4 +1,4 @@
-"""The eight ``db.*`` faults for the fault catalog: real servers in the lab's server namespace.
+"""The nine ``db.*`` faults for the fault catalog: real servers in the lab's server namespace.
 
 ``db_scenarios(lab)`` adds the lab addresses below to the server namespace's veth, starts
 real MariaDB, PostgreSQL and Redis servers there (concurrently: the data directories are
@@ -14,6 +14,7 @@ addr  port   server and fault
 .23   5432   PostgreSQL standby (standby.signal, hot_standby off): in recovery
 .24   5432   PostgreSQL, max_connections=3, every slot held by a session
 .25   6379   Redis, SIGSTOPped: the kernel accepts, nobody answers
+.26   6432   PgBouncer (Debian's) whose PostgreSQL is down: it holds every login
 ====  =====  ========================================================================
 
 The servers' own administration goes through their Unix sockets (files in the temporary
@@ -44,6 +45,7 @@ from typing import Any
 
 from netprobe.protocols import postgres as pg
 from nplab.dbservers import APP_PASSWORD, MariaDB, Postgres, RedisServer, write_postgres_conf
+from nplab.realservers.pgbouncer import PgBouncer
 from nplab.scenario import Scenario
 from nplab.topology import PY, Lab, pid_alive, sh
 
@@ -55,7 +57,14 @@ PG_IP = "198.18.0.22"
 STANDBY_IP = "198.18.0.23"
 FULL_PG_IP = "198.18.0.24"
 STOPPED_REDIS_IP = "198.18.0.25"
-ADDRESSES = (MARIADB_IP, BLOCKING_IP, PG_IP, STANDBY_IP, FULL_PG_IP, STOPPED_REDIS_IP)
+PGBOUNCER_IP = "198.18.0.26"
+ADDRESSES = (
+    MARIADB_IP, BLOCKING_IP, PG_IP, STANDBY_IP, FULL_PG_IP, STOPPED_REDIS_IP, PGBOUNCER_IP
+)  # fmt: skip
+#: PgBouncer's port, and the port of its PostgreSQL (on the server namespace's loopback,
+#: where nothing listens: the server is down).
+PGBOUNCER_PORT = 6432
+DOWN_PG_PORT = 5499
 
 #: The lab client's address on the segment (nplab/topology.py).
 CLIENT_IP = "198.18.0.1"
@@ -458,12 +467,26 @@ def _scenarios(pw: str) -> list[Scenario]:
             ),
             target=f"postgresql://app:{pw}@{PG_IP}:5432/closeddb",
         ),
+        Scenario(
+            code="db.upstream_unavailable",
+            title="PgBouncer whose PostgreSQL server is down",
+            setup=(
+                f"PgBouncer 1.18 (Debian's) on `{PGBOUNCER_IP}:{PGBOUNCER_PORT}`, "
+                "`auth_type = scram-sha-256` with an `auth_file` holding `app`'s password, "
+                f"`[databases] appdb = host=127.0.0.1 port={DOWN_PG_PORT}` where nothing "
+                "listens: its server is down. PgBouncer answers the SCRAM exchange itself, "
+                "then holds the login while it retries its server (`server_login_retry`); "
+                "the DSN has the right password. `--read-timeout 1` keeps the wait short."
+            ),
+            target=f"postgresql://app:{pw}@{PGBOUNCER_IP}:{PGBOUNCER_PORT}/appdb",
+            cli_args=("--read-timeout", "1"),
+        ),
     ]
 
 
 @contextlib.contextmanager
 def db_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
-    """Start the database servers in ``lab``'s server namespace; yield the eight scenarios."""
+    """Start the database servers in ``lab``'s server namespace; yield the nine scenarios."""
     ns = lab.server
     veth = _server_veth(lab)
     with contextlib.ExitStack() as stack:
@@ -487,11 +510,20 @@ def db_scenarios(lab: Lab) -> Iterator[list[Scenario]]:
         standby = LabPostgres(root, ns, STANDBY_IP, standby=True)
         full = LabPostgres(root, ns, FULL_PG_IP, max_connections=FULL_PG_SLOTS)
         stopped = LabRedis(root, ns, STOPPED_REDIS_IP)
+        bouncer = PgBouncer(
+            upstream=("127.0.0.1", DOWN_PG_PORT),
+            users={"app": APP_PASSWORD},
+            databases=["appdb"],
+            host=PGBOUNCER_IP,
+            port=PGBOUNCER_PORT,
+            netns=ns,
+        )
         held: list[socket.socket] = []
         # Registered before anything starts: a failure half-way stops what did start.
         # (ExitStack unwinds last-in first-out: the sessions go before their server.)
         for server in (mariadb, blocking, main_pg, standby, full, stopped):
             stack.callback(server.stop)
+        stack.enter_context(bouncer)
         stack.callback(release_pg_sessions, held)
 
         def start_mariadb(server: LabMariaDB, template: Future[Path], sql: str) -> None:

@@ -101,24 +101,79 @@ PROSE: dict[str, Prose] = {
         "record created with the wrong type, a wildcard zone without A records.",
     ),
     "dns.servfail": Prose(
-        wire="The name server answers RCODE 2 (SERVFAIL) or 5 (REFUSED): it could not (or "
-        "would not) resolve the name, typically because the zone's authoritative servers "
-        "did not answer it or DNSSEC validation failed.",
+        wire="The name server answers RCODE 2 (SERVFAIL): it could not resolve the name, "
+        "typically because the zone's authoritative servers did not answer it or DNSSEC "
+        "validation failed (BIND forwarding to a silent upstream says SERVFAIL after 10 s).",
         apart="Unlike `dns.nxdomain` nothing is known about the name; unlike "
-        "`dns.timeout` the server did answer, so the path to it works.",
+        "`dns.timeout` the server did answer, so the path to it works; unlike "
+        "`dns.refused` it tried.",
         next="Query the zone's authoritative servers directly (`dig +trace NAME`), check "
-        "DNSSEC (`dig +cd NAME` succeeding means validation fails), and, for REFUSED, whether "
-        "this resolver serves this client and zone at all.",
+        "DNSSEC (`dig +cd NAME` succeeding means validation fails).",
+    ),
+    "dns.refused": Prose(
+        wire="The name server answers RCODE 5 (REFUSED) at once: it will not resolve for "
+        "this client (BIND `allow-query` / `allow-recursion`, a cloud resolver reached from "
+        "outside its network) or does not serve the zone (dnsmasq without an upstream).",
+        apart="`dns.servfail` is a server that tried and failed; REFUSED is a policy, and "
+        "no retry will change it. getaddrinfo reports both as EAI_AGAIN; netprobe asks the "
+        "server directly and says which.",
+        next="Whether `/etc/resolv.conf` names the resolver meant for this network, and the "
+        "resolver's access list (`allow-query`, `allow-recursion`).",
+    ),
+    "dns.upstream_timeout": Prose(
+        wire="The name server answers a control query (CHAOS `version.bind`, which it "
+        "answers itself, whatever it answers) at once, and other names too, but the A or "
+        "AAAA query for this name gets no answer within the DNS budget: the server is "
+        "waiting on its forwarder or on the zone's authoritative servers.",
+        apart="`dns.timeout` is a name server that answers nothing at all (down, or "
+        "filtered): the path to it is the problem. Here the path works and the server is "
+        "up. When only one of A and AAAA hangs (dnsmasq forwarding the AAAA of a name it "
+        "answers itself), the summary says which: getaddrinfo waits for both.",
+        next="The resolver's upstream: its forwarders (`forwarders`, `server=`) and whether "
+        "they are reachable from the resolver; `dig @RESOLVER NAME` from here and "
+        "`dig +trace NAME` from the resolver.",
     ),
     "dns.timeout": Prose(
         wire="Queries go out over UDP to port 53 and nothing comes back within the DNS "
-        "budget (`--dns-timeout`): no answer, no ICMP error. The server is down, a firewall "
-        "drops port 53, or the resolver waits on an upstream that never answers.",
+        "budget (`--dns-timeout`): no answer, no ICMP error, and no answer to the control "
+        "query (CHAOS `version.bind`) either: the server is down, or a firewall drops port 53.",
         apart="`dns.servfail` means the resolver answered that it failed; here nobody "
-        "answered. A timeout of the whole diagnosis during the lookup is reported as "
-        "`dns.timeout` too, with the `diagnosis.deadline` warning.",
+        "answered, not even the control query (`dns.upstream_timeout` is a server that "
+        "answers that, but not this name). A timeout of the whole diagnosis during the "
+        "lookup is reported as `dns.timeout` too, with the `diagnosis.deadline` warning.",
         next="Whether the name servers of `/etc/resolv.conf` are reachable from this host "
         "(UDP and TCP port 53: `dig @SERVER NAME`), and whether any name resolves at all.",
+    ),
+    "dns.search_walk": Prose(
+        wire="Before the name itself, the resolver asks each search-list expansion "
+        "(`api.corp.lab.default.svc.cluster.local`, ...) because the name has fewer dots than "
+        "`ndots`; each gets NXDOMAIN, an A and an AAAA query per name, before the real one "
+        "answers. netprobe replays the walk with direct queries, beside the other rungs.",
+        apart="Not a fault: the name resolves. It costs a round trip per miss on every "
+        "uncached lookup, and a timeout per miss when a search domain's server is slow. "
+        "`dns.search_wildcard` is the dangerous variant: a search domain answers.",
+        next="Use the fully qualified name with a trailing dot (`api.corp.lab.`), or lower "
+        "`ndots` (a pod's `dnsConfig.options`), or fewer search domains.",
+    ),
+    "dns.search_wildcard": Prose(
+        wire="A search-list expansion of the name (`shop.example.lab.wild.lab`) answers "
+        "with an address, so the resolver stops there: the name itself is never asked. A "
+        "random name under the same domain answers too: the domain has a wildcard record.",
+        apart="`dns.search_walk` is the same walk ending at the right name. Here the "
+        "application connects to whatever the wildcard points at, often a web front or a "
+        "parking page, and the failure shows up later as a TLS name mismatch or a 404.",
+        next="Use the name with a trailing dot, lower `ndots` below the name's dots, or "
+        "remove the wildcard domain from `search`.",
+    ),
+    "dns.nameservers_disagree": Prose(
+        wire="The name that answered is asked of every name server of resolv.conf: they "
+        "return different addresses (or one says NXDOMAIN). glibc asks the first and moves "
+        "to the next only when it does not answer, so which answer the application gets "
+        "depends on which server is up.",
+        apart="Not a fault for this run: the first server's answer worked. It is the cause "
+        "of faults that come and go (a failover to the stale server).",
+        next="Compare the zone on both servers (`dig @A NAME`, `dig @B NAME`, their SOA "
+        "serials); a split-horizon setup must not mix views in one resolv.conf.",
     ),
     # -- L3 ---------------------------------------------------------------------------------
     "l3.network_unreachable": Prose(
@@ -466,6 +521,22 @@ PROSE: dict[str, Prose] = {
         "and message as evidence. " + _DB_CHECKS,
         next="The error code in the server's documentation and its log.",
     ),
+    "db.upstream_unavailable": Prose(
+        wire="A connection pooler speaks PostgreSQL's protocol in its server's place. Here "
+        "PgBouncer answers the SSLRequest and the SCRAM exchange itself, then holds the "
+        "login: it has no server connection to give, its PostgreSQL being down. (It says so "
+        "in words when it gives up: `pgbouncer cannot connect to server`, "
+        "`query_wait_timeout`, SQLSTATE 08P01.)",
+        apart="Silence after the login would read as a stuck PostgreSQL "
+        "(`db.greeting_timeout`); netprobe asks on a second connection, with a startup "
+        "parameter PgBouncer alone refuses at once, and names the pooler: the box that "
+        "answers is up, the one behind it is not. PgBouncer's other errors get the codes "
+        "they mean (`max_client_conn` is `db.too_many_connections`). Without credentials "
+        "PgBouncer answers the SCRAM request without asking its server: only a login shows "
+        "this fault.",
+        next="The PostgreSQL server behind the pooler (its state, and the host/port in "
+        "PgBouncer's `[databases]`); PgBouncer's log says `closing because: connect failed`.",
+    ),
     # -- local ------------------------------------------------------------------------------
     "local.port_exhaustion": Prose(
         wire="connect() fails at once with EADDRNOTAVAIL: every local port of the ephemeral "
@@ -599,3 +670,11 @@ PROSE: dict[str, Prose] = {
 from nplab.catalog_l7_prose import PROSE as _L7_PROSE  # noqa: E402
 
 PROSE.update({code: Prose(**fields) for code, fields in _L7_PROSE.items()})
+
+from nplab.catalog_session_prose import PROSE as _SESSION_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _SESSION_PROSE.items()})
+# Issue 13's codes (the middle of the path): nplab/catalog_path_prose.py.
+from nplab.catalog_path_prose import PROSE as _PATH_PROSE  # noqa: E402
+
+PROSE.update({code: Prose(**fields) for code, fields in _PATH_PROSE.items()})

@@ -20,7 +20,9 @@ Addresses this module uses (the base lab's hosts are in ``topology.py``):
 198.18.0.41        client route ``prohibit`` (connect() fails with EACCES)
 198.18.0.53        name server (UDP 53): NXDOMAIN / NODATA / SERVFAIL by name
 198.18.0.54        a name server that reads queries and never answers
+198.18.0.55        a second name server that disagrees with the first on ``db.corp.lab``
 198.18.<n>.2       a delay line that drops the first SYN of every flow
+198.18.64.0/18     the routed path of ``nplab/pathlab.py`` (``catalog_path.py``)
 =================  ==================================================================
 
 How to run a scenario: the CLI in the client namespace, ``netprobe diagnose TARGET
@@ -46,6 +48,8 @@ from typing import Any
 
 from netprobe.testing import CertBook
 from nplab.catalog_l7 import l7_scenarios
+from nplab.catalog_path import path_scenarios
+from nplab.catalog_session import session_scenarios
 from nplab.catalog_tls import tls_scenarios
 from nplab.scenario import Scenario
 from nplab.topology import HERE, PY, Lab, sh
@@ -61,12 +65,35 @@ __all__ = [
 
 TLS_HOST, TLS_ADDR = "tls.lab", "198.18.0.30"
 WEB_HOST, WEB_ADDR = "web.lab", "198.18.0.31"
-DNS_ADDR, DNS_SILENT_ADDR = "198.18.0.53", "198.18.0.54"
+DNS_ADDR, DNS_SILENT_ADDR, DNS_ALT_ADDR = "198.18.0.53", "198.18.0.54", "198.18.0.55"
 BLACKHOLE_ADDR, PROHIBIT_ADDR = "198.18.0.40", "198.18.0.41"
 #: Where the CA file of the catalog's certificates is shown in commands (the real path is a
 #: temporary directory; the generator shows this name instead).
 CATALOG_CA = "lab-ca.pem"
-_ZONE = {"missing.lab": "NXDOMAIN", "noaddr.lab": "NODATA", "broken.lab": "SERVFAIL"}
+_ZONE = {
+    "missing.lab": "NXDOMAIN",
+    "noaddr.lab": "NODATA",
+    "broken.lab": "SERVFAIL",
+    "stalled.lab": "SILENT",
+    # The resolver walks (resolv.conf given per scenario): a cluster's search domains that
+    # know nothing, names only DNS knows, a wildcard domain.
+    "*.cluster.local": "NXDOMAIN",
+    "api.corp.lab": WEB_ADDR,
+    "db.corp.lab": WEB_ADDR,
+    "*.wild.lab": WEB_ADDR,
+    "shop.example.lab": "NXDOMAIN",
+}
+_KUBE_RESOLV = (
+    f"nameserver {DNS_ADDR}\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n"
+    "options ndots:5 timeout:1 attempts:1\n"
+)
+_WILD_RESOLV = f"nameserver {DNS_ADDR}\nsearch wild.lab\noptions ndots:5 timeout:1 attempts:1\n"
+_PAIR_RESOLV = (
+    f"nameserver {DNS_ADDR}\nnameserver {DNS_ALT_ADDR}\nsearch corp.lab\n"
+    "options timeout:1 attempts:1\n"
+)
+#: The second name server: another answer for db.corp.lab (a stale or split-horizon copy).
+_ALT_ZONE = {"db.corp.lab": TLS_ADDR}
 _PORT_RANGE = {"net.ipv4.ip_local_port_range": "40000 40003"}
 
 
@@ -181,7 +208,7 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
         db_future = _db_scenarios(lab, stack) if databases else None
         book = stack.enter_context(CertBook(names=(TLS_HOST,)))
         ca = str(Path(book.ca_file))
-        for address in (TLS_ADDR, WEB_ADDR, DNS_ADDR, DNS_SILENT_ADDR):
+        for address in (TLS_ADDR, WEB_ADDR, DNS_ADDR, DNS_SILENT_ADDR, DNS_ALT_ADDR):
             lab.add_address(address)
         lab.add_host(TLS_HOST, TLS_ADDR)
         lab.add_host(WEB_HOST, WEB_ADDR)
@@ -215,12 +242,15 @@ def build_scenarios(lab: Lab, *, databases: bool = True) -> Iterator[list[Scenar
             ["slow_http", "198.18.0.15", 8090, {"delay": 1.3}],
             ["dns", DNS_ADDR, 53, _ZONE],
             ["dns_silent", DNS_SILENT_ADDR, 53, {}],
+            ["dns", DNS_ALT_ADDR, 53, _ALT_ZONE],
         ]
         servers = _ServerProcess(lab, spec)
         stack.callback(servers.close)
         scenarios = _scenarios(ca, delayed)
         scenarios.extend(stack.enter_context(l7_scenarios(lab)))  # nplab/catalog_l7.py
         scenarios += stack.enter_context(tls_scenarios(lab))  # nplab/catalog_tls.py
+        scenarios += stack.enter_context(session_scenarios(lab))  # nplab/catalog_session.py
+        scenarios += stack.enter_context(path_scenarios(lab))  # nplab/catalog_path.py
         if db_future is not None:
             scenarios.extend(db_future.result(timeout=120))
         yield scenarios
@@ -267,6 +297,23 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             f"A name server on {DNS_ADDR} answers SERVFAIL for `broken.lab`.",
             "broken.lab:80",
             dns,
+        ),
+        Scenario(
+            "dns.refused",
+            "The name server refuses this client",
+            f"A name server on {DNS_ADDR} answers REFUSED for every name it does not serve "
+            "(`elsewhere.lab`), as a resolver whose access list leaves this client out does.",
+            "elsewhere.lab:80",
+            dns,
+        ),
+        Scenario(
+            "dns.upstream_timeout",
+            "The name server is up, its upstream is silent",
+            f"A name server on {DNS_ADDR} answers other names at once (and the CHAOS "
+            "`version.bind` control query, with REFUSED) but never answers for `stalled.lab`, "
+            "as a forwarding resolver whose forwarder is silent does; DNS budget 1 s.",
+            "stalled.lab:80",
+            (*dns, "--dns-timeout", "1"),
         ),
         Scenario(
             "dns.timeout",
@@ -462,6 +509,37 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "http://198.18.0.15:8090/health",
             warning=True,
         ),
+        Scenario(
+            "dns.search_walk",
+            "A Kubernetes ndots:5 walk",
+            f"This run's resolv.conf is a pod's: `search default.svc.cluster.local "
+            f"svc.cluster.local cluster.local`, `options ndots:5`, the name server on "
+            f"{DNS_ADDR}, which answers NXDOMAIN under `cluster.local` and {WEB_ADDR} for "
+            "`api.corp.lab` (an HTTP server on port 8080).",
+            "http://api.corp.lab:8080/",
+            pre={"resolv_conf": _KUBE_RESOLV},
+            warning=True,
+        ),
+        Scenario(
+            "dns.search_wildcard",
+            "A wildcard search domain answers for the name",
+            f"resolv.conf: `search wild.lab`, `options ndots:5`; the name server on {DNS_ADDR} "
+            f"has a wildcard `*.wild.lab` ({WEB_ADDR}) and answers NXDOMAIN for "
+            "`shop.example.lab` itself, which the walk never reaches.",
+            "http://shop.example.lab:8080/",
+            pre={"resolv_conf": _WILD_RESOLV},
+            warning=True,
+        ),
+        Scenario(
+            "dns.nameservers_disagree",
+            "Two name servers, two answers",
+            f"resolv.conf names {DNS_ADDR} and {DNS_ALT_ADDR} with `search corp.lab`; the "
+            f"first says `db.corp.lab` is {WEB_ADDR}, the second {TLS_ADDR} (a stale copy of "
+            "the zone, or a split horizon).",
+            "http://db:8080/",
+            pre={"resolv_conf": _PAIR_RESOLV},
+            warning=True,
+        ),
         tls_case(
             "tls.cert_expiring_soon",
             4435,
@@ -512,9 +590,11 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "diagnosis.deadline",
             "The total deadline cuts the diagnosis short",
             "Port 81 of 198.18.0.12 is dropped by a firewall (as for `l4.filtered`); the "
-            "total deadline (`--timeout 1`) is shorter than the connect timeout (3 s).",
+            "total deadline (`--timeout 8`, counted from the CLI process's start: its imports "
+            "take seconds on a loaded machine) is shorter than the connect timeout "
+            "(`--connect-timeout 20`).",
             "198.18.0.12:81",
-            ("--timeout", "1"),
+            ("--timeout", "8", "--connect-timeout", "20"),
             warning=True,
         ),
     ]

@@ -63,6 +63,13 @@ def dns_answer(wire: bytes, zone: dict[str, str]) -> bytes | None:
     question = query.question[0]
     name = question.name.to_text(omit_final_dot=True).lower()
     what = zone.get(name)
+    labels = name.split(".")
+    for i in range(1, len(labels)):  # a wildcard record: "*.corp.lab" answers any name below
+        if what is not None:
+            break
+        what = zone.get("*." + ".".join(labels[i:]))
+    if what == "SILENT":
+        return None  # a name whose upstream never answers: the server waits on it
     if what is None:
         response.set_rcode(dns.rcode.REFUSED)
     elif what == "NXDOMAIN":

@@ -57,7 +57,10 @@ def main() -> None:
     keep: list[Any] = []
     prepare(spec.get("pre", {}), keep)
     start = time.perf_counter()
-    report = anyio.run(lambda: diagnose(spec["target"], **spec.get("options", {})))
+    report = anyio.run(
+        lambda: diagnose(spec["target"], **spec.get("options", {})),
+        backend=spec.get("backend", "asyncio"),
+    )
     wall = time.perf_counter() - start
     for item in keep:
         item.close()

@@ -29,3 +29,6 @@ class Scenario:
     pre: Mapping[str, Any] = field(default_factory=dict)
     #: True when ``code`` is a warning code (the verdict itself may be healthy).
     warning: bool = False
+    #: The CLI command that shows it: ``diagnose``, or ``pool`` / ``churn`` (their reports
+    #: carry ``fault`` the same way).
+    command: str = "diagnose"

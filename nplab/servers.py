@@ -2,8 +2,8 @@
 
 KIND is ``hold`` (accept, keep the connection until the peer closes it), ``close`` (accept
 and close at once: the client side of such connections ends in CLOSE_WAIT if it never closes)
-or ``https`` (TLS with $LAB_CERT / $LAB_KEY, answers every request with 200 OK, one thread
-per connection).
+``https`` (TLS with $LAB_CERT / $LAB_KEY, answers every request with 200 OK, one thread
+per connection) or ``http`` (plain, one thread per connection: ``/big`` answers 64 KiB).
 Prints "ready" once listening; exits when stdin closes.
 """
 
@@ -33,6 +33,29 @@ def _https(conn: socket.socket, ctx: ssl.SSLContext) -> None:
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
             )
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _http(conn: socket.socket) -> None:
+    """Plain HTTP: ``/big`` answers 64 KiB (a response larger than any MTU), anything else
+    ``ok`` once the whole request head (however large) has arrived."""
+    try:
+        conn.setblocking(True)
+        conn.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        body = b"x" * 65536 if data.split(b" ", 2)[1:2] == [b"/big"] else b"ok\n"
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
     except OSError:
         pass
     finally:
@@ -70,6 +93,8 @@ def main() -> None:
                     continue
                 if kind == "close":
                     conn.close()
+                elif kind == "http":
+                    threading.Thread(target=_http, args=(conn,), daemon=True).start()
                 elif kind == "https" and tls_ctx is not None:
                     threading.Thread(target=_https, args=(conn, tls_ctx), daemon=True).start()
                 else:

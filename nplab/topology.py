@@ -157,10 +157,17 @@ class Lab:
         )
 
     def run(
-        self, target: str, options: dict[str, Any] | None = None, pre: dict[str, Any] | None = None
+        self,
+        target: str,
+        options: dict[str, Any] | None = None,
+        pre: dict[str, Any] | None = None,
+        *,
+        backend: str = "asyncio",
     ) -> dict[str, Any]:
         """Diagnose ``target`` from the client namespace; returns {"report": ..., "wall_s": ...}."""
-        spec = json.dumps({"target": target, "options": options or {}, "pre": pre or {}})
+        spec = json.dumps(
+            {"target": target, "options": options or {}, "pre": pre or {}, "backend": backend}
+        )
         out = subprocess.run(
             ["ip", "netns", "exec", self.client, PY, str(HERE / "runner.py"), spec],
             capture_output=True,

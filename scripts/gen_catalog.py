@@ -4,6 +4,7 @@ Run (root; iproute2, nftables, /dev/net/tun):
 
     .venv/bin/python scripts/gen_catalog.py            # (re)write docs/catalog.md
     .venv/bin/python scripts/gen_catalog.py --check    # regenerate in memory and compare
+    .venv/bin/python scripts/gen_catalog.py --only dns.refused   # preview: writes nothing
 
 It builds the namespace lab (nplab/topology.py) and the catalog's scenarios
 (nplab/catalog_scenarios.py, with the database ones of nplab/catalog_db.py), runs
@@ -37,8 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netprobe._cliutil import console, print_lines
 from netprobe.cli import print_report
-from netprobe.report import FAULT_CODES, WARNING_CODES, Report
+from netprobe.render_churn import render_churn
+from netprobe.render_pool import render_pool
+from netprobe.report import FAULT_CODES, WARNING_CODES, ChurnReport, PoolReport, Report
 from nplab.catalog_prose import HOW_MADE, INTRO, LAYERS, PROSE
 from nplab.catalog_scenarios import (
     CATALOG_CA,
@@ -86,14 +90,16 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
     """The command run in the client namespace, and the command shown on the page."""
     args = [scenario.target, *scenario.cli_args, "--json"]
     shown_args = [CATALOG_CA if a == ca_file else a for a in args]
-    pre = {k: v for k, v in scenario.pre.items() if k not in ("sysctl", "faketime")}
+    own = ("sysctl", "faketime", "resolv_conf")
+    pre = {k: v for k, v in scenario.pre.items() if k not in own}
+    command = scenario.command
     if pre:
         spec = json.dumps(pre)
-        argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, "diagnose", *args]
-        shown = ["python", "nplab/catalog_cli.py", spec, "diagnose", *shown_args]
+        argv = [PY, str(ROOT / "nplab" / "catalog_cli.py"), spec, command, *args]
+        shown = ["python", "nplab/catalog_cli.py", spec, command, *shown_args]
     else:
-        argv = [NETPROBE, "diagnose", *args]
-        shown = ["netprobe", "diagnose", *shown_args]
+        argv = [NETPROBE, command, *args]
+        shown = ["netprobe", command, *shown_args]
     shift = scenario.pre.get("faketime")
     if shift:
         # libfaketime shifts this process's wall clock only (the monotonic clock stays real).
@@ -103,8 +109,28 @@ def _argv(scenario: Scenario, ca_file: str | None) -> tuple[list[str], str]:
         f"sysctl -w {key}={shlex.quote(value)}"
         for key, value in scenario.pre.get("sysctl", {}).items()
     ]
+    resolv = scenario.pre.get("resolv_conf")
+    if resolv:
+        # This run's own /etc/resolv.conf (the client namespace's stays as it is for the
+        # scenarios running at the same time): a private mount namespace, a bind mount.
+        bind = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", bind,
+                _resolv_file(resolv), *argv]  # fmt: skip
+        lines.append(f"printf {shlex.quote(resolv)} > /etc/resolv.conf")
     lines.append(shlex.join(shown))
     return argv, "\n".join(f"$ {line}" for line in lines)
+
+
+_RESOLV_DIR = tempfile.TemporaryDirectory(prefix="gen-catalog-resolv-")
+
+
+def _resolv_file(text: str) -> str:
+    """A file holding ``text`` (one per distinct text, removed when the generator exits)."""
+    path = Path(_RESOLV_DIR.name) / f"resolv-{abs(hash(text)):x}.conf"
+    if not path.exists():
+        path.write_text(text)
+        path.chmod(0o644)
+    return str(path)
 
 
 def _ca_file(scenario: Scenario) -> str | None:
@@ -114,11 +140,27 @@ def _ca_file(scenario: Scenario) -> str | None:
     return None
 
 
-def render_text(report: Report) -> str:
-    """What ``netprobe diagnose`` (without --json) prints for this report."""
+AnyReport = Report | PoolReport | ChurnReport
+
+
+def parse_report(scenario: Scenario, data: dict[str, Any]) -> AnyReport:
+    """The report of the scenario's command (diagnose, pool, churn), validated."""
+    if scenario.command == "pool":
+        return PoolReport.model_validate(data)
+    if scenario.command == "churn":
+        return ChurnReport.model_validate(data)
+    return Report.model_validate(data)
+
+
+def render_text(report: AnyReport) -> str:
+    """What the command (without --json) prints for this report."""
     buf = io.StringIO()
     with _STDOUT, contextlib.redirect_stdout(buf):  # sys.stdout is global: one at a time
-        print_report(report, as_json=False)
+        if isinstance(report, Report):
+            print_report(report, as_json=False)
+        else:
+            lines = render_pool(report) if isinstance(report, PoolReport) else render_churn(report)
+            print_lines(console(), lines)
     return buf.getvalue()
 
 
@@ -146,7 +188,7 @@ def run_scenario(lab: Lab, scenario: Scenario) -> Result:
     wall = time.perf_counter() - start
     try:
         data: dict[str, Any] = json.loads(out.stdout)
-        report = Report.model_validate(data)
+        report = parse_report(scenario, data)
     except ValueError as exc:
         raise CatalogError(
             f"{scenario.code}: the CLI printed no report (exit {out.returncode}):\n"
@@ -224,11 +266,16 @@ def _excerpt(code: str, report: dict[str, Any]) -> dict[str, Any]:
     else:
         out["fault"] = report["fault"]
     wanted = _relevant_steps(code, report)
-    steps = [_compact(s) for s in report["steps"] if s["name"] in wanted]
+    steps = [_compact(s) for s in report.get("steps", []) if s["name"] in wanted]
     if steps:
         out["steps"] = steps
     if code.startswith("local.") and report.get("local") is not None:
         out["local"] = _compact(report["local"])
+    if "connections" in report:  # netprobe pool: the first connection the fault names
+        hit = [c for c in report["connections"] if c.get("held_fault_code") == code]
+        out["connections"] = [_compact(c) for c in hit[:1]]
+    if "reused" in report:  # netprobe churn: both kinds of connect, counted
+        out["fresh"], out["reused"] = _compact(report["fresh"]), _compact(report["reused"])
     return out
 
 
@@ -257,7 +304,7 @@ def _relevant_steps(code: str, report: dict[str, Any]) -> set[str]:
     if prefix in by_prefix:
         return by_prefix[prefix]
     # l7.connection_closed, diagnosis.deadline: the rung that failed or was cut.
-    failed = {s["name"] for s in report["steps"] if s.get("status") == "failed"}
+    failed = {s["name"] for s in report.get("steps", []) if s.get("status") == "failed"}
     return failed or {"tcp"}
 
 
@@ -356,6 +403,12 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
     # own connection is opening or closing, so it may count once more (a known race).
     (re.compile(r"\d+ (sockets (?:of this host )?toward)"), r"<n> \1"),
     (re.compile(r"has \d+ file descriptors open"), "has <n> file descriptors open"),
+    # Session tables: how many keepalive probes left while waiting, how long the churn took.
+    (
+        re.compile(r"no ACK to (?:\d+ keepalive probes?|a keepalive probe) in \d+(?:\.\d+)? s"),
+        "no ACK to <n> keepalive probes in <s>",
+    ),
+    (re.compile(r"closed with RST, \d+(?:\.\d+)? s\)"), "closed with RST, <s>)"),
 ]
 #: JSON keys whose values differ from run to run (and every key ending in ``_ms``).
 _VOLATILE_KEYS = {
@@ -374,6 +427,7 @@ _VOLATILE_KEYS = {
     "timeout_s",
     "states",
     "open_fds",
+    "probes_unanswered",  # keepalive probes sent while waiting: one a second, load permitting
     "skew_s",  # a clock skew measured against a Date header of one-second resolution
 }
 
@@ -439,9 +493,9 @@ def check(page: str, missing: Sequence[str]) -> list[str]:
 _RUN = "`sudo .venv/bin/python scripts/gen_catalog.py`"
 
 
-def generate() -> tuple[str, list[str], list[Result]]:
-    """Build the lab, run every scenario, return the page, the codes no scenario shows, and
-    the results."""
+def generate(only: Sequence[str] = ()) -> tuple[str, list[str], list[Result]]:
+    """Build the lab, run every scenario (or those of the codes in ``only``), return the page,
+    the codes no scenario shows, and the results."""
     start = time.perf_counter()
     with build_lab() as lab, build_scenarios(lab) as scenarios:
         print(
@@ -453,6 +507,8 @@ def generate() -> tuple[str, list[str], list[Result]]:
         unknown = [s.code for s in scenarios if s.code not in codes]
         if unknown:
             raise CatalogError(f"scenarios for unknown codes: {unknown}")
+        if only:
+            scenarios = [s for s in scenarios if s.code in only]
         results = run_all(lab, scenarios)
     shown = {r.scenario.code for r in results}
     missing = [c for c in all_codes() if c not in shown]
@@ -462,13 +518,20 @@ def generate() -> tuple[str, list[str], list[Result]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="compare with docs/catalog.md")
+    parser.add_argument(
+        "--only",
+        metavar="CODE",
+        action="append",
+        default=[],
+        help="run only this code's scenarios and print their sections (nothing written)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("gen_catalog: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:
-        page, missing, results = generate()
+        page, missing, results = generate(args.only)
     except CatalogError as exc:
         print(f"gen_catalog: a scenario failed, nothing written:\n{exc}", file=sys.stderr)
         return 1
@@ -479,6 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(slowest run {slowest.scenario.code}, {slowest.wall_s:.1f} s)",
         file=sys.stderr,
     )
+    if args.only:
+        for result in results:
+            print("\n".join(_section(result.scenario.code, result)))
+        return 0
     for code in missing:
         print(f"gen_catalog: no scenario shows {code}", file=sys.stderr)
     if args.check:

@@ -83,6 +83,23 @@ def _type_name(annotation: object, models: list[type[BaseModel]]) -> str:
 #: Meanings of the fields whose model gives no description (by "Model.field", or by field
 #: name for the fields every step shares). A field with neither fails tests/test_docs.py.
 MEANINGS = {
+    "PmtuProbe.exchange": "What was repeated: the TLS handshake, or the HTTP request and "
+    "its response head.",
+    "PmtuProbe.outcome": "How the retry ended: `completed` (an MTU black hole: "
+    "`l3.pmtu_blackhole`), `timeout`, `closed`, `connect_failed`, `error`.",
+    "TraceStep.address": "The address traced (the one whose connect failed).",
+    "TraceStep.port": "The real destination port the trace's SYNs went to.",
+    "TraceStep.max_hops": "The highest TTL sent (the `trace_max_hops` option).",
+    "TraceStep.hops": "One entry per TTL, up to the first the destination answered or a box "
+    "rejected; trailing silence is kept as one silent hop.",
+    "TraceHop.ttl": "The TTL (IPv6: hop limit) the SYN was sent with.",
+    "TraceHop.outcome": "`time_exceeded` (a router where the TTL ran out answered), `reached` "
+    "(the destination answered SYN+ACK or RST), `unreachable` (an ICMP destination "
+    "unreachable, e.g. a firewall's admin-prohibited), `silent`, `error` (not sent).",
+    "TraceHop.icmp_type": "The ICMP type of the answer (from the socket's error queue).",
+    "TraceHop.icmp_code": "The ICMP code of the answer.",
+    "IcmpError.icmp_type": "The ICMP type (v4: 3 unreachable, 11 time exceeded; v6: 1, 3).",
+    "IcmpError.icmp_code": "The ICMP code (v4 3/13, v6 1/1: administratively prohibited).",
     "FollowUpHandshake.purpose": "What the follow-up was for: `tls_required` (does a closed "
     "plain port speak TLS?), `server_version`, `cipher`, `sni`, `server_clock` (the server's "
     "Date header).",
@@ -131,6 +148,30 @@ MEANINGS = {
     "DnsStep.source": "`literal` (an IP address: no lookup), `getaddrinfo`, or `nameservers` "
     "(getaddrinfo failed and the name servers were asked directly).",
     "DnsStep.queries": "The direct queries made when getaddrinfo failed.",
+    "DnsStep.answered_by": "Where getaddrinfo's answer came from: `hosts` (the hosts file, "
+    "nsswitch `files` first) or `dns`; null when it failed.",
+    "DnsStep.walk": "The resolver's search-list walk (ResolverWalk), when the search list "
+    "takes part: resolv.conf `search` with fewer dots in the name than `ndots`, or a failure.",
+    "ResolverWalk.nameserver": "The name server the walk asked (resolv.conf's first).",
+    "ResolverWalk.ndots": "resolv.conf's `ndots` (1 when unset).",
+    "ResolverWalk.search": "resolv.conf's search domains.",
+    "ResolverWalk.candidates": "Every name the resolver tries for the target, in glibc's order.",
+    "ResolverWalk.queries": "The names asked (A), in order, until one answered (WalkQuery).",
+    "ResolverWalk.answered": "The name that answered with an address (null: none did).",
+    "ResolverWalk.wasted_queries": "Queries the resolver sends before the answer: an A and "
+    "an AAAA per name that does not exist.",
+    "ResolverWalk.wasted_ms": "What those misses cost here, in round trips (ms).",
+    "ResolverWalk.wildcard": "The search domain that answered, when it answers any name (a "
+    "wildcard record): `dns.search_wildcard`.",
+    "ResolverWalk.by_nameserver": "The answered name asked of every configured name server "
+    "when there are several (NameserverAnswer): `dns.nameservers_disagree` when they differ.",
+    "WalkQuery.name": "The name asked.",
+    "WalkQuery.rcode": "What the name server answered, or TIMEOUT / ERROR.",
+    "WalkQuery.addresses": "The addresses it returned.",
+    "WalkQuery.elapsed_ms": "How long it took (ms).",
+    "DnsStep.alive_nameservers": "The name servers asked directly that answered a control "
+    "query (CHAOS `version.bind`, which a server answers itself): alive even when silent for "
+    "the name (`dns.upstream_timeout`).",
     "IcmpStep.engine": "The ICMP engine and socket used.",
     "IcmpStep.results": "The echoes, per address.",
     "IcmpStep.not_waited_for": (
@@ -166,6 +207,8 @@ MEANINGS = {
     "NameserverAnswer.addresses": "The addresses it returned.",
     "NameserverAnswer.elapsed_ms": "How long it took to answer (ms).",
     "NameserverAnswer.detail": "More about an error.",
+    "NameserverAnswer.cname_chain": "The CNAME targets the answer led through, in order; "
+    "the last is the name its rcode is about (a dangling CNAME names its missing target).",
     "IcmpAddressResult.address": "The address pinged.",
     "IcmpAddressResult.sent": "Echo requests sent.",
     "IcmpAddressResult.received": "Echo replies received.",
@@ -190,7 +233,7 @@ MEANINGS = {
     "DatabaseResult.tls_used": "The conversation ran over TLS.",
     "DatabaseResult.sqlstate": "The SQLSTATE of an error (MySQL and PostgreSQL).",
     "DatabaseResult.error_message": "The server's error message.",
-    "DatabaseResult.login_user": "The user of the authenticated login.",
+    "DatabaseResult.login_user": "The user of the login with the target's credentials.",
     "DatabaseResult.login_ms": "How long the login took (ms).",
     "DatabaseResult.validation_ms": "How long the validation query took (ms).",
     "DatabaseResult.notes": "Anything else worth knowing, in words.",

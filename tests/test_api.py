@@ -34,6 +34,7 @@ EXPECTED = {
     "PoolReport",
     "Report",
     "ReportWarning",
+    "ResolverWalk",
     "Step",
     "Target",
     "TcpStep",
@@ -47,7 +48,9 @@ EXPECTED = {
     "diagnose_stream",
     "health_app",
     "parse_target",
+    "probe_churn",
     "probe_pool",
+    "ChurnReport",
     "wait_until_ready",
 }
 
@@ -122,3 +125,9 @@ def test_lazy_names_resolve() -> None:
     assert netprobe.wait_until_ready is wait_until_ready
     assert netprobe.probe_pool is probe_pool
     assert "probe_pool" in dir(netprobe)
+    from netprobe.churn import probe_churn
+
+    assert netprobe.probe_churn is probe_churn
+    from netprobe import report
+
+    assert netprobe.ChurnReport is report.ChurnReport

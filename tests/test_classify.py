@@ -58,15 +58,24 @@ def tcp(*attempts: AddressAttempt) -> TcpStep:
 DNS_OK = DnsStep(status="ok", host="db.internal", addresses=["10.0.0.5"])
 
 
-def dns_failed(rcode: Rcode | None, gai_errno: int | None = None) -> DnsStep:
+def dns_failed(
+    rcode: Rcode | None,
+    gai_errno: int | None = None,
+    *,
+    alive: tuple[str, ...] = (),
+    chain: tuple[str, ...] = (),
+) -> DnsStep:
     return DnsStep(
         status="failed",
         host="db.internal",
         rcode=rcode,
         error=ErrorInfo(type="gaierror", errno=gai_errno, message="x") if gai_errno else None,
-        queries=[NameserverAnswer(nameserver="127.0.0.1:53", qtype="A", rcode=rcode)]
+        queries=[
+            NameserverAnswer(nameserver="127.0.0.1:53", qtype="A", rcode=rcode, cname_chain=chain)
+        ]
         if rcode
         else [],
+        alive_nameservers=alive,
     )
 
 
@@ -112,12 +121,34 @@ TCP_ROWS: list[tuple[str, list[Step], str | None]] = [
     ("nxdomain", [dns_failed("NXDOMAIN")], "dns.nxdomain"),
     ("nodata", [dns_failed("NODATA")], "dns.no_address"),
     ("servfail", [dns_failed("SERVFAIL")], "dns.servfail"),
-    ("refused by resolver", [dns_failed("REFUSED")], "dns.servfail"),
+    ("refused by resolver", [dns_failed("REFUSED")], "dns.refused"),
     ("resolver silent", [dns_failed("TIMEOUT")], "dns.timeout"),
+    (
+        "resolver alive, upstream silent",
+        [dns_failed("TIMEOUT", alive=("127.0.0.1:53",))],
+        "dns.upstream_timeout",
+    ),
+    ("another server alive", [dns_failed("TIMEOUT", alive=("10.9.9.9",))], "dns.timeout"),
+    ("dangling cname", [dns_failed("NXDOMAIN", chain=("gone.internal",))], "dns.nxdomain"),
     ("gai noname only", [dns_failed(None, socket.EAI_NONAME)], "dns.nxdomain"),
     ("gai again only", [dns_failed(None, socket.EAI_AGAIN)], "dns.timeout"),
     ("gai fail only", [dns_failed(None, socket.EAI_FAIL)], "dns.servfail"),
 ]
+
+
+def test_dns_words_name_what_the_resolver_said() -> None:
+    def summary(step: DnsStep) -> str:
+        verdict = classify(TARGET, OPTS, [step])
+        assert verdict.fault is not None
+        return verdict.fault.summary + " | " + " | ".join(verdict.fault.hints)
+
+    dangling = summary(dns_failed("NXDOMAIN", chain=("a.internal", "gone.internal")))
+    assert "alias (CNAME) of 'gone.internal', which does not exist" in dangling
+    refused = summary(dns_failed("REFUSED"))
+    assert "REFUSED" in refused and "SERVFAIL" not in refused
+    upstream = summary(dns_failed("TIMEOUT", alive=("127.0.0.1:53",)))
+    assert "alive" in upstream and "reachable (UDP" not in upstream
+    assert "dig @127.0.0.1 db.internal" in upstream
 
 
 @pytest.mark.parametrize(("name", "steps", "code"), TCP_ROWS, ids=[r[0] for r in TCP_ROWS])

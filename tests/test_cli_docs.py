@@ -31,7 +31,14 @@ def _commands() -> list[tuple[str, click.Command]]:
 
 
 def test_the_commands_exist() -> None:
-    assert {name for name, _ in _commands()} == {"diagnose", "demo", "pool", "wait", "serve"}
+    assert {name for name, _ in _commands()} == {
+        "diagnose",
+        "demo",
+        "pool",
+        "churn",
+        "wait",
+        "serve",
+    }
 
 
 @pytest.mark.parametrize(("name", "command"), _commands())

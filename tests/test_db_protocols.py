@@ -192,7 +192,7 @@ RULES = [
     (DatabaseResult(protocol="mysql", outcome="server_error", error_code="1130"),
      "db.access_denied"),
     (DatabaseResult(protocol="mysql", outcome="server_error", error_code="1045",
-                    authenticated=True), "db.auth_failed"),
+                    login_attempted=True), "db.auth_failed"),
     (DatabaseResult(protocol="mysql", outcome="server_error", error_code="1152"),
      "db.server_error"),
     (DatabaseResult(protocol="mysql", outcome="timeout"), "db.greeting_timeout"),
@@ -208,10 +208,33 @@ RULES = [
      "db.access_denied"),
     (DatabaseResult(protocol="postgresql", outcome="server_error", error_code="28000",
                     sqlstate="28000", error_fields={"routine": "InitializeSessionUserId"},
-                    authenticated=True), "db.auth_failed"),
+                    login_attempted=True), "db.auth_failed"),
     (DatabaseResult(protocol="postgresql", outcome="server_error", error_code="28P01",
-                    sqlstate="28P01", authenticated=True), "db.auth_failed"),
+                    sqlstate="28P01", login_attempted=True), "db.auth_failed"),
     (DatabaseResult(protocol="postgresql", outcome="tls_failed"), "tls.not_tls"),
+    # PgBouncer's own 08P01 errors, recognised by their words (issue 11).
+    (DatabaseResult(protocol="postgresql", outcome="server_error", server="pgbouncer",
+                    error_code="08P01", sqlstate="08P01",
+                    error_message="no more connections allowed (max_client_conn)"),
+     "db.too_many_connections"),
+    (DatabaseResult(protocol="postgresql", outcome="server_error", server="pgbouncer",
+                    error_code="08P01", sqlstate="08P01",
+                    error_message="pgbouncer cannot connect to server"),
+     "db.upstream_unavailable"),
+    (DatabaseResult(protocol="postgresql", outcome="server_error", server="pgbouncer",
+                    error_code="08P01", sqlstate="08P01", error_message="query_wait_timeout"),
+     "db.upstream_unavailable"),
+    (DatabaseResult(protocol="postgresql", outcome="server_error", server="pgbouncer",
+                    error_code="08P01", sqlstate="08P01", error_message="no such database: x"),
+     "db.access_denied"),
+    (DatabaseResult(protocol="postgresql", outcome="timeout", phase="login",
+                    server="pgbouncer"), "db.upstream_unavailable"),
+    # The same silence from PostgreSQL itself is a stuck server; 08P01 from it a mismatch.
+    (DatabaseResult(protocol="postgresql", outcome="timeout", phase="login",
+                    server="postgresql"), "db.greeting_timeout"),
+    (DatabaseResult(protocol="postgresql", outcome="server_error", error_code="08P01",
+                    sqlstate="08P01", error_message="invalid frontend message type 71"),
+     "db.protocol_mismatch"),
     (DatabaseResult(protocol="redis", outcome="server_error", error_code="ERR",
                     error_message="ERR max number of clients reached"),
      "db.too_many_connections"),
@@ -219,7 +242,7 @@ RULES = [
                     error_message="LOADING Redis is loading the dataset in memory"),
      "db.not_ready"),
     (DatabaseResult(protocol="redis", outcome="server_error", error_code="WRONGPASS",
-                    authenticated=True), "db.auth_failed"),
+                    login_attempted=True), "db.auth_failed"),
     (DatabaseResult(protocol="redis", outcome="server_error", error_code="DENIED"),
      "db.access_denied"),
     (DatabaseResult(protocol="redis", outcome="validated"), None),
@@ -286,3 +309,22 @@ def test_unknown_sslmode_is_invalid_target() -> None:
 
     with pytest.raises(InvalidTarget, match="sslmode 'verify_full'"):
         parse_target("postgresql://db/app?sslmode=verify_full")
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "message", "pooler"),
+    [("08P01", "no more connections allowed (max_client_conn)", "pgbouncer"),
+     ("08P01", "unsupported startup parameter: netprobe.pooler_probe", "pgbouncer"),
+     ("08P01", "query_wait_timeout", "pgbouncer"),
+     ("08P01", "invalid frontend message type 71", None),
+     ("28P01", "password authentication failed for user \"app\"", None),
+     (None, "no more connections allowed", None)],
+)  # fmt: skip
+def test_pooler_of(sqlstate: str | None, message: str, pooler: str | None) -> None:
+    assert pg.pooler_of(sqlstate, message) == pooler
+
+
+def test_pooler_probe_is_a_startup_message_with_the_probe_parameter() -> None:
+    data = pg.build_pooler_probe("u")
+    assert int.from_bytes(data[:4], "big") == len(data)
+    assert b"user\0u\0" in data and pg.POOLER_PROBE_PARAM.encode() + b"\0" + b"1\0" in data

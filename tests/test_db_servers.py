@@ -231,6 +231,11 @@ async def test_mariadb_credentials(mariadb: MariaDB) -> None:  # noqa: F405
     assert db.outcome == "validated" and db.validation == "SELECT 1" and db.version
     bad = await diag(f"mysql://app:wrong-password@{base}/appdb")
     assert code(bad) == "db.auth_failed", bad.fault
+    # Field names say what they mean (issue 11): 1045 is a login tried, not a login made.
+    assert db.login_attempted and db.logged_in
+    assert db_of(bad).login_attempted and not db_of(bad).logged_in
+    assert '"logged_in":false' in bad.model_dump_json(), bad.model_dump_json()
+    assert '"authenticated"' not in bad.model_dump_json()
     denied = await diag(f"mysql://app:{APP_PASSWORD}@{base}/secretdb")  # noqa: F405
     assert code(denied) == "db.access_denied" and "database" in fault_of(denied).summary
     for report in (good, bad, denied):
@@ -246,12 +251,14 @@ async def test_mismatch_postgres_and_redis_probes_at_mariadb(mariadb: MariaDB) -
 
 
 async def test_mysql_probe_at_a_postgres_port_points_at_the_port(postgres: Postgres) -> None:  # noqa: F405
-    # PostgreSQL waits for its client: to a MySQL probe it looks exactly like a stuck server.
+    # PostgreSQL waits for its client: to a MySQL probe it is silent like a stuck server, but
+    # it answers a client-first opening (an SSLRequest) on a fresh connection (issue 11).
     report = await netprobe.diagnose(
         f"mysql://127.0.0.1:{postgres.port}", icmp=False, read_timeout=0.3, timeout=3
     )
-    assert code(report) == "db.greeting_timeout", report.fault
-    assert any("this port is MySQL's" in h for h in fault_of(report).hints), fault_of(report)
+    assert code(report) == "db.protocol_mismatch", report.fault
+    assert "PostgreSQL" in fault_of(report).summary, fault_of(report)
+    assert any("port belongs to" in h for h in fault_of(report).hints), fault_of(report)
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
@@ -285,6 +292,7 @@ async def test_postgres_credentials(postgres: Postgres) -> None:  # noqa: F405
     # happens to run the collector. TLS logins are covered in test_db_tls.py.
     bad = await diag(f"postgresql://app:nope@{base}/appdb?sslmode=disable")
     assert code(bad) == "db.auth_failed", bad.fault
+    assert db.logged_in and db_of(bad).login_attempted and not db_of(bad).logged_in
     locked = await diag(f"postgresql://app:{APP_PASSWORD}@{base}/lockeddb?sslmode=disable")  # noqa: F405
     assert code(locked) == "db.access_denied", locked.fault
     for report in (good, bad, locked):
@@ -357,7 +365,8 @@ async def test_postgres_pool_with_credentials_holds_real_sessions(postgres: Post
         f"postgresql://app:{APP_PASSWORD}@127.0.0.1:{postgres.port}/appdb",  # noqa: F405
         size=3, hold=0.2, icmp=False,
     )  # fmt: skip
-    assert pool.ok and pool.opened == 3 and pool.held_ok == 3 and pool.authenticated, pool.summary
+    assert pool.ok and pool.opened == 3 and pool.held_ok == 3, pool.summary
+    assert pool.with_credentials
     assert APP_PASSWORD not in pool.model_dump_json()  # noqa: F405
 
 
@@ -384,6 +393,8 @@ async def test_redis_auth(redis_auth: RedisServer) -> None:  # noqa: F405
     assert good.ok and db_of(good).outcome == "validated", good.fault
     bad = await diag(f"redis://:wrong@{redis_auth.address}")
     assert code(bad) == "db.auth_failed", bad.fault
+    assert db_of(good).logged_in and not db_of(noauth).login_attempted
+    assert db_of(bad).login_attempted and not db_of(bad).logged_in
     limited = await diag(f"redis://limited:{APP_PASSWORD}@{redis_auth.address}")  # noqa: F405
     assert code(limited) == "db.access_denied", limited.fault
     for report in (good, bad, limited):

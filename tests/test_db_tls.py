@@ -218,7 +218,8 @@ async def test_redis_login_uses_the_client_certificate(redis_mtls: MtlsRedis) ->
     )
     assert report.ok, report.fault
     db = db_of(report)
-    assert db.outcome == "validated" and db.authenticated and db.validation == "PING"
+    assert db.outcome == "validated" and db.validation == "PING"
+    assert db.login_attempted and db.logged_in
 
 
 async def test_redis_login_uses_the_callers_ssl_context(redis_mtls: MtlsRedis) -> None:

@@ -150,7 +150,7 @@ async def test_authentication(
         target, proxy=url(squids["auth"], "probe:s3cret@"), ca_file=book.ca_file, **FAST
     )
     assert good.ok, good.fault
-    assert proxy_step(good).authenticated
+    assert proxy_step(good).credentials_sent
     assert "s3cret" not in good.model_dump_json()
 
 

@@ -182,7 +182,9 @@ def test_cli_diagnose_wait_and_pool(cases: list[Case]) -> None:
             runs.append(("diagnose", "-v", case.target, *fast))
             runs.append(("pool", "--size", "2", "-v", case.target, *fast))
     runs.append(("pool", "--size", "2", "--json", refused[0], *fast))
-    runs.append(("wait", *refused, "--timeout", "3", "--no-icmp", "--", "true"))
+    # --timeout counts from the process's start: 3 parallel CLIs importing the drivers on a
+    # loaded machine spent 3 s of a 3 s deadline before the first attempt.
+    runs.append(("wait", *refused, "--timeout", "8", "--no-icmp", "--", "true"))
     runs.append(("wait", *healthy, "--timeout", "10", "--no-icmp", "--", "true"))
     # Real processes, a few at a time (each pays the interpreter's start-up).
     with ThreadPoolExecutor(max_workers=3) as pool:

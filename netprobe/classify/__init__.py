@@ -5,6 +5,8 @@ Every verdict netprobe gives is decided here, one file per concern, findable by 
 * ``dns.py``: the name did not resolve (``dns.*``);
 * ``local.py``: this host's own limits and socket health (``local.*``);
 * ``transport.py``: the connect was refused, silent, unreachable or reset (``l3.*``, ``l4.*``);
+* ``path.py``: where on the path (the TCP trace's wording) and MTU black holes
+  (``l3.pmtu_blackhole``);
 * ``tls.py``: every TLS verdict, wherever TLS was observed (``tls.*``);
 * ``proxy.py``: a proxy's answer about its upstream (``http.upstream_*``);
 * ``http.py``: the HTTP answer (``http.*``);
@@ -30,10 +32,11 @@ from ..target import Target
 from ._observations import Observations
 from .database import database_fault
 from .deadline import deadline_fault, deadline_warnings
-from .dns import dns_fault
+from .dns import dns_fault, dns_warnings
 from .grpc import grpc_fault
 from .http import http_fault
 from .local import local_fault, local_warnings
+from .path import pmtu_fault
 from .proxy import about_the_route, forward_proxy_fault, upstream_fault
 from .tls import tls_fault, tls_warnings
 from .transport import transport_fault, transport_warnings
@@ -50,6 +53,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
     dns_fault,
     local_fault,
     transport_fault,
+    pmtu_fault,
     forward_proxy_fault,
     tls_fault,
     upstream_fault,
@@ -60,6 +64,7 @@ FAULT_RULES: tuple[FaultRule, ...] = (
 )
 #: Every warning rule, in the order the warnings are listed.
 WARNING_RULES: tuple[WarningRule, ...] = (
+    dns_warnings,
     transport_warnings,
     tls_warnings,
     local_warnings,

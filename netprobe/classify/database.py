@@ -43,6 +43,49 @@ PG_STATES: dict[str, tuple[str, str]] = {
     "08P01": ("db.protocol_mismatch", "the server saw a protocol violation"),
 }
 
+#: PgBouncer's own errors (SQLSTATE 08P01; the beginning of the message) -> (fault code, what
+#: it means). PgBouncer speaks PostgreSQL's protocol in its server's place: these are its words
+#: about itself or about its server, never PostgreSQL's (protocols/postgres.py: pooler_of).
+PGBOUNCER_ERRORS: tuple[tuple[str, tuple[str, str]], ...] = (
+    (
+        "no more connections allowed",
+        ("db.too_many_connections", "PgBouncer's max_client_conn reached"),
+    ),
+    (
+        "pgbouncer cannot connect to server",
+        ("db.upstream_unavailable", "PgBouncer cannot connect to its PostgreSQL server"),
+    ),
+    (
+        "query_wait_timeout",
+        ("db.upstream_unavailable", "PgBouncer got no server connection within query_wait_timeout"),
+    ),
+    (
+        "client_login_timeout",
+        (
+            "db.upstream_unavailable",
+            "PgBouncer could not log in to its server within client_login_timeout",
+        ),
+    ),
+    (
+        "server login has been failing",
+        ("db.upstream_unavailable", "PgBouncer's logins to its PostgreSQL server keep failing"),
+    ),
+    ("server conn crashed", ("db.upstream_unavailable", "PgBouncer's server connection broke")),
+    ("no such database", ("db.access_denied", "PgBouncer's [databases] has no such entry")),
+    ("no such user", ("db.auth_failed", "PgBouncer does not know the user")),
+    ("password authentication failed", ("db.auth_failed", "wrong password (PgBouncer's check)")),
+    ("SASL authentication failed", ("db.auth_failed", "wrong password (PgBouncer's SCRAM check)")),
+    (
+        '"trust" authentication failed',
+        ("db.auth_failed", "the user is not in PgBouncer's auth_file"),
+    ),
+    ("login rejected", ("db.access_denied", "PgBouncer refused the login")),
+    (
+        "database does not allow connections",
+        ("db.access_denied", "the PgBouncer database is paused or disabled"),
+    ),
+)
+
 #: Redis error prefixes -> (fault code, what it means).
 REDIS_ERRORS: dict[str, tuple[str, str]] = {
     "LOADING": ("db.not_ready", "the dataset is still being loaded into memory"),
@@ -84,8 +127,23 @@ _HINTS: dict[str, tuple[str, ...]] = {
         "TLS terminator).",
     ),
     "db.server_error": ("Look the error code up in the server's documentation and log.",),
+    "db.upstream_unavailable": (
+        "The pooler is up; its database server is not reachable from it: check the "
+        "server's state and the pooler's [databases] host/port (and its log: 'closing "
+        "because: connect failed').",
+        "Clients of the pooler all wait or fail the same way until its server is back.",
+    ),
 }
 
+
+#: Who answered a client-first opening (probes/db_sniff.py) -> the scheme that probes it.
+_SCHEME_OF_ANSWER = (
+    ("PostgreSQL", "postgresql"),
+    ("Redis", "redis"),
+    ("a TLS server", "https"),
+    ("an HTTPS server", "https"),
+    ("an HTTP server", "http"),
+)
 
 _SILENT_PEERS_HINT = (
     "A MySQL server speaks first; PostgreSQL, Redis and HTTP servers wait for the client and "
@@ -108,11 +166,17 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
     if r.protocol == "mysql":
         code = int(r.error_code) if r.error_code.isdigit() else -1
         return MYSQL_ERRORS.get(code, ("db.server_error", "an error the probe does not know"))
+    if r.protocol == "postgresql" and r.server == "pgbouncer":
+        message = r.error_message or ""
+        for start, mapped in PGBOUNCER_ERRORS:
+            if message.startswith(start):
+                return mapped
+        return ("db.server_error", "a PgBouncer error the probe does not know")
     if r.protocol == "postgresql":
         state = r.sqlstate or r.error_code
         if state == "28000" and r.error_fields.get("routine") != "ClientAuthentication":
             # 28000 outside the pg_hba check: role does not exist / may not log in.
-            if r.authenticated:
+            if r.login_attempted:
                 return ("db.auth_failed", "the role does not exist or may not log in")
             return None
         if state in PG_STATES:
@@ -123,7 +187,7 @@ def db_error_code(r: DatabaseResult) -> tuple[str, str] | None:
     prefix = r.error_code
     if prefix == "ERR" and "max number of clients" in (r.error_message or ""):
         return ("db.too_many_connections", "maxclients reached")
-    if prefix == "NOAUTH" and not r.authenticated:
+    if prefix == "NOAUTH" and not r.login_attempted:
         return None
     return REDIS_ERRORS.get(prefix, ("db.server_error", "an error the probe does not know"))
 
@@ -140,6 +204,31 @@ def database_fault(obs: Observations) -> Fault | None:
     if r.outcome in ("ready", "validated"):
         return None
     ev = database_evidence(r)
+    if r.outcome == "timeout" and r.server == "pgbouncer" and r.phase in ("login", "validation"):
+        # The driver's login waits the longer of the read and connect timeouts (db_login.py);
+        # the greeting the read timeout. (The configured wait, not the measured one: stable.)
+        o = obs.options
+        waited = max(o.read_timeout, o.connect_timeout) if r.login_attempted else o.read_timeout
+        return _fault(
+            "db.upstream_unavailable",
+            f"{where}: PgBouncer answers but held the {r.phase} for {waited:g} s without "
+            "an answer: it is waiting for its PostgreSQL server, which does not answer it.",
+            ev,
+        )
+    if r.outcome == "timeout" and r.answered_instead is not None:
+        scheme = next(
+            (s for start, s in _SCHEME_OF_ANSWER if r.answered_instead.startswith(start)), None
+        )
+        hints = _HINTS["db.protocol_mismatch"]
+        if scheme is not None:
+            hints = (*hints, f"If that is the service you meant, probe {scheme}://{where}.")
+        return _fault(
+            "db.protocol_mismatch",
+            f"{where} does not speak {name}: it sent no greeting ({name} speaks first), and "
+            f"a fresh connection's client-first opening was answered by {r.answered_instead}.",
+            ev,
+            hints,
+        )
     if r.outcome == "timeout":
         what = {
             "greeting": "the greeting",
@@ -173,7 +262,14 @@ def database_fault(obs: Observations) -> Fault | None:
             return None
         code, meaning = mapped
         detail = database_error(r)
-        who = f" for user {r.login_user!r}" if r.authenticated and r.login_user else ""
+        who = f" for user {r.login_user!r}" if r.login_attempted and r.login_user else ""
+        if code == "db.upstream_unavailable":
+            return _fault(
+                code,
+                f"{where}: {name} answers, its server does not: {name} said "
+                f'"{r.error_message}" ({meaning}).',
+                ev,
+            )
         return _fault(code, f"{where}: {name} answered {detail}{who} ({meaning}).", ev)
     if r.outcome == "unavailable":
         return None

@@ -777,12 +777,12 @@ def _proxy_refusal(
             "proxy_status": headers.get("proxy-status"),
             "server": headers.get("server"),
             "proxy_authenticate": headers.get("proxy-authenticate"),
-            "credentials_sent": step.authenticated,
+            "credentials_sent": step.credentials_sent,
         },
     )
     if status == 407:
         asks = headers.get("proxy-authenticate")
-        if step.authenticated:
+        if step.credentials_sent:
             summary = (
                 f"The HTTP proxy {name} rejected the credentials sent with the request for "
                 f"{t.netloc} (407 Proxy Authentication Required): the target was not contacted."

@@ -19,8 +19,15 @@ from ..steps import (
     TcpStep,
 )
 from ._observations import Observations, fault, warning
+from .path import rejecting_hop, trace_evidence, trace_hint, trace_sentence
 
-__all__ = ["LOCAL_OUTCOMES", "representative", "transport_fault", "transport_warnings"]
+__all__ = [
+    "LOCAL_OUTCOMES",
+    "representative",
+    "syn_retransmitted",
+    "transport_fault",
+    "transport_warnings",
+]
 
 #: Outcomes that are this host's own limit, whatever the peer (classify/local.py decides them).
 LOCAL_OUTCOMES: tuple[ConnectOutcome, ...] = ("fd_exhaustion", "port_exhaustion", "denied")
@@ -85,12 +92,16 @@ def transport_fault(obs: Observations) -> Fault | None:
                 ],
             )
         case "host_unreachable":
+            rejected = _rejected_fault(rep, tcp, evidence)
+            if rejected is not None:
+                return rejected
             local = " (the local routing table said so: no packet left)" if rep.immediate else ""
+            path = trace_sentence(tcp.trace)
             return fault(
                 "l3.host_unreachable",
                 f"{rep.address} is unreachable (EHOSTUNREACH){local}: "
-                f"{_unreachable_cause(obs.icmp, rep.address)}.",
-                evidence,
+                f"{_unreachable_cause(obs.icmp, rep.address)}." + (f" {path}" if path else ""),
+                [*evidence, *trace_evidence(tcp.trace)],
                 [
                     "If the host is on this subnet: is it up, and is its IP address right? "
                     "(ip neigh show)",
@@ -132,6 +143,50 @@ def transport_fault(obs: Observations) -> Fault | None:
             )
 
 
+def _rejected_fault(rep: AddressAttempt, tcp: TcpStep, evidence: list[Evidence]) -> Fault | None:
+    """``l3.host_unreachable`` told by the socket's error queue: which host sent the ICMP
+    error, and whether it was a firewall's reject (admin-prohibited)."""
+    e = rep.icmp_error
+    if e is None or e.origin == "local":
+        return None
+    errno_name = rep.error.errno_name if rep.error and rep.error.errno_name else "EHOSTUNREACH"
+    kind = "ICMPv6" if e.origin == "icmp6" else "ICMP"
+    sender = e.offender or "a host on the path"
+    who = (
+        f"{sender} (the destination itself)"
+        if e.offender == rep.address
+        else rejecting_hop(tcp.trace, e)
+    )
+    evidence = [*evidence, *trace_evidence(tcp.trace)]
+    if e.admin_prohibited:
+        return fault(
+            "l3.host_unreachable",
+            f"The SYN to {rep.endpoint} was rejected: {who} rejects with admin-prohibited "
+            f"({kind} {e.icmp_type}/{e.icmp_code}, seen as {errno_name}): a firewall there "
+            f"refuses port {rep.port} from this source.",
+            evidence,
+            [
+                f"Ask the owner of {sender} for its rule on port {rep.port} (nftables "
+                "`reject with icmp admin-prohibited`, a security group, an ACL).",
+                "The host is up: its own firewall answered (its input rules, host-based "
+                "firewall, a cloud security group in front of it)."
+                if e.offender == rep.address
+                else "Nothing is wrong with the destination host itself as far as this shows: "
+                "a firewall on the way answered for it.",
+            ],
+        )
+    return fault(
+        "l3.host_unreachable",
+        f"{rep.address} is unreachable ({errno_name}): {who} answered the SYN with "
+        f"{kind} {e.icmp_type}/{e.icmp_code} ({e.meaning}).",
+        evidence,
+        [
+            f"Check the route to {rep.address} at {sender}: ip route get {rep.address} there.",
+            "If the host is on that router's subnet: is it up, is its address right?",
+        ],
+    )
+
+
 def _unreachable_cause(icmp: IcmpStep | None, address: str) -> str:
     """Why EHOSTUNREACH, when the echoes to the same address were told: a firewall or a router
     (ICMP error, and who sent it), else the two causes that look alike from the socket."""
@@ -156,16 +211,27 @@ def _silence_fault(
     port = rep.port
     where = rep.endpoint
     w = witnesses_of(tcp, obs.icmp, rep.address)
-    evidence = [*evidence, *w.evidence]
+    evidence = [*evidence, *w.evidence, *trace_evidence(tcp.trace)]
     seen = "; ".join(w.lines)
+    # To 0.1 s; a wait the total deadline cut to almost nothing, in ms.
+    waited = (
+        f"{tcp.timeout_s * 1000:.0f} ms"
+        if tcp.timeout_s < 0.1
+        else f"{round(tcp.timeout_s, 1):g} s"
+    )
+    path = trace_sentence(tcp.trace)
+    where_sentence = f" {path}" if path else ""
+    ask = trace_hint(tcp.trace)
+    first = [ask] if ask else []
     if w.alive:
         return fault(
             "l4.filtered",
-            f"The SYN to {where} got no answer within {tcp.timeout_s:g} s, yet the host is "
+            f"The SYN to {where} got no answer within {waited}, yet the host is "
             f"alive ({seen}): a firewall or security group drops port {port}, or the server's "
-            "accept queue is full (SYN backlog overflow).",
+            f"accept queue is full (SYN backlog overflow).{where_sentence}",
             evidence,
             [
+                *first,
                 f"Check the firewall / security group / network policy for port {port} from "
                 "this source (nft list ruleset, iptables -S, cloud security groups), this "
                 "host's own OUTPUT chain included: a local drop looks the same.",
@@ -177,11 +243,12 @@ def _silence_fault(
     if w.tried:
         return fault(
             "l3.host_unresponsive",
-            f"The SYN to {where} got no answer within {tcp.timeout_s:g} s and {rep.address} "
+            f"The SYN to {where} got no answer within {waited} and {rep.address} "
             f"gave no sign of life ({seen}): the host is down, or a firewall drops everything "
-            "to it.",
+            f"to it.{where_sentence}",
             evidence,
             [
+                *first,
                 "Check that the host is up (console, cloud instance status, hypervisor).",
                 "Check the firewall / security groups on the path: a drop-all rule looks the same.",
                 f"Is {rep.address} the right address (stale DNS record, old IP)?",
@@ -190,11 +257,12 @@ def _silence_fault(
     why = "; ".join(w.not_tried) or "no witness was available"
     return fault(
         "l4.connect_timeout",
-        f"The SYN to {where} got no answer within {tcp.timeout_s:g} s: a firewall or "
+        f"The SYN to {where} got no answer within {waited}: a firewall or "
         "security group drops it, or the host is down. No witness of the host's liveness "
-        f"could be tried to tell which ({why}).",
+        f"could be tried to tell which ({why}).{where_sentence}",
         evidence,
         [
+            *first,
             f"If the host is up, a firewall / security group drops port {port}: check the "
             "rules for this port from this source.",
             "If the host is down: check it (console, cloud instance status).",
@@ -215,19 +283,10 @@ def transport_warnings(obs: Observations) -> list[ReportWarning]:
     out.extend(_icmp_warnings(tcp, obs.icmp))
     for a in tcp.attempts:
         if a.outcome == "established":
-            if (
-                a.connect_ms is not None
-                and a.connect_ms >= SYN_RETRANSMIT_MS
-                and (tcp.connected_to == a.endpoint)
-            ):
-                out.append(
-                    warning(
-                        "tcp.syn_retransmitted",
-                        f"Connecting to {a.endpoint} took {a.connect_ms:.0f} ms: the first SYN (or "
-                        "SYN+ACK) was lost and retransmitted after 1 s. Look for packet loss or an "
-                        "overloaded accept queue.",
-                    )
-                )
+            if tcp.connected_to == a.endpoint:
+                lost = syn_retransmitted(a)
+                if lost is not None:
+                    out.append(warning("tcp.syn_retransmitted", lost))
         else:
             out.append(
                 warning(
@@ -237,6 +296,29 @@ def transport_warnings(obs: Observations) -> list[ReportWarning]:
                 )
             )
     return out
+
+
+def syn_retransmitted(a: AddressAttempt) -> str | None:
+    """Why the connect to ``a`` needed a retransmitted SYN, or None when it did not: the
+    kernel's count (TCP_INFO) where it was read, else a connect of 1 s or more (Linux's
+    first SYN retransmission)."""
+    took = f" (the connect took {a.connect_ms:.0f} ms)" if a.connect_ms is not None else ""
+    if a.syn_retransmits is not None:
+        if a.syn_retransmits <= 0:
+            return None
+        times = "once" if a.syn_retransmits == 1 else f"{a.syn_retransmits} times"
+        return (
+            f"The kernel retransmitted the SYN to {a.endpoint} {times} before the handshake "
+            f"completed (TCP_INFO tcpi_total_retrans){took}: a SYN or its SYN+ACK was lost. "
+            "Look for packet loss or an overloaded accept queue."
+        )
+    if a.connect_ms is None or a.connect_ms < SYN_RETRANSMIT_MS:
+        return None
+    return (
+        f"Connecting to {a.endpoint} took {a.connect_ms:.0f} ms: the first SYN (or SYN+ACK) "
+        "was lost and retransmitted after 1 s (inferred from the time: this kernel gave no "
+        "retransmission count). Look for packet loss or an overloaded accept queue."
+    )
 
 
 def _icmp_warnings(tcp: TcpStep, icmp: IcmpStep | None) -> list[ReportWarning]:

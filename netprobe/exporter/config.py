@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from .._errors import InvalidOption, InvalidTarget
 from ..options import Options, make_options
+from ..probes.db_login import require_driver
 from ..target import Target, is_secret_param, parse_target
 
 __all__ = [
@@ -155,7 +156,12 @@ class Module:
             changes["username"] = self.user
         if self.password_env is not None:
             changes["password"] = os.environ.get(self.password_env, "")
-        return target.replace(**changes) if changes else target
+        target = target.replace(**changes) if changes else target
+        try:
+            require_driver(target)
+        except InvalidOption as exc:
+            raise TargetRefused(str(exc), "bad_target") from None
+        return target
 
     def diagnosis_options(self) -> Options:
         """The options, with the header values read from the environment now."""

@@ -20,9 +20,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .._cliutil import print_lines, run_async
+from .._cliutil import print_lines, run_async, time_left
 from .._errors import NetprobeError
 from .._unavailable import DependencyUnavailable
+from ..probes.db_login import require_driver
 from ..render import render_ladder
 from ..report import Report
 from ..target import Target, parse_target
@@ -141,6 +142,7 @@ def run_wait(
     for i, t in enumerate(targets):
         try:
             parsed.append(parse_target(t))
+            require_driver(parsed[-1])
         except NetprobeError as exc:
             message = str(exc)
             if i > 0 and not command and ":" not in t and "/" not in t:
@@ -159,7 +161,7 @@ def run_wait(
             try:
                 return await wait_until_ready(
                     parsed,
-                    timeout=deadline,
+                    timeout=time_left(deadline) if 0 < deadline < float("inf") else deadline,
                     interval=interval,
                     max_interval=max_interval,
                     on_attempt=None if quiet else progress.on_attempt,

@@ -35,6 +35,7 @@ from anyio.abc import TaskGroup
 from .._errors import InvalidOption
 from ..diagnose import diagnose as _diagnose
 from ..options import Options, OptionsKwargs, make_options
+from ..probes.db_login import require_driver
 from ..report import Report
 from ..target import Target, parse_target
 
@@ -85,6 +86,7 @@ class Dependency:
         **kwargs: Unpack[OptionsKwargs],
     ) -> None:
         self.target: Target = parse_target(target)
+        require_driver(self.target)
         self.name: str = name or f"{self.target.scheme}://{self.target.netloc}"
         self.critical = critical
         self.options: Options | None = (

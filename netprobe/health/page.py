@@ -13,8 +13,10 @@ from html import escape
 
 from rich.text import Text
 
+from ..describe import describe_hop
 from ..render import step_line, waterfall_phases
 from ..report import Report
+from ..steps import TcpStep
 from .checker import CheckResult, HealthResult, StateChange, public_url
 
 __all__ = ["render_page", "worst_check"]
@@ -207,6 +209,14 @@ def _ladder(r: Report) -> str:
             f'<tr data-testid="rung" data-rung="{escape(s.name)}"><td class="m-{s.status}">'
             f"{_MARK[s.status]}</td><td>{escape(s.name)}</td><td>{escape(plain)}</td></tr>"
         )
+        trace = s.trace if isinstance(s, TcpStep) else None
+        if trace is not None:
+            hops = "".join(f"<li>{escape(describe_hop(h))}</li>" for h in trace.hops)
+            cut = " (cut by the total deadline)" if trace.partial else ""
+            rows.append(
+                f'<tr data-testid="trace"><td></td><td>path</td><td>TCP trace to '
+                f"{escape(trace.address)} port {trace.port}{cut}<ol>{hops}</ol></td></tr>"
+            )
     return f'<table data-testid="ladder">{"".join(rows)}</table>'
 
 

@@ -18,6 +18,7 @@ from typing import Any, Unpack
 from .._errors import InvalidOption
 from .._unavailable import DependencyUnavailable
 from ..options import Options, RungOptionsKwargs, make_options
+from ..probes.db_login import require_driver
 from ..target import Target, parse_target
 from .wait import wait_until_ready
 
@@ -71,6 +72,8 @@ def startup_gate(
         dependencies = [dependencies]
     targets = [parse_target(t) for t in dependencies]
     opts = make_options(options, **kwargs)
+    for t in targets:
+        require_driver(t)
     limits = {"timeout": timeout, "interval": interval, "max_interval": max_interval}
     for name, value in limits.items():
         if not (value > 0 and math.isfinite(value)):

@@ -19,6 +19,7 @@ from .._errors import InvalidOption
 from .._unavailable import DependencyUnavailable
 from ..diagnose import diagnose
 from ..options import Options, RungOptionsKwargs, make_options
+from ..probes.db_login import require_driver
 from ..report import Report
 from ..target import Target, parse_target
 
@@ -92,6 +93,8 @@ async def wait_until_ready(
         targets = [targets]
     parsed = [parse_target(t) for t in targets]
     opts = make_options(options, **kwargs)
+    for t in parsed:
+        require_driver(t)
     for name, value in (
         ("timeout", timeout),
         ("interval", interval),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .._hooks import DEADLINE_ORIGIN
 from ..options import Options
 from ..proxies import ProxyRoute
 from ..target import Target
@@ -22,9 +23,11 @@ class ProbeContext:
     #: DNS and TCP rungs then go to the proxy (``dial_host``, ``dial_port``).
     route: ProxyRoute | None = None
     started: float = field(default_factory=time.perf_counter)
+    #: Where the total deadline counts from (the CLI: its process's start), if not ``started``.
+    origin: float | None = field(default_factory=DEADLINE_ORIGIN.get)
     #: When the timings' clock started (``start_clock``): after the preparation (first
     #: imports, the TLS context), so that every timing is the network's. The total deadline
-    #: counts from ``started``.
+    #: counts from ``started`` (or ``origin``).
     clock: float | None = None
     marks: dict[str, float] = field(default_factory=dict)
 
@@ -43,7 +46,8 @@ class ProbeContext:
 
     @property
     def deadline(self) -> float:
-        return self.started + self.options.timeout
+        origin = self.started if self.origin is None else min(self.origin, self.started)
+        return origin + self.options.timeout
 
     def remaining(self) -> float:
         """Seconds left before the total deadline (never negative)."""
@@ -60,6 +64,14 @@ class ProbeContext:
     def setup_ms(self) -> float | None:
         """Milliseconds of preparation before the clock started (None: it never started)."""
         return None if self.clock is None else round((self.clock - self.started) * 1000.0, 3)
+
+    def restart_clock(self) -> None:
+        """Start the total deadline again: a later round trip on a held connection (a pool's
+        check after its hold) gets a whole deadline of its own, not what was left of the
+        opening's. The marks keep counting from the new start."""
+        self.started = time.perf_counter()
+        self.clock = None
+        self.marks.clear()
 
     def elapsed_ms(self) -> float:
         """Milliseconds on the timings' clock (since ``started`` until it starts)."""

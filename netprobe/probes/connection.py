@@ -29,12 +29,14 @@ from collections.abc import Sequence
 from types import TracebackType
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 
-from ..steps import ApplicationStep, ProxyStep, Rung, Step, TlsStep
+from ..steps import ApplicationStep, HoldCheck, PmtuProbe, ProxyStep, Rung, Step, TlsStep
 from ._context import ProbeContext
 from ._io import STREAM_ERRORS
 from .application import OPENINGS, Exchange
+from .keepalive import check_keepalive
+from .pmtu import small_mss_retry
 from .proxy import connect_tunnel, forward_step, unreached_step
 from .tcp import TcpConnector
 from .tls import await_acceptance, start_tls
@@ -51,10 +53,17 @@ class Connection:
         addresses: the resolved addresses to connect to, in order.
         tcp: a connector already running for these addresses (the diagnosis starts its own,
             to watch it with the liveness witness); by default the connection runs one.
+        mtu_retry: after a TLS handshake or HTTP response that stalls, run the MTU black
+            hole test (probes/pmtu.py); the diagnosis does, a pool does not.
     """
 
     def __init__(
-        self, ctx: ProbeContext, addresses: Sequence[str], *, tcp: TcpConnector | None = None
+        self,
+        ctx: ProbeContext,
+        addresses: Sequence[str],
+        *,
+        tcp: TcpConnector | None = None,
+        mtu_retry: bool = False,
     ) -> None:
         self.ctx = ctx
         #: The TCP rung: every address's attempt (``tcp.step()``).
@@ -71,6 +80,10 @@ class Connection:
         self._stream: ByteStream | None = None
         self._socket: socket.socket | None = None
         self._exchange: Exchange | None = None
+        #: The MTU black hole test, after a TLS handshake or an HTTP response stalled (a
+        #: diagnosis's; a pool of many connections to an overloaded server makes none).
+        self._mtu_retry = mtu_retry
+        self.pmtu_probe: PmtuProbe | None = None
 
     async def __aenter__(self) -> Connection:
         if self._owns_tcp and len(self.tcp.addresses) > 1:
@@ -153,6 +166,11 @@ class Connection:
                 # total deadline leaves the step as it is).
                 if address is not None:
                     self.tls = await learn_why(ctx, address, self.tls)
+                    if self._mtu_retry and self.tls.failure == "timeout":
+                        # ESTABLISHED, then the server's flight never came: an MTU black hole?
+                        self.pmtu_probe = await small_mss_retry(
+                            ctx, address, "tls_handshake", stream
+                        )
                 return
             self._stream = stream = encrypted
             if opening is None:
@@ -163,6 +181,15 @@ class Connection:
         if opening is not None:
             self._exchange = opening(ctx, stream)
             self.application = await self._exchange.open()
+            http = self.application.http
+            if (
+                self._mtu_retry
+                and address is not None
+                and http is not None
+                and http.failure == "timeout"
+            ):
+                # The request went out and no response head came: an MTU black hole?
+                self.pmtu_probe = await small_mss_retry(ctx, address, "http_response", stream)
             if address is not None and not target.tls:
                 # A plain request closed without a byte: does the port expect TLS?
                 self.application = await tls_expected(ctx, address, self.application)
@@ -176,6 +203,17 @@ class Connection:
         if step is not None:
             self.application = step
         return step
+
+    async def check_transport(self, wait: float) -> HoldCheck | None:
+        """A TCP keepalive probe on the held connection, answered or not within ``wait``
+        seconds (probes/keepalive.py): bytes on the wire that every middlebox must pass,
+        whatever the protocol. None when no connection is open."""
+        sock = self._socket
+        if sock is None and self._stream is not None:
+            sock = self._stream.extra(SocketAttribute.raw_socket, None)
+        if sock is None:
+            return None
+        return await check_keepalive(sock, wait)
 
     async def aclose(self) -> None:
         """The protocol's goodbye (bounded), then the connection itself. Idempotent."""
@@ -200,7 +238,10 @@ class Connection:
     def steps(self) -> list[Step]:
         """What the rungs observed so far: TCP (every address), TLS (the TLS rung's, or the
         one negotiated inside the database protocol), the application."""
-        out: list[Step] = [self.tcp.step()]
+        tcp = self.tcp.step()
+        if self.pmtu_probe is not None:
+            tcp = tcp.model_copy(update={"pmtu_probe": self.pmtu_probe})
+        out: list[Step] = [tcp]
         proxy = self.proxy if self.proxy is not None else unreached_step(self.ctx)
         if proxy is not None:
             out.append(proxy)

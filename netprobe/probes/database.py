@@ -8,13 +8,14 @@ the logins: ``db_login.py``.
 from __future__ import annotations
 
 import anyio
-from anyio.abc import ByteStream
+from anyio.abc import ByteStream, SocketAttribute
 
 from ..describe import database_line
 from ..steps import ApplicationStep, DatabaseResult
 from ._context import ProbeContext
 from ._conversation import Conversation
 from .db_login import login_once
+from .db_sniff import silent_greeting, what_answers
 from .mysql import MysqlGreeting
 from .postgres import PostgresGreeting
 from .redis import RedisGreeting
@@ -54,16 +55,34 @@ class DatabaseExchange:
 
     def __init__(self, ctx: ProbeContext, stream: ByteStream) -> None:
         self._ctx = ctx
+        self._stream = stream
         self._conversation = greeting_conversation(ctx, stream)
 
     async def open(self) -> ApplicationStep:
-        return to_step(self._ctx, await self._conversation.open())
+        result = await self._conversation.open()
+        if silent_greeting(result) and self._ctx.remaining() > 0.05:
+            # MySQL speaks first; a server that waits for its client is silent too. Ask what
+            # the port speaks before the silence is called a stuck server (db_sniff.py).
+            address = _peer_address(self._stream)
+            if address is not None:
+                answered = await what_answers(self._ctx, address)
+                if answered is not None:
+                    result = self._conversation._update(answered_instead=answered)
+        return to_step(self._ctx, result)
 
     async def validate(self) -> ApplicationStep | None:
         return to_step(self._ctx, await self._conversation.validate())
 
     async def close(self) -> ApplicationStep | None:
         return to_step(self._ctx, await _shielded_close(self._conversation))
+
+
+def _peer_address(stream: ByteStream) -> str | None:
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except Exception:  # noqa: BLE001 - a stream without a socket (anyio's TypedAttributeLookupError)
+        return None
+    return str(address[0]) if isinstance(address, tuple) and address else None
 
 
 async def login_step(ctx: ProbeContext, step: ApplicationStep) -> ApplicationStep:
@@ -103,9 +122,11 @@ def _merge(greeting: DatabaseResult, login: DatabaseResult) -> DatabaseResult:
         )
         if getattr(greeting, k) is not None and getattr(login, k) in (None, False)
     }
+    login_notes = login.notes
     if login.version is None and greeting.version is not None:
         keep["version"] = greeting.version
-    return login.replace(**keep, notes=(*greeting.notes, *login.notes))
+        login_notes = tuple(n for n in login_notes if not n.startswith("version unknown"))
+    return login.replace(**keep, notes=(*greeting.notes, *login_notes))
 
 
 def to_step(ctx: ProbeContext, result: DatabaseResult) -> ApplicationStep:

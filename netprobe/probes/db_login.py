@@ -10,6 +10,7 @@ of its own in a worker thread (:class:`DriverSession`).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,16 +19,64 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from .._errors import InvalidOption
 from ..protocols import postgres as pg
 from ..steps import DatabaseResult, ErrorInfo
+from ..target import Target
 from ._context import ProbeContext
 from ._io import elapsed_ms, on_asyncio
+from .postgres import held_login_note, identify_pooler
 from .ssl_contexts import asyncpg_ssl, redis_connection
 
-__all__ = ["DriverLogin", "DriverSession", "login_once"]
+__all__ = ["DriverLogin", "DriverSession", "login_once", "require_driver", "wants_login"]
 
 #: The optional extra that installs each protocol's login driver (pyproject.toml).
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "redis": "redis"}
+#: The module each protocol's login imports.
+_DRIVERS = {"postgresql": "asyncpg", "mysql": "asyncmy", "redis": "redis"}
+
+
+def wants_login(target: Target) -> bool:
+    """A database target with credentials: its check is a login, not only a greeting."""
+    return target.protocol in _DRIVERS and (
+        target.username is not None or target.password is not None
+    )
+
+
+def require_driver(target: Target) -> None:
+    """Credentials given and the login driver not installed: :class:`InvalidOption`, before
+    any I/O, naming the install command.
+
+    A login the user asked for that cannot run must never read healthy: without this check
+    the greeting alone answered and the report said HEALTHY for wrong credentials (issue 11).
+    A driver that is installed but fails to import (a broken install, a missing shared
+    library) is the same mistake with another cause: it is imported here, so that the login
+    never finds it missing later and reads "unavailable" (which a report must not call
+    healthy), and so that its import time is spent before any clock starts.
+    """
+    if not wants_login(target):
+        return
+    module = _DRIVERS[target.protocol]
+    extra = _EXTRAS[target.protocol]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise InvalidOption(
+            f"{target} has credentials but the {target.protocol} login driver ({module}) is "
+            f"not installed: pip install 'netprobe-sdk[{extra}]' (or drop the credentials "
+            "for a greeting-only check)"
+        )
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the same user mistake
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidOption(
+            f"{target} has credentials but the {target.protocol} login driver ({module}) "
+            f"fails to import ({type(exc).__name__}: {first}): reinstall it with pip install "
+            f"--force-reinstall 'netprobe-sdk[{extra}]'"
+        ) from None
 
 
 async def login_once(ctx: ProbeContext) -> DatabaseResult:
@@ -97,7 +146,7 @@ class DriverLogin:
             protocol=t.protocol,
             outcome="driver_error",
             phase="login",
-            authenticated=True,
+            login_attempted=True,
             login_user=t.username,
         )
 
@@ -120,9 +169,14 @@ class DriverLogin:
                 else:
                     await self._redis_login()
             self.result = self.result.replace(login_ms=elapsed_ms(start))
+            if proto == "redis":
+                await self._redis_version()
             return await self.validate()
         except TimeoutError:
-            return self._set(outcome="timeout", login_ms=elapsed_ms(start))
+            self._set(outcome="timeout", login_ms=elapsed_ms(start))
+            if proto == "postgresql" and not self.result.logged_in:
+                await self._held_by_pooler()
+            return self.result
         except ImportError as exc:
             extra = _EXTRAS[proto]
             return self._set(
@@ -135,6 +189,15 @@ class DriverLogin:
     def _set(self, **changes: Any) -> DatabaseResult:
         self.result = self.result.replace(**changes)
         return self.result
+
+    async def _held_by_pooler(self) -> None:
+        """A login that got no answer: PgBouncer holds logins while its server is down. Ask
+        which on a fresh connection (``postgres.identify_pooler``)."""
+        t = self.ctx.target
+        if await identify_pooler(self.ctx, t.host, t.port) is not None:
+            o = self.ctx.options
+            note = held_login_note(max(o.read_timeout, o.connect_timeout))
+            self._set(server="pgbouncer", notes=(*self.result.notes, note))
 
     async def _pg_login(self) -> None:
         import asyncpg
@@ -151,7 +214,11 @@ class DriverLogin:
         )
         version = self.conn.get_server_version()
         raw = self.conn.get_settings().server_version
-        self._set(server="postgresql", version=raw or f"{version.major}.{version.minor}")
+        self._set(
+            server="postgresql",
+            version=raw or f"{version.major}.{version.minor}",
+            logged_in=True,
+        )
 
     async def _mysql_login(self) -> None:
         import asyncmy
@@ -169,6 +236,7 @@ class DriverLogin:
         self._set(
             server="mariadb" if "mariadb" in info.lower() else "mysql",
             version=info.removeprefix("5.5.5-"),
+            logged_in=True,
         )
 
     async def _redis_login(self) -> None:
@@ -193,12 +261,29 @@ class DriverLogin:
         )
         self.conn = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         await self.conn.ping()  # AUTH is sent on connect
-        self._set(server="redis")
+        self._set(server="redis", logged_in=True)
+
+    async def _redis_version(self) -> None:
+        """INFO server, for the version, after the login and outside its timeout: optional.
+        The PONG after AUTH is the verdict; INFO renamed, forbidden by an ACL, unanswered or
+        closed by a Redis-compatible proxy leaves the version unknown, with a note (issue 11)."""
+        why: str | None = None
         try:
-            info = await self.conn.info("server")
-            self._set(version=str(info.get("redis_version")) if info else None)
-        except Exception:  # noqa: BLE001 - INFO may be forbidden by ACL: the version is optional
-            pass
+            with anyio.fail_after(self._timeout()):
+                info = await self.conn.info("server")
+        except TimeoutError:
+            why = "no answer to INFO in time"
+        except Exception as exc:  # noqa: BLE001 - any failure of the optional INFO is data
+            err = ErrorInfo.from_exception(exc)
+            why = f"INFO failed: {err.type}: {err.message}"
+        else:
+            version = info.get("redis_version") if isinstance(info, dict) else None
+            if version is not None:
+                self._set(version=str(version))
+            else:
+                why = "INFO names no redis_version"
+        if why is not None:
+            self._set(notes=(*self.result.notes, f"version unknown: {why} (PING answered PONG)"))
 
     async def validate(self) -> DatabaseResult:
         """Run the validation query on the open session."""
@@ -278,12 +363,14 @@ def _driver_error(proto: str, exc: BaseException) -> dict[str, Any]:
             detail = getattr(exc, "detail", None)
             if detail:
                 fields["detail"] = str(detail)
+            pooler = pg.pooler_of(state, str(exc))
             return {
                 "outcome": "server_error",
                 "error_code": state,
                 "sqlstate": state,
                 "error_message": str(exc),
                 "error_fields": fields,
+                **({"server": pooler} if pooler else {}),
             }
     elif proto == "mysql":
         args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))

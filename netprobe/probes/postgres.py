@@ -4,18 +4,65 @@ StartupMessage, and the server's first answer. No password is ever sent; Termina
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from anyio.abc import ByteStream
+import anyio
+from anyio.abc import ByteStream, SocketAttribute
 
 from ..protocols import postgres as pg
 from ..protocols.mismatch import ProtocolMismatch
 from ..steps import DatabaseResult
 from ._context import ProbeContext
 from ._conversation import Conversation, Wire
-from ._io import elapsed_ms
+from ._io import STREAM_ERRORS, elapsed_ms
 
-__all__ = ["PostgresGreeting"]
+__all__ = ["PostgresGreeting", "held_login_note", "identify_pooler"]
+
+
+_PROBE_ERRORS: tuple[type[BaseException], ...] = (*STREAM_ERRORS, ProtocolMismatch)
+
+
+async def identify_pooler(ctx: ProbeContext, host: str, port: int) -> str | None:
+    """Is the peer PgBouncer? Asked on a fresh connection with a StartupMessage that only
+    PgBouncer refuses at once (:data:`pg.POOLER_PROBE_PARAM`), also while it holds every login
+    because its server is down. ``"pgbouncer"`` or None (PostgreSQL, or no clear answer).
+
+    Bounded by the read timeout and what is left of the total deadline; never raises for
+    what the network or the peer does.
+    """
+    seconds = ctx.budget(ctx.options.read_timeout)
+    if seconds < 0.05:
+        return None
+    buf = b""
+    parsed = None
+    try:
+        with anyio.fail_after(seconds):
+            async with await anyio.connect_tcp(host, port) as stream:
+                await stream.send(pg.build_pooler_probe(ctx.options.probe_user))
+                while (parsed := pg.parse_message(buf)) is None and len(buf) < pg.MAX_MESSAGE:
+                    buf += await stream.receive(4096)
+                # PostgreSQL asks for a password (or, with trust, logs us in): say goodbye.
+                with contextlib.suppress(*STREAM_ERRORS):
+                    await stream.send(pg.build_terminate())
+    except _PROBE_ERRORS:
+        pass
+    if parsed is None:
+        return None
+    msg = parsed[0]
+    if isinstance(msg, pg.ErrorResponse) and (msg.message or "").startswith(
+        "unsupported startup parameter"
+    ):
+        return pg.pooler_of(msg.sqlstate, msg.message)
+    return None
+
+
+def held_login_note(seconds: float) -> str:
+    return (
+        f"PgBouncer held the login {seconds:g} s without an answer (recognised on a second "
+        f"connection: it refused the startup parameter {pg.POOLER_PROBE_PARAM} at once, as "
+        "only PgBouncer does); it waits for a connection to its PostgreSQL server"
+    )
 
 
 class PostgresGreeting(Conversation):
@@ -27,6 +74,31 @@ class PostgresGreeting(Conversation):
     def __init__(self, ctx: ProbeContext, stream: ByteStream) -> None:
         super().__init__(ctx, stream)
         self.closed = False
+        self.startup_sent = False
+
+    async def open(self) -> DatabaseResult:
+        result = await super().open()
+        if result.outcome == "timeout" and self.startup_sent:
+            # Silence after the StartupMessage: a stuck server, or a pooler holding the login
+            # while its own server is down. Ask which on a fresh connection.
+            host, port = self._peer()
+            if await identify_pooler(self.ctx, host, port) is not None:
+                seconds = self.ctx.options.read_timeout
+                self._update(
+                    server="pgbouncer",
+                    phase="login",
+                    notes=[*self.result.notes, held_login_note(seconds)],
+                )
+        return self.result
+
+    def _peer(self) -> tuple[str, int]:
+        try:
+            address = self.wire.stream.extra(SocketAttribute.remote_address)
+        except Exception:  # noqa: BLE001 - any stream without a socket: the target's name
+            address = None
+        if isinstance(address, tuple) and len(address) >= 2:
+            return str(address[0]), int(address[1])
+        return self.ctx.target.host, self.ctx.target.port
 
     async def _open(self, start: float) -> None:
         ctx = self.ctx
@@ -66,6 +138,7 @@ class PostgresGreeting(Conversation):
         database = ctx.target.path or None
         self._update(probe_user=user)
         await self.wire.send(pg.build_startup(user, database))
+        self.startup_sent = True
         # One read_timeout for the whole answer to the StartupMessage, not per message: a peer
         # sending a NoticeResponse just before each read times out would otherwise hold the
         # probe until the total deadline.
@@ -109,9 +182,24 @@ class PostgresGreeting(Conversation):
         self.closed = True  # the server ends the connection after a FATAL error
         # 28P01 / 28000 outside the pg_hba.conf check (routine ClientAuthentication) answer
         # the probe user itself: the server authenticated it, so the server is up.
-        answered_user = err.sqlstate == "28P01" or (
-            err.sqlstate == "28000" and err.routine != "ClientAuthentication"
+        pooler = pg.pooler_of(err.sqlstate, err.message)
+        answered_user = (
+            err.sqlstate == "28P01"
+            or (err.sqlstate == "28000" and err.routine != "ClientAuthentication")
+            # PgBouncer (auth_type trust) refusing a user its auth_file does not list
+            or (pooler is not None and err.message.startswith('"trust" authentication failed'))
         )
+        if pooler is not None:
+            self._update(server=pooler)
+            if answered_user:
+                self._update(
+                    notes=[
+                        *self.result.notes,
+                        f"PgBouncer answered for the probe user {self.result.probe_user!r}: "
+                        "its PostgreSQL server was not reached (give the DSN credentials to "
+                        "check the path through it)",
+                    ]
+                )
         self._update(
             outcome="ready" if answered_user else "server_error",
             phase="login",

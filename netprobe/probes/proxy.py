@@ -45,7 +45,7 @@ def forward_step(ctx: ProbeContext) -> ProxyStep | None:
         url=route.url,
         source=route.source,
         mode="forward",
-        authenticated=route.username is not None,
+        credentials_sent=route.username is not None,
         request=f"{ctx.options.method} {ctx.target.url} HTTP/1.1",
     )
 
@@ -62,7 +62,7 @@ def unreached_step(ctx: ProbeContext) -> ProxyStep | None:
         url=route.url,
         source=route.source,
         mode="connect" if ctx.target.tls else "forward",
-        authenticated=route.username is not None,
+        credentials_sent=route.username is not None,
     )
 
 
@@ -87,7 +87,7 @@ async def connect_tunnel(ctx: ProbeContext, stream: ByteStream) -> ProxyStep:
         "url": route.url,
         "source": route.source,
         "mode": "connect",
-        "authenticated": auth is not None,
+        "credentials_sent": auth is not None,
         "request": f"CONNECT {authority} HTTP/1.1",
     }
     first = bytearray()

@@ -88,16 +88,39 @@ class RedisGreeting(Conversation):
             raise ProtocolMismatch("the answer to PING is not PONG nor an error", self.wire.first)
 
     async def _info(self) -> None:
+        """INFO server, for the version: optional. The PONG already proved the server up, so
+        nothing INFO gets (an error: renamed or forbidden by an ACL; a close: some
+        Redis-compatible proxies; silence) can overturn that verdict (issue 11): it only
+        leaves the version unknown, with a note saying why."""
+        why: str | None = None
         try:
             await self.wire.send(rd.build_command("INFO", "server"))
             reply = await self.wire.read(rd.parse_reply, self._timeout())
-        except (ReadTimeout, ProtocolMismatch):
-            return
-        if isinstance(reply, rd.Value) and isinstance(reply.value, str):
-            self._update(
-                version=rd.info_field(reply.value, "redis_version"),
-                notes=[*self.result.notes, f"mode {rd.info_field(reply.value, 'redis_mode')}"],
+        except ReadTimeout:
+            self.closed = True  # a late INFO reply would be read as the answer to the next PING
+            why = "no answer to INFO in time"
+        except Closed as exc:
+            self.closed = True
+            why = "the server closed the connection on INFO" + (
+                f" ({exc.error.errno_name or exc.error.message})" if exc.error else ""
             )
+        except ProtocolMismatch:
+            self.closed = True
+            why = "the answer to INFO is not a Redis reply"
+        else:
+            if isinstance(reply, rd.Value) and isinstance(reply.value, str):
+                version = rd.info_field(reply.value, "redis_version")
+                mode = rd.info_field(reply.value, "redis_mode")
+                notes = [*self.result.notes, f"mode {mode}"] if mode else list(self.result.notes)
+                self._update(version=version, notes=notes)
+                if version is not None:
+                    return
+                why = "INFO names no redis_version"
+            elif isinstance(reply, rd.RedisError):
+                why = f"INFO answered -{reply.message.strip()}"
+            else:
+                why = "INFO answered something else than its text"
+        self._update(notes=[*self.result.notes, f"version unknown: {why} (PING answered PONG)"])
 
     async def validate(self) -> DatabaseResult:
         if self.closed:

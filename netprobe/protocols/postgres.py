@@ -22,6 +22,8 @@ from .mismatch import ProtocolMismatch
 __all__ = [
     "AUTH_METHODS",
     "MAX_MESSAGE",
+    "PGBOUNCER_TEXTS",
+    "POOLER_PROBE_PARAM",
     "SSLMODES",
     "Authentication",
     "BackendMessage",
@@ -32,11 +34,13 @@ __all__ = [
     "ReadyForQuery",
     "SslAnswer",
     "SslPolicy",
+    "build_pooler_probe",
     "build_ssl_request",
     "build_startup",
     "build_terminate",
     "parse_message",
     "parse_ssl_answer",
+    "pooler_of",
     "ssl_policy",
 ]
 
@@ -179,11 +183,58 @@ def build_startup(
     if database:
         params.append(("database", database))
     params.append(("application_name", application_name))
+    return _startup(params)
+
+
+def _startup(params: list[tuple[str, str]]) -> bytes:
     body = struct.pack("!I", _PROTOCOL_3_0)
     for k, v in params:
         body += k.encode() + b"\0" + v.encode("utf-8") + b"\0"
     body += b"\0"
     return struct.pack("!I", len(body) + 4) + body
+
+
+#: A startup parameter PgBouncer refuses at once, before authentication and whatever the
+#: state of its server ("unsupported startup parameter", SQLSTATE 08P01, unless listed in its
+#: ignore_startup_parameters), while PostgreSQL takes a dotted name for a custom setting and
+#: answers with its authentication request as usual.
+POOLER_PROBE_PARAM = "netprobe.pooler_probe"
+
+#: The beginnings of PgBouncer's own error messages (SQLSTATE 08P01, src/client.c and
+#: src/objects.c of PgBouncer 1.18; captured in tests/fixtures/realservers/pgbouncer/).
+#: PostgreSQL itself sends 08P01 only for a client's protocol violation, with other words
+#: ("invalid frontend message type", "expected SASL response"...).
+PGBOUNCER_TEXTS = (
+    "no more connections allowed",
+    "pgbouncer cannot connect to server",
+    "query_wait_timeout",
+    "client_login_timeout",
+    "server login has been failing",
+    "server_login_retry",
+    "no such database",
+    "no such user",
+    "unsupported startup parameter",
+    '"trust" authentication failed',
+    "password authentication failed",
+    "SASL authentication failed",
+    "server conn crashed",
+    "pooler error",
+    "database does not allow connections",
+    "login rejected",
+)
+
+
+def pooler_of(sqlstate: str | None, message: str | None) -> str | None:
+    """``"pgbouncer"`` when an error is one of PgBouncer's own (08P01 with its words), else None."""
+    if sqlstate != "08P01" or not message:
+        return None
+    return "pgbouncer" if message.startswith(PGBOUNCER_TEXTS) else None
+
+
+def build_pooler_probe(user: str) -> bytes:
+    """A StartupMessage carrying :data:`POOLER_PROBE_PARAM`: PgBouncer answers it with its
+    08P01 error at once, also while it holds every login for a server that is down."""
+    return _startup([("user", user), (POOLER_PROBE_PARAM, "1")])
 
 
 def build_terminate() -> bytes:

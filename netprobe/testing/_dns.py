@@ -22,7 +22,8 @@ class DnsServer(ThreadedServer):
 
     ``records`` maps a name to its addresses (A or AAAA records by family); a name mapped to
     an empty list exists with no address (NODATA); names in ``servfail`` get SERVFAIL, names
-    in ``silent`` get no answer at all (a resolver timeout); any other name is NXDOMAIN.
+    in ``silent`` get no answer at all (a resolver waiting on its upstream: the server itself
+    answers other names, ``dns.upstream_timeout``); any other name is NXDOMAIN.
     Point the client at `address` (netprobe's ``nameservers`` option).
 
     Example:

@@ -25,8 +25,10 @@ namespace. A missing binary skips on a laptop and fails under ``CI=true``.
 
 Namespaces made here are named ``nplab<pid><letter>`` (removed by the lab's
 ``cleanup_stale()`` after a crash); letters in use: ``c``/``s`` (the lab), ``d``
-(tests/test_realservers.py), ``q`` and ``r`` (the capture script), ``x``/``y``/``z``
-(``conntrack``). Pick another letter for a new one.
+(tests/test_realservers.py), ``n`` (tests/test_dns_real.py), ``q`` and ``r`` (the capture
+script), ``x``/``y``/``z`` (``conntrack``), ``k``/``u``/``v`` (``conntrack.SessionTablePath``,
+the session table), ``h``/``m``/``g`` (``nplab/pathlab.py``: r1, r2 and the server of the
+routed path; ``p`` the MTU black hole's server). Pick another letter for a new one.
 
 What each server sends in each fault situation is recorded under
 ``tests/fixtures/realservers/`` (raw captures and FINDINGS.md).

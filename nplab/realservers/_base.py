@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ __all__ = [
     "LoopbackNamespace",
     "RealServer",
     "SilentUdp",
+    "SilentUdpServer",
     "StartError",
     "free_port",
     "in_netns",
@@ -297,6 +299,28 @@ class SilentUdp:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SILENT_UDP = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    s.recvfrom(4096)
+"""
+
+
+class SilentUdpServer(RealServer):
+    """:class:`SilentUdp` as a process, so that it can run inside a namespace (on port 53, as
+    glibc's resolver needs): reads every datagram, answers none."""
+
+    name = "silent-udp"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", _SILENT_UDP, self.host, str(self.port)]
+
+    def ready(self) -> bool:
+        return listening(self.host, self.port, udp=True, netns=self.netns)
 
 
 class LoopbackNamespace:

@@ -15,7 +15,14 @@ re-creates the entry: the connection survives).
 idle timeout would; ``established_timeout`` sets the router's
 ``nf_conntrack_tcp_timeout_established`` to expire them by idling instead.
 
-Namespace names: ``nplab<pid>x`` (client), ``y`` (router), ``z`` (server).
+Namespace names: ``nplab<pid>x`` (client), ``y`` (router), ``z`` (server); ``letters`` and
+``addresses`` give another instance its own (``SessionTablePath``).
+
+``session_table=N`` adds a session-table emulation to the router (issue 13): the 4-tuple of
+each connection that sent a FIN or an RST is remembered N seconds in an nftables dynamic set,
+and a new SYN reusing one is dropped, as a firewall or NAT that still holds the closed
+session does. ``SessionTablePath`` is that router on its own namespaces (``k`` client, ``u``
+router, ``v`` server) and addresses (198.18.128.0/30 and 198.18.129.0/30).
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Self
 
 from nplab.realservers._base import is_root
 from nplab.require import require, require_binary
 
-__all__ = ["CLIENT_IP", "SERVER_IP", "ConntrackPath"]
+__all__ = ["CLIENT_IP", "SERVER_IP", "ConntrackPath", "SessionTablePath"]
 
 CLIENT_IP = "198.18.230.1"
 ROUTER_CLIENT_IP = "198.18.230.2"
@@ -53,6 +61,28 @@ def serve(c):
 while True:
     c, _ = ls.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def _session_table_rules(seconds: float) -> str:
+    """A firewall's session table that outlives the connections it tracked: the 4-tuple of
+    every connection that sent a FIN or an RST is remembered for ``seconds`` (an nftables
+    dynamic set with timeouts), and a new SYN that reuses one is dropped (silence), as a
+    stateful firewall or NAT that still holds the old session does."""
+    ms = max(1, round(seconds * 1000))
+    return f"""
+table inet npst {{
+  set closed {{
+    type ipv4_addr . inet_service . ipv4_addr . inet_service
+    flags dynamic, timeout
+    timeout {ms}ms
+  }}
+  chain forward {{
+    type filter hook forward priority -10; policy accept;
+    tcp flags & (syn | ack) == syn ip saddr . tcp sport . ip daddr . tcp dport @closed counter drop
+    tcp flags & (fin | rst) != 0 update @closed {{ ip saddr . tcp sport . ip daddr . tcp dport }}
+  }}
+}}
 """
 
 
@@ -81,12 +111,24 @@ class ConntrackPath:
         loose: bool = False,
         established_timeout: int | None = None,
         server_port: int = 7,
+        session_table: float | None = None,
+        letters: str = "xyz",
+        addresses: tuple[str, str, str, str] = (
+            CLIENT_IP,
+            ROUTER_CLIENT_IP,
+            ROUTER_SERVER_IP,
+            SERVER_IP,
+        ),
     ) -> None:
         assert invalid_action in ("drop", "reset"), invalid_action
+        assert len(letters) == 3, letters
         tag = os.getpid()
-        self.client, self.router, self.server = (f"nplab{tag}{x}" for x in "xyz")
+        self.client, self.router, self.server = (f"nplab{tag}{x}" for x in letters)
         short = tag % 100000
-        self.links = (f"npx{short}", f"npyx{short}", f"npyz{short}", f"npz{short}")
+        a, b, c = letters[0], letters[1], letters[2]
+        self.links = (f"np{a}{short}", f"np{b}{a}{short}", f"np{b}{c}{short}", f"np{c}{short}")
+        self.client_ip, self.router_client_ip, self.router_server_ip, self.server_ip = addresses
+        self.session_table = session_table
         self.invalid_action = invalid_action
         self.loose = loose
         self.established_timeout = established_timeout
@@ -102,7 +144,7 @@ class ConntrackPath:
             check=True, capture_output=True, timeout=10,
         )  # fmt: skip
 
-    def start(self) -> ConntrackPath:
+    def start(self) -> Self:
         require(is_root(), "needs root (network namespaces, nftables)")
         for binary in ("ip", "nft", "conntrack"):
             require_binary(binary)
@@ -126,20 +168,22 @@ class ConntrackPath:
         self._ip("link", "add", cx, "netns", c, "type", "veth", "peer", "name", rx, "netns", r)
         self._ip("link", "add", sz, "netns", s, "type", "veth", "peer", "name", rz, "netns", r)
         for ns, link, addr in (
-            (c, cx, f"{CLIENT_IP}/30"),
-            (r, rx, f"{ROUTER_CLIENT_IP}/30"),
-            (r, rz, f"{ROUTER_SERVER_IP}/30"),
-            (s, sz, f"{SERVER_IP}/30"),
+            (c, cx, f"{self.client_ip}/30"),
+            (r, rx, f"{self.router_client_ip}/30"),
+            (r, rz, f"{self.router_server_ip}/30"),
+            (s, sz, f"{self.server_ip}/30"),
         ):
             self._ip("-n", ns, "addr", "add", addr, "dev", link)
             self._ip("-n", ns, "link", "set", link, "up")
-        self._ip("-n", c, "route", "add", f"{SERVER_IP}/32", "via", ROUTER_CLIENT_IP)
-        self._ip("-n", s, "route", "add", f"{CLIENT_IP}/32", "via", ROUTER_SERVER_IP)
+        self._ip("-n", c, "route", "add", f"{self.server_ip}/32", "via", self.router_client_ip)
+        self._ip("-n", s, "route", "add", f"{self.client_ip}/32", "via", self.router_server_ip)
         self._sysctl(r, "net.ipv4.ip_forward=1")
+        rules = _nft_rules(self.invalid_action)
+        if self.session_table is not None:
+            rules += _session_table_rules(self.session_table)
         subprocess.run(
             ["ip", "netns", "exec", r, "nft", "-f", "-"],
-            input=_nft_rules(self.invalid_action), text=True, check=True,
-            capture_output=True, timeout=10,
+            input=rules, text=True, check=True, capture_output=True, timeout=10,
         )  # fmt: skip
         # The conntrack sysctls exist in a namespace once its nftables rules use conntrack.
         self._sysctl(r, f"net.netfilter.nf_conntrack_tcp_loose={1 if self.loose else 0}")
@@ -153,7 +197,7 @@ class ConntrackPath:
             ).stdout
             assert "default" not in routes, routes
         self.echo = subprocess.Popen(
-            ["ip", "netns", "exec", s, sys.executable, "-c", ECHO_SERVER, SERVER_IP,
+            ["ip", "netns", "exec", s, sys.executable, "-c", ECHO_SERVER, self.server_ip,
              str(self.server_port)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -168,6 +212,18 @@ class ConntrackPath:
             ["ip", "netns", "exec", self.router, "conntrack", "-L"],
             capture_output=True, text=True, timeout=10, check=False,
         ).stdout  # fmt: skip
+
+    def session_drops(self) -> int:
+        """SYNs the session-table emulation dropped so far (its rule's counter)."""
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.router, "nft", "list", "chain", "inet", "npst",
+             "forward"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout  # fmt: skip
+        for line in out.splitlines():
+            if "@closed" in line and "drop" in line and "packets" in line:
+                return int(line.split("packets", 1)[1].split()[0])
+        return 0
 
     def expire(self) -> None:
         """Delete every conntrack entry of the router, as an idle timeout would."""
@@ -196,8 +252,25 @@ class ConntrackPath:
         for ns in (self.client, self.router, self.server):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
-    def __enter__(self) -> ConntrackPath:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: The session-table lab's client and server addresses (198.18.128.0/18).
+ST_CLIENT_IP, ST_SERVER_IP = "198.18.128.1", "198.18.129.2"
+
+
+class SessionTablePath(ConntrackPath):
+    """The stateful router with a session table that remembers closed 4-tuples for
+    ``seconds`` and drops a new SYN that reuses one (namespaces ``k``/``u``/``v``)."""
+
+    def __init__(self, seconds: float | None = 3.0, **kwargs: Any) -> None:
+        super().__init__(
+            session_table=seconds,
+            letters="kuv",
+            addresses=(ST_CLIENT_IP, "198.18.128.2", "198.18.129.1", ST_SERVER_IP),
+            **kwargs,
+        )

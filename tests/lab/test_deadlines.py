@@ -69,6 +69,7 @@ def _catalog_cases(lab: Lab) -> Iterator[list[Case]]:
                 else None,
             )
             for s in scenarios
+            if s.command == "diagnose"  # pool and churn runs are bounded by their own options
         ]
 
 
