@@ -394,6 +394,12 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"[✓✗] icmp"), "? icmp"),
     (re.compile(r"\d+/\d+ answered"), "<n>/<n> answered"),
     (re.compile(r", \d+ still awaiting a reply"), ""),
+    # Whether an echo beat the verdict is a race: "not waited for" reads as any count.
+    (
+        re.compile(r" not waited for \(\d+ echo(?:es)? still awaiting a reply\)"),
+        " <n>/<n> answered",
+    ),
+    (re.compile(r", \d+ not waited for"), ""),
     (re.compile(r"Testing (CA|cert) #[\w-]+"), r"Testing \1 #<id>"),
     # A connect cut by the total deadline: its own timer (cut to what was left) and the
     # deadline end at the same instant, and either may report it (a known race).
@@ -439,6 +445,8 @@ def _normalise_value(value: Any, key: str = "") -> Any:
         out = {k: _normalise_value(v, k) for k, v in value.items()}
         if value.get("name") == "icmp":  # whether an echo beat the verdict: a race
             out["status"] = out["reason"] = "<volatile>"
+            if "not_waited_for" in out:
+                out["not_waited_for"] = "<volatile>"
         return out
     if isinstance(value, list):
         return [_normalise_value(v) for v in value]
