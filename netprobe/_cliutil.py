@@ -31,12 +31,14 @@ __all__ = [
     "SHARED_OPTIONS",
     "CliOption",
     "cli_words",
+    "command_age",
     "console",
     "diagnosis_options",
     "options_from_cli",
     "print_lines",
     "process_age",
     "run_async",
+    "start_command",
     "time_left",
     "usage_error",
     "usage_words",
@@ -71,9 +73,30 @@ def process_age() -> float:
     return age if fallback <= age < fallback + 60.0 else fallback
 
 
+#: When the running command started (``perf_counter``): set by :func:`start_command`.
+_COMMAND_START: float | None = None
+
+
+def start_command(*, from_process_start: bool) -> float:
+    """Mark the start of a command and return it (``perf_counter`` time). Run as the process
+    (``netprobe ...``, ``python -m netprobe``), its ``--timeout`` counts from the process's
+    start; called in a running program (``main([...])``), from this call."""
+    global _COMMAND_START
+    now = time.perf_counter()
+    _COMMAND_START = now - process_age() if from_process_start else now
+    return _COMMAND_START
+
+
+def command_age() -> float:
+    """Seconds since the running command started (the process's age outside a command)."""
+    if _COMMAND_START is None:
+        return process_age()
+    return time.perf_counter() - _COMMAND_START
+
+
 def time_left(timeout: float) -> float:
-    """What is left of a command's ``timeout`` counted from the process's start."""
-    return max(_MIN_LEFT_S, timeout - process_age())
+    """What is left of a command's ``timeout`` counted from the command's start."""
+    return max(_MIN_LEFT_S, timeout - command_age())
 
 
 def console(stderr: bool = False) -> Console:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import click
@@ -16,12 +16,13 @@ import click
 from ._cliutil import (
     EXIT_FAULT,
     EXIT_OK,
+    command_age,
     console,
     diagnosis_options,
     options_from_cli,
     print_lines,
-    process_age,
     run_async,
+    start_command,
     usage_error,
     usage_words,
 )
@@ -57,8 +58,22 @@ def diagnose(target: str, as_json: bool, verbose: bool, **kw: Any) -> None:
     from ._hooks import DEADLINE_ORIGIN
     from .diagnose import diagnose as run
 
-    # --timeout holds for the whole process: its start-up is already spent.
-    DEADLINE_ORIGIN.set(time.perf_counter() - process_age())
+    # --timeout holds for the whole process: its start-up is already spent. The origin is
+    # this command's (reset when it ends: a program calling main() goes on with its own).
+    origin = DEADLINE_ORIGIN.set(time.perf_counter() - command_age())
+    try:
+        _diagnose(target, as_json, verbose, kw, run)
+    finally:
+        DEADLINE_ORIGIN.reset(origin)
+
+
+def _diagnose(
+    target: str,
+    as_json: bool,
+    verbose: bool,
+    kw: dict[str, Any],
+    run: Callable[..., Awaitable[Report]],
+) -> None:
     options = options_from_cli(kw)
     err = console(stderr=True)
 
@@ -282,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `netprobe` command. A usage mistake (an unknown option, a missing
     argument, a bad value) is one line on stderr and exit code 2, as every other one."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    # As the process (argv from sys.argv), --timeout counts from the process's start.
+    start_command(from_process_start=argv is None)
     try:
         code = cli.main(args=args, prog_name="netprobe", standalone_mode=False)
     except click.UsageError as exc:

@@ -88,3 +88,34 @@ def test_demo_shows_every_case() -> None:
     assert "l4.refused" in out.stdout
     assert "dns.nxdomain" in out.stdout
     assert "HEALTHY" in out.stdout
+
+
+def test_main_called_in_a_running_program_counts_its_timeout_from_the_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Run as the process, --timeout counts from the process's start (its imports are spent);
+    called in a program that has run for a while (a test suite, nplab's catalog_cli), from
+    the call, and the origin does not outlive the command: a later diagnose() of the same
+    program has its own whole deadline."""
+    import time
+
+    import anyio
+
+    import netprobe
+    from netprobe._cliutil import process_age
+    from netprobe._hooks import DEADLINE_ORIGIN
+    from netprobe.cli import main
+    from netprobe.testing import L7Server
+
+    if process_age() < 3:
+        time.sleep(3 - process_age())  # older than the --timeout below
+    with L7Server("http") as web:
+        url = f"http://127.0.0.1:{web.port}/health"
+        with pytest.raises(SystemExit) as exited:
+            main(["diagnose", url, "--timeout", "2", "--no-icmp", "--json"])
+        report = json.loads(capsys.readouterr().out)
+        assert exited.value.code == 0, report.get("fault")
+        assert report["deadline"] is None
+        assert DEADLINE_ORIGIN.get() is None
+        later = anyio.run(lambda: netprobe.diagnose(url, icmp=False, timeout=2))
+        assert later.ok and later.deadline is None
