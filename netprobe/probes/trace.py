@@ -34,7 +34,7 @@ from ._io import elapsed_ms, on_asyncio
 from .errqueue import read_sock_errors, set_recverr
 from .tcp import TcpConnector
 
-__all__ = ["TRACE_AFTER_S", "TRACE_OUTCOMES", "Tracer", "trace_path"]
+__all__ = ["TRACE_AFTER_S", "TRACE_OUTCOMES", "Tracer", "trace_path", "trace_step"]
 
 #: A SYN unanswered this long has been retransmitted once (Linux's initial RTO is 1 s): the
 #: trace starts then, alongside the rest of the connect timeout.
@@ -43,6 +43,8 @@ TRACE_AFTER_S = 1.0
 _MIN_TRACE_S = 0.25
 #: How long before the total deadline a trace cut by it ends.
 _DEADLINE_MARGIN_S = 0.05
+#: The earliest a trace starts while its SYN still waits (the deadline's pull included).
+_EARLIEST_S = 0.2
 #: The connect outcomes worth a trace: the SYN went unanswered, or an ICMP error came back.
 TRACE_OUTCOMES = ("timeout", "host_unreachable", "network_unreachable")
 
@@ -109,22 +111,46 @@ async def _probe(address: str, port: int, ttl: int, wait_s: float) -> TraceHop:
 
 
 async def trace_path(
-    address: str, port: int, *, max_hops: int, wait_s: float, partial: bool = False
+    address: str,
+    port: int,
+    *,
+    max_hops: int,
+    wait_s: float,
+    partial: bool = False,
+    hops: dict[int, TraceHop] | None = None,
 ) -> TraceStep:
     """Trace the path to ``address:port`` with TTL 1..``max_hops`` sent together.
 
     Returns the hops up to the first the destination answered. Never raises for a network
-    fault; outer cancellation propagates (every socket is closed).
+    fault; outer cancellation propagates (every socket is closed). ``hops``, when given,
+    receives each hop as it is answered: after a cancellation, :func:`trace_step` makes the
+    partial path from it.
     """
     start = time.perf_counter()
-    hops: dict[int, TraceHop] = {}
+    got: dict[int, TraceHop] = {} if hops is None else hops
 
     async def one(ttl: int) -> None:
-        hops[ttl] = await _probe(address, port, ttl, wait_s)
+        got[ttl] = await _probe(address, port, ttl, wait_s)
 
     async with anyio.create_task_group() as tg:
         for ttl in range(1, max_hops + 1):
             tg.start_soon(one, ttl)
+    return trace_step(
+        address, port, got, max_hops=max_hops, wait_s=wait_s, start=start, partial=partial
+    )
+
+
+def trace_step(
+    address: str,
+    port: int,
+    hops: dict[int, TraceHop],
+    *,
+    max_hops: int,
+    wait_s: float,
+    start: float,
+    partial: bool,
+) -> TraceStep:
+    """The step of a trace from the hops answered so far (a TTL without an answer is silent)."""
     ordered: list[TraceHop] = []
     for ttl in range(1, max_hops + 1):
         hop = hops.get(ttl, TraceHop(ttl=ttl, outcome="silent"))
@@ -177,9 +203,14 @@ class Tracer:
         self._timer: asyncio.TimerHandle | None = None
         self._scope: anyio.CancelScope | None = None
         self.step: TraceStep | None = None
+        self._connected_late = False
 
     def _delay(self) -> float:
-        return min(TRACE_AFTER_S, self._tcp.timeout / 3)
+        """``TRACE_AFTER_S`` (or a third of the connect timeout); sooner when the total deadline
+        would otherwise leave the trace no time (a process whose start-up spent part of a short
+        deadline): a partial path in the report beats none. Never before ``_EARLIEST_S``."""
+        before_deadline = self._ctx.remaining() - _MIN_TRACE_S - _DEADLINE_MARGIN_S
+        return max(_EARLIEST_S, min(TRACE_AFTER_S, self._tcp.timeout / 3, before_deadline))
 
     def start(self, tg: TaskGroup) -> None:
         """Arm the trace for a SYN left unanswered (see the class)."""
@@ -233,6 +264,7 @@ class Tracer:
         started meanwhile, so that it never holds a healthy diagnosis open."""
         self.close()
         self._started = True
+        self._connected_late = True
         if self._scope is not None:
             self._scope.cancel()
 
@@ -250,14 +282,31 @@ class Tracer:
             budget = min(own, deadline_left)
             if budget <= 0.01:
                 return
-            with anyio.CancelScope() as self._scope:
-                self.step = await trace_path(
-                    address,
-                    self._ctx.dial_port,
-                    max_hops=opts.trace_max_hops,
-                    wait_s=budget,
-                    partial=deadline_left < own,
-                )
+            hops: dict[int, TraceHop] = {}
+            start = time.perf_counter()
+            try:
+                with anyio.CancelScope() as self._scope:
+                    self.step = await trace_path(
+                        address,
+                        self._ctx.dial_port,
+                        max_hops=opts.trace_max_hops,
+                        wait_s=budget,
+                        partial=deadline_left < own,
+                        hops=hops,
+                    )
+            finally:
+                if self.step is None and hops and not self._connected_late:
+                    # The total deadline cut the trace (a loaded machine wakes it late):
+                    # the hops that answered are still the path, marked partial.
+                    self.step = trace_step(
+                        address,
+                        self._ctx.dial_port,
+                        hops,
+                        max_hops=opts.trace_max_hops,
+                        wait_s=budget,
+                        start=start,
+                        partial=True,
+                    )
         finally:
             self._scope = None
             self._done.set()

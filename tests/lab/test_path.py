@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "drop_trio": (f"tcp://{DROP_AT_HOP2[0]}:80", {}, "trio"),
     "drop_no_trace": (f"tcp://{DROP_AT_HOP2[0]}:80", {"trace": False}, "asyncio"),
     "drop_deadline": (f"tcp://{DROP_AT_HOP2[0]}:80", {"timeout": 1.3}, "asyncio"),
+    "drop_short_deadline": (f"tcp://{DROP_AT_HOP2[0]}:80", {"timeout": 0.9}, "asyncio"),
     "reject_v4": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "asyncio"),
     "reject_v6": (f"tcp://[{ADMIN_PROHIBITED[1]}]:80", {}, "asyncio"),
     "reject_trio": (f"tcp://{ADMIN_PROHIBITED[0]}:80", {}, "trio"),
@@ -107,6 +108,17 @@ def test_trace_ends_within_the_total_deadline(results: dict[str, dict[str, Any]]
     assert report.deadline is not None
     assert tcp.trace is not None and tcp.trace.partial
     assert tcp.trace.timeout_s < 1.5  # cut from trace_timeout to what the deadline left
+    assert [h.address for h in tcp.trace.hops[:2]] == [R1_NEAR, R2_NEAR]
+
+
+def test_a_deadline_shorter_than_the_trace_delay_still_gets_a_partial_path(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    """A total deadline of 0.9 s ends before the SYN's first retransmission (when the trace
+    would start): the trace starts early enough to give the report the hops it reached."""
+    report, tcp = _report(results, "drop_short_deadline")
+    assert report.deadline is not None
+    assert tcp.trace is not None and tcp.trace.partial
     assert [h.address for h in tcp.trace.hops[:2]] == [R1_NEAR, R2_NEAR]
 
 
