@@ -5,6 +5,10 @@ For the catalog's ``local.*`` scenarios, the state lives in the diagnosing proce
 it is built here, in the client namespace, and then the real CLI (``netprobe.cli.main``) runs
 in the same process with ``ARGS`` (e.g. ``diagnose tcp://198.18.0.10:80 --json``).
 
+Every other scenario runs through here too, with PRE ``{}``: the CLI's imports are done before
+``main(ARGS)`` is called, so its ``--timeout`` counts from the call, not from a process start
+slowed by a dozen others starting at once (the page shows verdicts).
+
 PRE is the scenario's ``pre`` as JSON. The keys of ``nplab/runner.py`` (``close_wait``,
 ``time_wait``, ``fds``) work as there; one more:
 

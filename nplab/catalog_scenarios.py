@@ -590,11 +590,10 @@ def _scenarios(ca: str, delayed: str) -> list[Scenario]:
             "diagnosis.deadline",
             "The total deadline cuts the diagnosis short",
             "Port 81 of 198.18.0.12 is dropped by a firewall (as for `l4.filtered`); the "
-            "total deadline (`--timeout 8`, counted from the CLI process's start: its imports "
-            "take seconds on a loaded machine) is shorter than the connect timeout "
+            "total deadline (`--timeout 4`) is shorter than the connect timeout "
             "(`--connect-timeout 20`).",
             "198.18.0.12:81",
-            ("--timeout", "8", "--connect-timeout", "20"),
+            ("--timeout", "4", "--connect-timeout", "20"),
             warning=True,
         ),
     ]
