@@ -44,6 +44,7 @@ report = anyio.run(lambda: netprobe.diagnose(sys.argv[1], ca_file=sys.argv[2], i
 seen["ok"] = report.ok
 seen["fault"] = report.fault.code if report.fault else None
 seen["timings"] = report.timings_ms.model_dump()
+seen["dns_step_ms"] = next(s.duration_ms for s in report.steps if s.name == "dns")
 from netprobe.render import render_ladder
 seen["ladder"] = render_ladder(report)
 print(json.dumps(seen))
@@ -119,3 +120,22 @@ def test_the_clock_starts_after_the_preparation(
     assert seen["timings"]["setup"] is not None and seen["timings"]["setup"] > 0
     # The waterfall says the preparation was netprobe's, apart from the network's phases.
     assert any("+ setup" in line for line in seen["ladder"])
+
+
+def test_the_dns_step_is_timed_from_its_rung_not_from_the_preparation(
+    recording: tuple[_RecordingTls, str],
+) -> None:
+    """By name (localhost), in a fresh process: the DNS step's own duration and the
+    waterfall's dns phase measure the same lookup; the step's clock used to start before the
+    preparation (the imports) and showed it as DNS time ("dns localhost -> 127.0.0.1 (3436
+    ms)" beside "timing ms: dns 73")."""
+    server, ca_file = recording
+    url = f"https://localhost:{server.port}/health"
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, url, ca_file],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    seen = json.loads(out.stdout)
+    assert seen["ok"], seen["fault"]
+    # The step starts after the clock and ends before the waterfall's dns mark.
+    assert seen["dns_step_ms"] <= seen["timings"]["dns"], (seen["dns_step_ms"], seen["timings"])

@@ -96,6 +96,9 @@ class Resolver:
 
     async def run(self) -> DnsStep:
         """The lookup (the step the ladder goes on with); :meth:`walk` adds the rest."""
+        # The step's own clock starts here, with the rung: the diagnosis's preparation (first
+        # imports, the TLS context) came after this object was made and is not the lookup's.
+        self._start = time.perf_counter()
         self._step = await self._resolve()
         return self._step
 
