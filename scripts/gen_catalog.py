@@ -404,6 +404,8 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
         " <n>/<n> answered",
     ),
     (re.compile(r", \d+ not waited for"), ""),
+    # How many echoes had an outcome before the verdict (the rest were not waited for).
+    (re.compile(r"answered none of \d+ echo requests"), "answered none of <n> echo requests"),
     (re.compile(r"Testing (CA|cert) #[\w-]+"), r"Testing \1 #<id>"),
     # A connect cut by the total deadline: its own timer (cut to what was left) and the
     # deadline end at the same instant, and either may report it (a known race).
@@ -423,6 +425,7 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
 #: JSON keys whose values differ from run to run (and every key ending in ``_ms``).
 _VOLATILE_KEYS = {
     "started_at",
+    "local_address",  # an ephemeral port (the routed path's client is not a .1 address)
     "peer_bytes",
     "serial",
     "sha256",

@@ -74,8 +74,14 @@ async def main():
     report = await netprobe.diagnose("api.example.test:80", timeout=1)
     print(report.fault.code)
 anyio.run(main, backend=sys.argv[1])
-print(sorted(t.name for t in threading.enumerate()
-             if not t.daemon and t is not threading.main_thread()))
+# A worker thread of the event loop that is winding down (anyio stops its idle workers when
+# the loop ends) is not a hang: give each a second; a lookup abandoned in a non-daemon thread
+# would still be blocked in glibc for the resolver's whole timeout (13 s here).
+others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+for t in others:
+    if not t.daemon:
+        t.join(1.0)
+print(sorted(t.name.replace(" ", "_") for t in others if not t.daemon and t.is_alive()))
 """
 
 
@@ -88,7 +94,7 @@ def test_library_leaves_no_thread_that_holds_the_exit(backend: str) -> None:
         code, threads = out.split()
         assert code == "dns.timeout"
         assert threads == "[]"
-        assert elapsed < 1 + 0.5 + SLACK_S + 1.0, f"the process lived {elapsed:.1f} s"
+        assert elapsed < 1 + 0.5 + SLACK_S + 2.0, f"the process lived {elapsed:.1f} s"
 
 
 # ---------------------------------------------------------------- what the resolver said
