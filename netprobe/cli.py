@@ -213,11 +213,7 @@ def pool(
             )
 
     report = run_async(go)
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        print_lines(console(), render_pool(report, verbose=verbose))
-    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+    _emit(report, as_json, lambda: render_pool(report, verbose=verbose))
 
 
 @cli.command()
@@ -267,11 +263,7 @@ def churn(target: str, pairs: int, rate: float, max_time: float, as_json: bool, 
             )
 
     report = run_async(go)
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        print_lines(console(), render_churn(report))
-    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
+    _emit(report, as_json, lambda: render_churn(report))
 
 
 @cli.command()
@@ -291,6 +283,15 @@ def serve(config_path: str, listen: str | None) -> None:
         run_serve(config_path, listen)
     except NetprobeError as exc:
         usage_error(str(exc))
+
+
+def _emit(report: Any, as_json: bool, lines: Callable[[], list[str]]) -> None:
+    """Print a pool or churn report (JSON, or the rendered lines) and exit by its verdict."""
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        print_lines(console(), lines())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAULT)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
