@@ -469,7 +469,7 @@ NS_CLIENT_IP = f"198.18.{(_NS_NET >> 8) & 0xFF}.{(_NS_NET & 0xFF) + 2}"
 
 class ClientNamespace:
     def __init__(self) -> None:
-        tag = os.getpid() % 100000
+        tag = os.getpid()  # the whole pid: cleanup_stale() removes it once the pid is gone
         self.name = f"npdb{tag}"
         self.host_if, self.peer_if = f"npdbh{tag}", f"npdbc{tag}"
 
@@ -477,6 +477,9 @@ class ClientNamespace:
         subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
     def start(self) -> ClientNamespace:
+        from nplab.topology import cleanup_stale
+
+        cleanup_stale()  # those of killed runs (their veth's host end is in the root namespace)
         self.stop()
         self._ip("netns", "add", self.name)
         self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if)

@@ -79,8 +79,12 @@ def cleanup_stale() -> None:
     out = sh("ip", "netns", "list", check=False).stdout
     for line in out.splitlines():
         name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(rf"{PREFIX}(\d+)[a-z]", name)
+        # The lab's nplab<pid><letter>, and the database tests' npdb<pid>
+        # (nplab/dbservers.py, whose veth's host end lives in the root namespace).
+        m = re.fullmatch(rf"{PREFIX}(\d+)[a-z]", name) or re.fullmatch(r"npdb(\d+)", name)
         if m and not pid_alive(int(m.group(1))):
+            if name.startswith("npdb"):
+                sh("ip", "link", "del", f"npdbh{m.group(1)}", check=False)
             sh("ip", "netns", "pids", name, check=False)
             for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
