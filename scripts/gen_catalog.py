@@ -411,6 +411,8 @@ _VOLATILE_TEXT: list[tuple[re.Pattern[str], str]] = [
     # deadline end at the same instant, and either may report it (a known race).
     (re.compile(r"\(total deadline reached first\)"), "(no answer)"),
     (re.compile(r"\b\d+\.\d{3,} s\b"), "<s>"),
+    # A SYN's wait cut by the total deadline: what the preparation left of it (to 0.1 s).
+    (re.compile(r"(got no answer within )\d+(?:\.\d+)? s\b"), r"\1<s>"),
     # Socket and fd counts of this host: the kernel's table is read while the diagnosis's
     # own connection is opening or closing, so it may count once more (a known race).
     (re.compile(r"\d+ (sockets (?:of this host )?toward)"), r"<n> \1"),
