@@ -8,6 +8,7 @@ module (one nginx with every site, one HAProxy with every bind).
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import re
 import shutil
@@ -24,11 +25,12 @@ from netprobe import diagnose
 from netprobe.report import Report
 from netprobe.steps import ApplicationStep, TlsStep
 from nplab.dbservers import Postgres, _require_pg
-from nplab.realservers._base import LoopbackNamespace, is_root
+from nplab.realservers._base import LoopbackNamespace
 from nplab.realservers.faketime import run_shifted
 from nplab.realservers.haproxy import HAProxy
 from nplab.realservers.nginx import Nginx, static
 from nplab.realservers.pki import Pki, TlsFiles
+from nplab.require import require, require_root
 
 pytestmark = pytest.mark.servers
 
@@ -286,9 +288,10 @@ async def test_haproxy_verify_required_with_the_right_certificate(
 @pytest.fixture(scope="module")
 def grpc_mtls(certs: Certs) -> Iterator[int]:
     """grpcio with mutual TLS (require_client_auth): it closes after the handshake, no alert."""
-    grpc = pytest.importorskip("grpc")
+    require(importlib.util.find_spec("grpc") is not None, "needs grpcio (the dev extra)")
     from concurrent import futures
 
+    import grpc
     from grpc_health.v1 import health, health_pb2_grpc
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -516,8 +519,7 @@ def sni_lab(certs: Certs) -> Iterator[tuple[LoopbackNamespace, Nginx]]:
     """A namespace whose hosts file knows 127.0.0.1 as a.lab.test, and nginx in it with two
     SNI virtual hosts (default.lab.test as default_server, a.lab.test), and a port that
     refuses handshakes without a known name (ssl_reject_handshake)."""
-    if not is_root():
-        pytest.skip("needs root (a network namespace)")  # CI: LoopbackNamespace fails first
+    require_root()  # a network namespace
     ns = LoopbackNamespace("t", hosts="127.0.0.1 localhost\n127.0.0.1 a.lab.test\n")
     with ns:
         web = Nginx(netns=ns.name)
