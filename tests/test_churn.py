@@ -19,7 +19,7 @@ import pytest
 
 import netprobe
 from netprobe.classify.churn import churn_stats, churn_verdict
-from netprobe.probes.churn import total_retrans
+from netprobe.protocols.tcp_info import total_retrans
 from netprobe.report import ChurnAttempt
 from netprobe.target import parse_target
 from netprobe.testing import SilentPort, TcpServer

@@ -26,13 +26,12 @@ from typing import Literal
 
 import anyio
 
+from ..protocols.tcp_info import TOTAL_RETRANS_END, total_retrans
 from ..steps import ConnectOutcome, ErrorInfo
 from ._io import connect_outcome, elapsed_ms
 
-__all__ = ["ChurnConnect", "churn_connect", "total_retrans"]
+__all__ = ["ChurnConnect", "churn_connect"]
 
-#: struct tcp_info up to tcpi_total_retrans (include/uapi/linux/tcp.h): 8 u8, 24 u32.
-_TCP_INFO_RETRANS = struct.Struct("=8B24I")
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -48,16 +47,9 @@ class ChurnConnect:
     error: ErrorInfo | None = None
 
 
-def total_retrans(raw: bytes) -> int | None:
-    """``tcpi_total_retrans`` of a TCP_INFO buffer."""
-    if len(raw) < _TCP_INFO_RETRANS.size:
-        return None
-    return int(_TCP_INFO_RETRANS.unpack_from(raw)[8 + 23])
-
-
 def _syns_sent(sock: socket.socket) -> int | None:
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_RETRANS.size)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TOTAL_RETRANS_END)
     except (OSError, AttributeError):
         return None
     retrans = total_retrans(raw)
